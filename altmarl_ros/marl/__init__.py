@@ -1,0 +1,1 @@
+"""ROS-free learning library for ALTERNATING-MARL (arXiv 2603.03759): NumPy (+ SciPy) only."""

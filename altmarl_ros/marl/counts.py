@@ -1,0 +1,120 @@
+"""Count vectors of k samples over S_l local states (the mean-field state F_{s_Delta}, PAPER.md 2.2).
+
+A count vector d has S entries, d_j >= 0, sum d = k. There are C(k + S - 1, S - 1) of them. They are
+indexed by a combinatorial rank (stars and bars + the colexicographic combinatorial number system):
+the bars sit at positions b_j = d_0 + ... + d_j + j (j = 0..S-2), strictly increasing in
+[0, k + S - 2], and rank(d) = sum_j C(b_j, j + 1). Ranking and unranking are vectorized.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from math import comb
+
+import numpy as np
+
+
+def n_count_vectors(k: int, n_states: int) -> int:
+    """Number of count vectors of k samples over n_states states: C(k + S - 1, S - 1)."""
+    if k < 0 or n_states < 1:
+        raise ValueError(f"need k >= 0 and n_states >= 1, got k={k}, n_states={n_states}")
+    return comb(k + n_states - 1, n_states - 1)
+
+
+@lru_cache(maxsize=32)
+def _binom_table(n_max: int, r_max: int) -> np.ndarray:
+    """(n_max + 1, r_max + 1) int64 table of C(n, r)."""
+    table = np.zeros((n_max + 1, r_max + 1), dtype=np.int64)
+    for n in range(n_max + 1):
+        for r in range(min(n, r_max) + 1):
+            table[n, r] = comb(n, r)
+    table.setflags(write=False)
+    return table
+
+
+def rank(counts: np.ndarray, k: int) -> np.ndarray:
+    """Rank count vectors.
+
+    Parameters
+    ----------
+    counts : (..., S) integer array, each row summing to k.
+
+    Returns
+    -------
+    (...,) int64 ranks in [0, C(k + S - 1, S - 1)).
+    """
+    counts = np.asarray(counts)
+    S = counts.shape[-1]
+    if S == 1:
+        return np.zeros(counts.shape[:-1], dtype=np.int64)
+    table = _binom_table(k + S - 1, S - 1)
+    bars = np.cumsum(counts[..., :-1], axis=-1, dtype=np.int64) + np.arange(S - 1)
+    return table[bars, np.arange(1, S)].sum(axis=-1)
+
+
+def unrank(ranks: np.ndarray, k: int, n_states: int) -> np.ndarray:
+    """Inverse of `rank`: (...,) ranks -> (..., S) int64 count vectors."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    S = n_states
+    out = np.empty(ranks.shape + (S,), dtype=np.int64)
+    if S == 1:
+        out[..., 0] = k
+        return out
+    table = _binom_table(k + S - 1, S - 1)
+    rest = ranks.copy()
+    bars = np.empty(ranks.shape + (S - 1,), dtype=np.int64)
+    for j in range(S - 2, -1, -1):
+        # largest b with C(b, j + 1) <= rest; column j+1 of the table is non-decreasing in b
+        col = table[:, j + 1]
+        b = np.searchsorted(col, rest, side="right") - 1
+        bars[..., j] = b
+        rest -= col[b]
+    prev = np.concatenate([np.full(ranks.shape + (1,), -1, dtype=np.int64), bars], axis=-1)
+    out[..., :-1] = np.diff(prev, axis=-1) - 1
+    out[..., -1] = k + S - 2 - bars[..., -1]
+    return out
+
+
+@lru_cache(maxsize=16)
+def _enumerate_cached(k: int, n_states: int) -> np.ndarray:
+    out = unrank(np.arange(n_count_vectors(k, n_states)), k, n_states)
+    out.setflags(write=False)
+    return out
+
+
+def enumerate_counts(k: int, n_states: int) -> np.ndarray:
+    """All count vectors in rank order, shape (C(k + S - 1, S - 1), S), read-only int64."""
+    return _enumerate_cached(k, n_states)
+
+
+def counts_from_states(states: np.ndarray, n_states: int) -> np.ndarray:
+    """Histogram of the last axis: (..., k) states in [0, S) -> (..., S) int64 counts."""
+    states = np.asarray(states)
+    lead = states.shape[:-1]
+    flat = states.reshape(-1, states.shape[-1]) if states.ndim > 1 else states[None]
+    offsets = (np.arange(flat.shape[0]) * n_states)[:, None]
+    hist = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * n_states)
+    return hist.reshape(lead + (n_states,))
+
+
+def subsample(rng: np.random.Generator, n_agents: int, k: int, batch: int) -> np.ndarray:
+    """Draw a uniform k-subset of [n] without replacement for each batch row: (batch, k) int64."""
+    if not 1 <= k <= n_agents:
+        raise ValueError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
+    if k == n_agents:
+        return np.broadcast_to(np.arange(n_agents), (batch, n_agents)).copy()
+    keys = rng.random((batch, n_agents))
+    return np.argpartition(keys, k - 1, axis=1)[:, :k]
+
+
+def round_to_counts(expected: np.ndarray, k: int) -> np.ndarray:
+    """Largest-remainder rounding of (..., S) real vectors summing to k into integer count vectors.
+
+    Ties between equal remainders go to the lower state index (stable sort), as in the authors' code.
+    """
+    floored = np.floor(expected + 1e-12).astype(np.int64)
+    residual = expected - floored
+    deficit = k - floored.sum(axis=-1, keepdims=True)
+    order = np.argsort(-residual, axis=-1, kind="stable")
+    position = np.argsort(order, axis=-1, kind="stable")
+    return np.clip(floored + (position < deficit), 0, k)

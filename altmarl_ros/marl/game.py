@@ -1,0 +1,157 @@
+"""The cooperative global-local Markov game as frozen, validated data (PAPER.md 1.1).
+
+Axis convention, stated once for the whole library: the next state is always the LAST axis.
+
+    P_g[s_g, a_g, s_g']          (S_g, A_g, S_g)
+    P_l[s_l, s_g, a_l, s_l']     (S_l, S_g, A_l, S_l)
+    r_g[s_g, a_g]                (S_g, A_g)
+    r_l[s_l, s_g, a_l]           (S_l, S_g, A_l)
+
+The system reward is r_g(s_g, a_g) + (1/n) sum_i r_l(s_i, s_g, a_i) (the paper's Eq. 1). n and k are
+run parameters, not fields of the game.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_ATOL = 1e-8
+
+
+def _as_readonly(name: str, value: object, ndim: int) -> np.ndarray:
+    arr = np.array(value, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_stochastic(name: str, arr: np.ndarray) -> None:
+    if np.any(arr < 0):
+        raise ValueError(f"{name} has negative probabilities (min {arr.min():.3g})")
+    sums = arr.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > 1e-6
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}{list(where)} sums to {sums[where]:.6g}, not 1 (last axis is the next state)")
+
+
+@dataclass(frozen=True, eq=False)
+class TabularGame:
+    """Finite cooperative game between one global agent and n homogeneous local agents.
+
+    Attributes
+    ----------
+    P_g : (S_g, A_g, S_g) global transition P_g(s_g' | s_g, a_g).
+    P_l : (S_l, S_g, A_l, S_l) local transition P_l(s_l' | s_l, s_g, a_l).
+    r_g : (S_g, A_g) global reward.
+    r_l : (S_l, S_g, A_l) local reward.
+    gamma : discount factor in [0, 1).
+    init_g : (S_g,) distribution of s_g(0).
+    init_l_concentration : Dirichlet concentration of the initial population: each episode draws a
+        population distribution mu_0 ~ Dirichlet(c * 1) and then s_i(0) ~ mu_0 i.i.d. (PAPER.md 7.4).
+        0 means "no Dirichlet": s_i(0) ~ uniform.
+    name : label used in logs and artifact metadata.
+    """
+
+    P_g: np.ndarray
+    P_l: np.ndarray
+    r_g: np.ndarray
+    r_l: np.ndarray
+    gamma: float
+    init_g: np.ndarray
+    init_l_concentration: float = 0.0
+    name: str = "custom"
+    _fingerprint: str = field(init=False, repr=False, default="")
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        P_g = _as_readonly("P_g", self.P_g, 3)
+        P_l = _as_readonly("P_l", self.P_l, 4)
+        r_g = _as_readonly("r_g", self.r_g, 2)
+        r_l = _as_readonly("r_l", self.r_l, 3)
+        init_g = _as_readonly("init_g", self.init_g, 1)
+        S_g, A_g, S_g2 = P_g.shape
+        if S_g2 != S_g:
+            raise ValueError(f"P_g must have shape (S_g, A_g, S_g), got {P_g.shape}")
+        S_l, S_g3, A_l, S_l2 = P_l.shape
+        if S_g3 != S_g or S_l2 != S_l:
+            raise ValueError(f"P_l must have shape (S_l, S_g={S_g}, A_l, S_l), got {P_l.shape}")
+        if r_g.shape != (S_g, A_g):
+            raise ValueError(f"r_g must have shape (S_g, A_g) = {(S_g, A_g)}, got {r_g.shape}")
+        if r_l.shape != (S_l, S_g, A_l):
+            raise ValueError(f"r_l must have shape (S_l, S_g, A_l) = {(S_l, S_g, A_l)}, got {r_l.shape}")
+        if init_g.shape != (S_g,):
+            raise ValueError(f"init_g must have shape (S_g,) = ({S_g},), got {init_g.shape}")
+        _check_stochastic("P_g", P_g)
+        _check_stochastic("P_l", P_l)
+        _check_stochastic("init_g", init_g)
+        if not (isinstance(self.gamma, (int, float)) and 0.0 <= float(self.gamma) < 1.0):
+            raise ValueError(f"gamma must be in [0, 1), got {self.gamma!r}")
+        if not (np.isfinite(self.init_l_concentration) and self.init_l_concentration >= 0):
+            raise ValueError(f"init_l_concentration must be >= 0, got {self.init_l_concentration!r}")
+        for name, arr in (("P_g", P_g), ("P_l", P_l), ("r_g", r_g), ("r_l", r_l), ("init_g", init_g)):
+            set_(self, name, arr)
+        set_(self, "gamma", float(self.gamma))
+        set_(self, "init_l_concentration", float(self.init_l_concentration))
+        digest = hashlib.sha256()
+        for arr in (P_g, P_l, r_g, r_l, init_g):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        digest.update(repr((self.gamma, self.init_l_concentration)).encode())
+        set_(self, "_fingerprint", digest.hexdigest()[:16])
+
+    @property
+    def n_global_states(self) -> int:
+        return self.P_g.shape[0]
+
+    @property
+    def n_global_actions(self) -> int:
+        return self.P_g.shape[1]
+
+    @property
+    def n_local_states(self) -> int:
+        return self.P_l.shape[0]
+
+    @property
+    def n_local_actions(self) -> int:
+        return self.P_l.shape[2]
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of every array and scalar that defines the dynamics; artifacts are checked against it."""
+        return self._fingerprint
+
+    @property
+    def reward_bound(self) -> float:
+        """r_tilde = ||r_g||_inf + ||r_l||_inf (PAPER.md 1.2)."""
+        return float(np.abs(self.r_g).max() + np.abs(self.r_l).max())
+
+    def sample_population(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        """Draw the initial population distribution mu_0 per episode, shape (batch, S_l)."""
+        S_l = self.n_local_states
+        if self.init_l_concentration == 0.0:
+            return np.full((batch, S_l), 1.0 / S_l)
+        return rng.dirichlet(np.full(S_l, self.init_l_concentration), size=batch)
+
+
+def marginal_local(game: TabularGame, pi_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Marginalise the local action under pi_l.
+
+    Parameters
+    ----------
+    pi_l : (S_g, S_l, A_l) local policy probabilities pi_l(a_l | s_l, s_g).
+
+    Returns
+    -------
+    P_tilde : (S_l, S_g, S_l) P~_l(s_l' | s_l, s_g) = sum_a pi_l(a | s_l, s_g) P_l(s_l' | s_l, s_g, a).
+    r_tilde : (S_l, S_g) r~_l(s_l, s_g) = sum_a pi_l(a | s_l, s_g) r_l(s_l, s_g, a).
+    """
+    pi = np.transpose(pi_l, (1, 0, 2))  # (S_l, S_g, A_l)
+    P_tilde = np.einsum("lga,lgam->lgm", pi, game.P_l)
+    r_tilde = np.einsum("lga,lga->lg", pi, game.r_l)
+    return P_tilde, r_tilde

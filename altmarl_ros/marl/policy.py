@@ -1,0 +1,92 @@
+"""Tabular policies of the two players (PAPER.md 1.1, 2.5).
+
+- `TabularGlobalPolicy`: deterministic pi_g(s_g, F_{s_Delta}) over count vectors of k samples, stored
+  as an (S_g, D) action table indexed by count-vector rank (`counts.rank`).
+- `TabularLocalPolicy`: the shared stochastic local policy pi_l(a_l | s_l, s_g), probs (S_g, S_l, A_l).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from altmarl_ros.marl import counts as cv
+
+
+@dataclass(frozen=True, eq=False)
+class TabularGlobalPolicy:
+    """pi_g: actions[s_g, rank(d)] -> a_g for count vectors d of k samples over S_l states."""
+
+    actions: np.ndarray  # (S_g, D) int
+    k: int
+    n_local_states: int
+    n_global_actions: int
+
+    def __post_init__(self) -> None:
+        actions = np.array(self.actions, dtype=np.int64)
+        D = cv.n_count_vectors(self.k, self.n_local_states)
+        if actions.ndim != 2 or actions.shape[1] != D:
+            raise ValueError(
+                f"pi_g actions must have shape (S_g, {D}) for k={self.k}, S_l={self.n_local_states}; "
+                f"got {actions.shape}"
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= self.n_global_actions):
+            raise ValueError(f"pi_g actions must lie in [0, {self.n_global_actions}), got "
+                             f"[{actions.min()}, {actions.max()}]")
+        actions.setflags(write=False)
+        object.__setattr__(self, "actions", actions)
+
+    @property
+    def n_global_states(self) -> int:
+        return self.actions.shape[0]
+
+    def act(self, s_g: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(B,) s_g and (B, S_l) count vectors summing to k -> (B,) a_g."""
+        return self.actions[np.asarray(s_g), cv.rank(counts, self.k)]
+
+    @classmethod
+    def constant(cls, action: int, *, n_global_states: int, n_local_states: int,
+                 n_global_actions: int, k: int) -> TabularGlobalPolicy:
+        """The policy that always plays `action` (the authors' initial pi_g is action 0)."""
+        D = cv.n_count_vectors(k, n_local_states)
+        return cls(np.full((n_global_states, D), action), k, n_local_states, n_global_actions)
+
+
+@dataclass(frozen=True, eq=False)
+class TabularLocalPolicy:
+    """Shared local policy pi_l(a_l | s_l, s_g): probs[s_g, s_l, a_l]."""
+
+    probs: np.ndarray  # (S_g, S_l, A_l)
+
+    def __post_init__(self) -> None:
+        probs = np.array(self.probs, dtype=np.float64)
+        if probs.ndim != 3:
+            raise ValueError(f"pi_l probs must have shape (S_g, S_l, A_l), got {probs.shape}")
+        if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+            raise ValueError("pi_l probs must be finite and non-negative")
+        if np.any(np.abs(probs.sum(-1) - 1.0) > 1e-6):
+            raise ValueError("pi_l probs must sum to 1 over a_l (last axis)")
+        probs.setflags(write=False)
+        object.__setattr__(self, "probs", probs)
+        cum = np.cumsum(probs, axis=-1)
+        cum[..., -1] = 1.0
+        cum.setflags(write=False)
+        object.__setattr__(self, "_cum", cum)
+
+    def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        """Sample a_l for every agent: (B,) s_g, (B, n) s_l -> (B, n) a_l (inverse CDF)."""
+        cum = self._cum[np.asarray(s_g)[:, None], s_l]  # (B, n, A_l)
+        u = rng.random(s_l.shape)
+        return (u[..., None] >= cum[..., :-1]).sum(-1)
+
+    @classmethod
+    def uniform(cls, n_global_states: int, n_local_states: int, n_local_actions: int) -> TabularLocalPolicy:
+        return cls(np.full((n_global_states, n_local_states, n_local_actions), 1.0 / n_local_actions))
+
+    @classmethod
+    def greedy(cls, Q: np.ndarray) -> TabularLocalPolicy:
+        """Deterministic argmax policy from Q[s_g, s_l, a_l] (ties to the lowest action)."""
+        probs = np.zeros_like(Q, dtype=np.float64)
+        np.put_along_axis(probs, Q.argmax(-1)[..., None], 1.0, axis=-1)
+        return cls(probs)

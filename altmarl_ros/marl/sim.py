@@ -1,0 +1,134 @@
+"""Vectorized n-agent simulator with k-subsampling: online execution, Algorithm 4 (PAPER.md 2.5).
+
+States have shape (batch,) for s_g and (batch, n_agents) for s_l. No Python loop over agents or rows.
+Each step: draw a fresh uniform k-subset without replacement, a_g = pi_g(s_g, counts of the subset),
+every agent samples a_l ~ pi_l(. | s_l, s_g), reward r_g + mean_i r_l, then transition.
+
+Ordering: "paper" (the model) draws s_l(t+1) ~ P_l(. | s_l, s_g(t), a_l). "authors" reproduces the
+released code, which draws s_g(t+1) first and uses it in the local transition (REFERENCE.md B1); it
+exists only to reproduce their curves.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+
+Ordering = Literal["paper", "authors"]
+ORDERINGS: tuple[str, ...] = ("paper", "authors")
+
+
+class JointState(NamedTuple):
+    s_g: np.ndarray  # (B,) int
+    s_l: np.ndarray  # (B, n) int
+
+
+class StepResult(NamedTuple):
+    state: JointState  # the next state
+    reward: np.ndarray  # (B,) r_g + mean_i r_l at the current state
+    r_g: np.ndarray  # (B,)
+    r_l: np.ndarray  # (B, n)
+
+
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate: mean, standard error of the mean, number of i.i.d. samples."""
+
+    mean: float
+    stderr: float
+    n: int
+
+    @classmethod
+    def of(cls, samples: np.ndarray) -> Estimate:
+        x = np.asarray(samples, dtype=np.float64).ravel()
+        se = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+        return cls(float(x.mean()), se, int(x.size))
+
+
+class Evaluation(NamedTuple):
+    """Result of `evaluate`: per-episode discounted returns and mode accuracy."""
+
+    reward: Estimate  # discounted return sum_t gamma^t r(t)
+    mode_accuracy: Estimate  # fraction of steps with a_g == most common zone of the whole population
+    returns: np.ndarray  # (n_episodes,)
+
+
+def _sample_categorical(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw from (..., S) cumulative probabilities -> (...,) int."""
+    u = rng.random(cum.shape[:-1])
+    return np.minimum((u[..., None] >= cum[..., :-1]).sum(-1), cum.shape[-1] - 1)
+
+
+def _cumulative(P: np.ndarray) -> np.ndarray:
+    cum = np.cumsum(P, axis=-1)
+    cum[..., -1] = 1.0
+    return cum
+
+
+def reset(game: TabularGame, rng: np.random.Generator, *, n_agents: int, batch: int = 1) -> JointState:
+    """s_g(0) ~ init_g; per episode mu_0 ~ Dirichlet(c), then s_i(0) ~ mu_0 i.i.d."""
+    s_g = _sample_categorical(rng, np.broadcast_to(_cumulative(game.init_g), (batch, game.n_global_states)))
+    mu0 = game.sample_population(rng, batch)  # (B, S_l)
+    cum = _cumulative(mu0)[:, None, :]
+    s_l = _sample_categorical(rng, np.broadcast_to(cum, (batch, n_agents, game.n_local_states)))
+    return JointState(s_g, s_l)
+
+
+def step(game: TabularGame, rng: np.random.Generator, state: JointState, a_g: np.ndarray,
+         a_l: np.ndarray, *, ordering: Ordering = "paper") -> StepResult:
+    """Apply actions (B,) a_g and (B, n) a_l; return the next state and the system reward (Eq. 1)."""
+    s_g, s_l = state
+    r_g = game.r_g[s_g, a_g]
+    r_l = game.r_l[s_l, s_g[:, None], a_l]
+    s_g_next = _sample_categorical(rng, _cumulative(game.P_g[s_g, a_g]))
+    drive = s_g_next if ordering == "authors" else s_g
+    s_l_next = _sample_categorical(rng, _cumulative(game.P_l[s_l, drive[:, None], a_l]))
+    return StepResult(JointState(s_g_next, s_l_next), r_g + r_l.mean(-1), r_g, r_l)
+
+
+def global_action(pi_g: TabularGlobalPolicy, rng: np.random.Generator, state: JointState) -> np.ndarray:
+    """Algorithm 4 lines 1-2: a fresh uniform k-subset per row, then pi_g on its count vector."""
+    s_g, s_l = state
+    B, n = s_l.shape
+    idx = cv.subsample(rng, n, pi_g.k, B)
+    sampled = np.take_along_axis(s_l, idx, axis=1)
+    return pi_g.act(s_g, cv.counts_from_states(sampled, pi_g.n_local_states))
+
+
+def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
+    """Most common local state of each row (ties to the lowest index): (B, n) -> (B,)."""
+    return cv.counts_from_states(s_l, n_local_states).argmax(-1)
+
+
+def evaluate(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, rng: np.random.Generator,
+             *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
+             batch_size: int = 64) -> Evaluation:
+    """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes.
+
+    Estimated, not exact: `reward.stderr` is the standard error over the i.i.d. episodes.
+    """
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+    returns = np.empty(n_episodes)
+    hits = np.empty(n_episodes)
+    for start in range(0, n_episodes, batch_size):
+        B = min(batch_size, n_episodes - start)
+        state = reset(game, rng, n_agents=n_agents, batch=B)
+        total = np.zeros(B)
+        correct = np.zeros(B)
+        discount = 1.0
+        for _ in range(horizon):
+            a_g = global_action(pi_g, rng, state)
+            correct += a_g == population_mode(state.s_l, game.n_local_states)
+            a_l = pi_l.sample(rng, state.s_g, state.s_l)
+            result = step(game, rng, state, a_g, a_l, ordering=ordering)
+            total += discount * result.reward
+            discount *= game.gamma
+            state = result.state
+        returns[start:start + B] = total
+        hits[start:start + B] = correct / horizon
+    return Evaluation(Estimate.of(returns), Estimate.of(hits), returns)
