@@ -1,0 +1,155 @@
+"""The swarm's node set as data: `plan(SwarmOptions) -> [NodeSpec]`.
+
+Used by launch/swarm.launch.py (each NodeSpec becomes a `launch_ros.actions.Node`) and by
+`altmarl swarm` (each NodeSpec becomes a process started with `--ros-args --params-file`, or a node in
+one process). It imports neither launch nor rclpy, so it can be tested and used anywhere.
+
+Parameters are plain ROS values only (bool, int, float, str, homogeneous lists), so the mapping
+`Node(package='altmarl_ros', executable=spec.executable, name=spec.name, namespace=spec.namespace,
+parameters=[spec.parameters])` is always valid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SIMS = ("embedded", "gazebo")
+MODES = ("model", "kinematic")
+OBSERVATIONS = ("rotating", "aggregate")
+EXECUTABLES = ("sim_node", "controller_node", "robot_node")
+SIM_NODE_NAME = "altmarl_sim"
+CONTROLLER_NODE_NAME = "altmarl_controller"
+ROBOT_PREFIX = "robot_"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the swarm: which console script, its name, namespace and parameters."""
+
+    executable: str  # 'sim_node' | 'controller_node' | 'robot_node' (console scripts of this package)
+    name: str  # node name
+    namespace: str  # '' for swarm-wide nodes, 'robot_<i>' for a node hosting one robot
+    parameters: dict[str, Any] = field(default_factory=dict)  # plain ROS parameter values
+
+    def __post_init__(self) -> None:
+        if self.executable not in EXECUTABLES:
+            raise ValueError(f"NodeSpec.executable must be one of {EXECUTABLES}, got {self.executable!r}")
+        for key, value in self.parameters.items():
+            _check_plain(f"NodeSpec({self.name}).parameters[{key!r}]", value)
+
+    def params_yaml(self) -> dict[str, Any]:
+        """The `--params-file` document for this node: {'/ns/name': {'ros__parameters': {...}}}."""
+        fqn = f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
+        return {fqn: {"ros__parameters": dict(self.parameters)}}
+
+
+def _check_plain(where: str, value: Any) -> None:
+    if isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{where}: empty lists have no ROS type; leave the parameter out instead")
+        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
+        if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
+            raise ValueError(f"{where}: ROS arrays must hold one plain type, got {sorted(k.__name__ for k in kinds)}")
+        return
+    raise ValueError(f"{where}: {type(value).__name__} is not a plain ROS parameter type")
+
+
+@dataclass(frozen=True)
+class SwarmOptions:
+    """Everything that shapes the node set. Invalid values raise ValueError naming the field."""
+
+    n_robots: int = 50
+    k: int = 5
+    policy: str = ""  # policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz
+    sim: str = "embedded"  # 'embedded' (sim_node) or 'gazebo' (no sim_node; Gazebo plays it)
+    mode: str = "model"  # sim_node mode: 'model' (exact P_g/P_l transitions) or 'kinematic' (unicycle)
+    use_sim_time: bool = False
+    robots_per_process: int = 250  # robots hosted by one robot_node; 1 = one namespaced node per robot
+    observation: str = "rotating"  # controller: 'rotating' k-subset subscriptions or 'aggregate'
+    seed: int = 0
+    lockstep: bool = True  # a step completes when every live robot and the controller answered
+    step_period: float = 0.1  # s; free-running step period, or minimum step period in lockstep (0 = none)
+    step_timeout: float = 1.0  # s; lockstep: missing answers after this count as dropped
+    steps: int = 0  # sim_node stops after this many steps (0 = run until stopped)
+    zones: str = ""  # zones YAML; '' = share/altmarl_ros/config/zones.yaml
+    record_path: str = ""  # sim_node writes its per-step record (JSON) here at the end; '' = none
+    bag_path: str = ""  # sim_node records a rosbag2 (mcap) here; '' = none
+    autostart: bool = True  # sim_node starts stepping once every node is matched (else waits for 'start')
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        ints = {"n_robots": 1, "k": 1, "robots_per_process": 1, "seed": 0, "steps": 0}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"SwarmOptions.{name} must be an integer >= {low}, got {value!r}")
+        if self.k > self.n_robots:
+            raise ValueError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
+        for name, allowed in (("sim", SIMS), ("mode", MODES), ("observation", OBSERVATIONS),
+                              ("log_level", ("debug", "info", "warn", "error"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("step_period", "step_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
+        if self.step_timeout <= 0:
+            raise ValueError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
+        if not self.lockstep and self.step_period <= 0:
+            raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
+        for name in ("use_sim_time", "lockstep", "autostart"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
+        for name in ("policy", "zones", "record_path", "bag_path"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")  # noqa: TRY004
+        if self.sim == "gazebo" and self.mode == "model":
+            raise ValueError("SwarmOptions.mode must be 'kinematic' with sim='gazebo' (Gazebo moves the robots)")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def robot_names(n_robots: int) -> list[str]:
+    """The robot registry of a simulated swarm: robot_0 .. robot_{n-1}."""
+    return [f"{ROBOT_PREFIX}{i}" for i in range(n_robots)]
+
+
+def plan(options: SwarmOptions) -> list[NodeSpec]:
+    """The node set for `options`: sim_node (embedded only), controller_node, robot_node(s)."""
+    names = robot_names(options.n_robots)
+    common: dict[str, Any] = {"use_sim_time": options.use_sim_time, "zones_path": options.zones,
+                              "policy_path": options.policy}
+    specs: list[NodeSpec] = []
+    free = not options.lockstep
+    if options.sim == "embedded":
+        specs.append(NodeSpec("sim_node", SIM_NODE_NAME, "", {
+            **common, "robots": names, "mode": options.mode, "lockstep": options.lockstep,
+            "step_period": float(options.step_period), "step_timeout": float(options.step_timeout),
+            "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
+            "bag_path": options.bag_path, "autostart": options.autostart,
+        }))
+    specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
+        **common, "robots": names, "k": options.k, "seed": options.seed + 1,
+        "observation": options.observation,
+        # With Gazebo nobody else clocks the decision steps: the controller publishes the ticks and
+        # evolves the global state (the warehouse's active zone) with the game's P_g.
+        "clock": "timer" if options.sim == "gazebo" else "tick",
+        "step_period": float(options.step_period) if (free or options.sim == "gazebo") else 0.1,
+    }))
+    drive = options.mode == "kinematic"
+    if options.robots_per_process == 1:
+        for i, name in enumerate(names):
+            specs.append(NodeSpec("robot_node", "robot_node", name, {
+                **common, "seed": options.seed + 1000 + i, "drive": drive}))
+    else:
+        for j, start in enumerate(range(0, len(names), options.robots_per_process)):
+            hosted = names[start:start + options.robots_per_process]
+            specs.append(NodeSpec("robot_node", f"altmarl_robots_{j}", "", {
+                **common, "robots": hosted, "seed": options.seed + 1000 + j, "drive": drive}))
+    return specs
