@@ -1,0 +1,221 @@
+"""controller_node: the global agent. Observes a fresh uniform k-subset per decision step.
+
+Per tick [step, s_g, stamp] it draws (seeded, without replacement) the k robots it will read,
+reads only their latest poses, maps them to zones, forms the count vector and publishes
+a_g = pi_g(s_g, counts) as [step, a_g] on /swarm/zone_command, plus one DiagnosticStatus.
+
+Observation modes:
+- `rotating` (default): it holds pose subscriptions only for the current and the next step's sample
+  (<= 2k; the next sample is drawn and subscribed one step ahead, so DDS matching, 12-25 ms here,
+  overlaps the current step; pose topics are transient-local depth 1, so the latest pose arrives on
+  match). Work and bandwidth per step are O(k).
+- `aggregate` (comparison point): subscribe once to every robot's pose, sample k locally.
+
+A sampled pose is fresh when its stamp is at or after the tick's; the controller waits up to
+`pose_wait` s for fresh poses, then decides with what it has: stale poses are used and counted,
+missing (or NaN) ones are left out and the observed counts are rescaled to k (largest remainder).
+With no usable pose at all it repeats its last command. Nothing blocks, nothing raises.
+
+`clock: timer` (Gazebo or hardware, where no simulator clocks the swarm): the controller ticks itself
+every `step_period` s and evolves the global state (the active zone) with the game's P_g.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.ros import topics
+from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy, resolve_zones, robot_list, run_node
+
+NODE_NAME = "altmarl_controller"
+
+
+class ControllerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        robots = declare_string_list(self, "robots", "robot registry (names); empty = robot_0..n_robots-1")
+        n_robots = declare(self, "n_robots", 0, "number of robots when 'robots' is empty", low=0)
+        self.k = declare(self, "k", 5, "robots observed per decision step", low=1)
+        self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
+        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
+        seed = declare(self, "seed", 1, "seed of the k-subset sampler", low=0)
+        self.observation = declare(self, "observation", "rotating", "pose observation mode",
+                                   choices=("rotating", "aggregate"))
+        self.clock = declare(self, "clock", "tick", "'tick': follow /swarm/tick; 'timer': tick itself",
+                             choices=("tick", "timer"))
+        step_period = declare(self, "step_period", 0.1, "s between decisions with clock=timer", low=0.001,
+                              high=3600.0)
+        self.pose_wait = declare(self, "pose_wait", 0.5, "s to wait for fresh sampled poses", low=0.0, high=60.0)
+        self.names = robot_list(self, robots, n_robots)
+        self.n = len(self.names)
+        if self.k > self.n:
+            raise ValueError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
+        self.zones = resolve_zones(zones_path)
+        artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
+        self.pi_g, self.game = artifact.pi_g, artifact.game
+        self.S_l = self.game.n_local_states
+        self.rng = np.random.default_rng(seed)
+        # Latest pose per robot: stamp (ns, -1 = none) and zone (-1 = none / NaN).
+        self.stamp = np.full(self.n, -1, dtype=np.int64)
+        self.zone = np.full(self.n, -1, dtype=np.int64)
+        self.subs: dict[int, object] = {}
+        self.max_subs = 0
+        self.pending: tuple[topics.Tick, np.ndarray, float] | None = None
+        self.last_step = -1
+        self.last_a_g: int | None = None
+        self.next_sample = self._draw()
+        self.running = True
+        self.warned_nan: set[int] = set()
+        self.cmd_pub = self.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
+        self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
+        if self.observation == "aggregate":
+            self._hold(np.arange(self.n))
+        else:
+            self._hold(self.next_sample)
+        if self.clock == "tick":
+            self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
+        else:
+            self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+            self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
+            self.s_g = int(self.rng.choice(self.game.n_global_states, p=self.game.init_g))
+            self.create_timer(step_period, self._self_tick)
+        self.create_timer(0.01, self._check_pending)
+        self.n_entities = len(self.subs) + 6
+        self.get_logger().info(f"{self.n} robots, k={self.k}, observation={self.observation}, clock={self.clock}, "
+                               f"policy={self.policy_path or 'default'}")
+
+    # --- sampling and subscriptions -----------------------------------------------------------
+    def _draw(self) -> np.ndarray:
+        return np.sort(self.rng.choice(self.n, size=self.k, replace=False))
+
+    def _hold(self, keep: np.ndarray) -> None:
+        """Hold pose subscriptions exactly for robots in `keep` (rotating mode: current + next sample)."""
+        keep_set = set(keep.tolist())
+        for j in list(self.subs):
+            if j not in keep_set:
+                self.destroy_subscription(self.subs.pop(j))
+        for j in keep_set - set(self.subs):
+            self.subs[j] = self.create_subscription(PoseStamped, topics.robot_topic(self.names[j], topics.POSE),
+                                                    lambda msg, j=j: self._on_pose(j, msg), topics.POSE_QOS)
+        self.max_subs = max(self.max_subs, len(self.subs))
+
+    def _on_pose(self, j: int, msg: PoseStamped) -> None:
+        self.stamp[j] = topics.stamp_to_ns(msg.header.stamp)
+        if not topics.pose_is_finite(msg):
+            self.zone[j] = -1
+            if j not in self.warned_nan:
+                self.get_logger().warning(f"{self.names[j]}: pose has NaN/inf values; counted as missing")
+                self.warned_nan.add(j)
+            return
+        self.zone[j] = int(self.zones.zone_of(topics.pose_xy(msg)))
+        if self.pending is not None:
+            tick, sample, _ = self.pending
+            if np.all(self.stamp[sample] >= tick.stamp_ns):
+                self._decide()
+
+    # --- decisions ----------------------------------------------------------------------------
+    def _on_tick(self, msg: Int64MultiArray) -> None:
+        try:
+            tick = topics.parse_tick(msg)
+        except ValueError as exc:
+            self.get_logger().warning(str(exc))
+            return
+        if tick.step <= self.last_step:
+            return
+        if tick.s_g >= self.game.n_global_states:
+            self.get_logger().warning(f"tick {tick.step}: global state {tick.s_g} out of range, ignored")
+            return
+        self._start(tick)
+
+    def _self_tick(self) -> None:
+        if self.pending is not None:
+            self._decide()
+        if not self.running:
+            return
+        if self.last_a_g is not None:
+            self.s_g = int(self.rng.choice(self.game.n_global_states, p=self.game.P_g[self.s_g, self.last_a_g]))
+        stamp = self.get_clock().now().nanoseconds
+        tick = topics.Tick(self.last_step + 1, self.s_g, stamp)
+        self.state_pub.publish(Int32(data=self.s_g))
+        self.tick_pub.publish(topics.tick_msg(tick))
+        self._start(tick)
+
+    def _start(self, tick: topics.Tick) -> None:
+        if self.pending is not None:
+            self._decide()  # a new tick overtook the last decision: decide now with what arrived
+        if not self.running:
+            return
+        sample = self.next_sample
+        self.next_sample = self._draw()
+        if self.observation == "rotating":
+            self._hold(np.union1d(sample, self.next_sample))
+        self.pending = (tick, sample, time.monotonic())
+        if np.all(self.stamp[sample] >= tick.stamp_ns):
+            self._decide()
+
+    def _check_pending(self) -> None:
+        if self.pending is not None and time.monotonic() - self.pending[2] >= self.pose_wait:
+            self._decide()
+
+    def _decide(self) -> None:
+        tick, sample, t0 = self.pending
+        self.pending = None
+        self.last_step = tick.step
+        zones = self.zone[sample]
+        usable = zones >= 0
+        fresh = usable & (self.stamp[sample] >= tick.stamp_ns)
+        observed = cv.counts_from_states(zones[usable], self.S_l)
+        m = int(usable.sum())
+        if m == self.k:
+            counts = observed
+        elif m > 0:
+            counts = cv.round_to_counts(observed * (self.k / m), self.k)
+        else:
+            counts = None
+        if counts is not None:
+            a_g = int(self.pi_g.act(np.array([tick.s_g]), counts[None, :])[0])
+        else:
+            a_g = self.last_a_g if self.last_a_g is not None else tick.s_g
+        self.last_a_g = a_g
+        self.cmd_pub.publish(topics.answer_msg(tick.step, a_g, "a_g"))
+        latency_ms = 1e3 * (time.monotonic() - t0)
+        if self.observation == "rotating":
+            self._hold(self.next_sample)  # drop the current sample; keep the one subscribed ahead
+        missing, stale = self.k - m, int(usable.sum() - fresh.sum())
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK if missing == 0 and stale == 0 else DiagnosticStatus.WARN,
+            name=NODE_NAME, hardware_id="swarm",
+            message="ok" if missing == 0 and stale == 0 else f"{missing} missing, {stale} stale sampled poses")
+        values = {"step": tick.step, "s_g": tick.s_g, "a_g": a_g, "sample": ",".join(map(str, sample.tolist())),
+                  "missing": missing, "stale": stale, "latency_ms": f"{latency_ms:.3f}",
+                  "pose_subscriptions": len(self.subs), "max_pose_subscriptions": self.max_subs,
+                  "counts": ",".join(map(str, (counts if counts is not None else observed).tolist()))}
+        status.values = [KeyValue(key=key, value=str(v)) for key, v in values.items()]
+        diag = DiagnosticArray(status=[status])
+        diag.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(diag)
+
+    def _on_command(self, msg: String) -> None:
+        if msg.data in (topics.START, topics.STOP):
+            self.running = msg.data == topics.START
+        else:
+            self.get_logger().warning(f"unknown swarm command {msg.data!r} (expected 'start' or 'stop')")
+
+    def close(self) -> None:
+        pass
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ControllerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Hand-written warehouse policies (ROS-free): fixtures for the ROS tests and the benchmark.
+
+- global: "send the active zone to the most common zone of the sample" (ties to the lowest zone);
+- local: "move one zone toward s_g along the ring" (stay when there).
+They are a sensible, deterministic baseline, not the trained ALTERNATING-MARL policies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.artifacts import save_policies
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.games.warehouse import MOVES, ring_distance
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+
+
+def mode_global_policy(game: TabularGame, k: int) -> TabularGlobalPolicy:
+    table = cv.enumerate_counts(k, game.n_local_states).argmax(-1)  # (D,)
+    return TabularGlobalPolicy(np.broadcast_to(table, (game.n_global_states, table.size)), k,
+                               game.n_local_states, game.n_global_actions)
+
+
+def follow_local_policy(game: TabularGame) -> TabularLocalPolicy:
+    Z = game.n_local_states
+    probs = np.zeros((game.n_global_states, Z, len(MOVES)))
+    for g in range(game.n_global_states):
+        for s in range(Z):
+            dists = [ring_distance((s + m) % Z, g, Z) for m in MOVES]
+            probs[g, s, int(np.argmin(dists))] = 1.0
+    return TabularLocalPolicy(probs)
+
+
+def save_heuristic(path: str | Path, *, k: int, r_g: str = "constant") -> Path:
+    """Write the heuristic policy pair for the warehouse game to `path` (.npz + .json)."""
+    game = make_game("warehouse", r_g=r_g)
+    return save_policies(path, mode_global_policy(game, k), follow_local_policy(game), game=game,
+                         game_spec={"name": "warehouse", "options": {"r_g": r_g}}, trainer="heuristic")

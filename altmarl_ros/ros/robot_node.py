@@ -1,0 +1,181 @@
+"""robot_node: the local agents. One node hosts one robot (physical) or many (simulation).
+
+Per decision tick [step, s_g, stamp] each hosted robot maps its own latest pose to its zone s_l,
+samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal`. It waits
+up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
+has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
+With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-to-goal unicycle
+control) and publishes a zero Twist on 'stop', on stale input and on shutdown.
+
+Topic names are relative: hosting one robot, the node runs in the robot's namespace and uses
+`pose`, `cmd_vel`, `zone_goal`; hosting many, it uses `robot_<i>/pose` etc.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.node import Node
+from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
+
+from altmarl_ros.ros import topics
+from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy, resolve_zones, run_node
+
+
+class RobotNode(Node):
+    """Hosts `robots` (or, when that is empty, the one robot named by the node's namespace)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("robot_node", **kwargs)
+        robots = declare_string_list(self, "robots", "robots hosted by this node; empty = the namespace's robot")
+        self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
+        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
+        seed = declare(self, "seed", 0, "seed of the local action sampler", low=0)
+        self.drive = declare(self, "drive", False, "publish go-to-goal cmd_vel (kinematic sim, Gazebo, hardware)")
+        self.answer_wait = declare(self, "answer_wait", 0.5, "s to wait for a fresh pose after a tick", low=0.0,
+                                   high=60.0)
+        self.max_speed = declare(self, "max_speed", 0.8, "m/s linear speed limit", low=0.0, high=10.0)
+        self.max_turn = declare(self, "max_turn", 2.0, "rad/s angular speed limit", low=0.0, high=20.0)
+        self.goal_tolerance = declare(self, "goal_tolerance", 0.3, "m; stop within this of the goal centre",
+                                      low=0.0, high=10.0)
+        self.stale_timeout = declare(self, "stale_timeout", 1.0, "s without a pose before the robot stops",
+                                     low=0.01, high=60.0)
+        self.zones = resolve_zones(zones_path)
+        artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
+        self.pi_l = artifact.pi_l
+        self.n_zones = self.zones.n_zones
+        self.rng = np.random.default_rng(seed)
+        if robots:
+            self.names = robots
+            prefixes = [f"{r}/" for r in robots]
+        else:
+            ns = self.get_namespace().strip("/")
+            self.names = [ns.split("/")[-1] if ns else "robot"]
+            prefixes = [""]
+        n = len(self.names)
+        self.pose_xy = np.full((n, 2), np.nan)
+        self.pose_yaw = np.zeros(n)
+        self.pose_stamp = np.full(n, -1, dtype=np.int64)
+        self.pose_time = np.full(n, -np.inf)  # monotonic receipt time
+        self.goal = np.full(n, -1, dtype=np.int64)
+        self.answered = np.ones(n, dtype=bool)
+        self.tick: topics.Tick | None = None
+        self.tick_time = 0.0
+        self.running = True
+        self.stopped_sent = np.zeros(n, dtype=bool)
+        self.bad_pose_warned = np.zeros(n, dtype=bool)
+        self.goal_pubs = [self.create_publisher(Int32MultiArray, p + topics.ZONE_GOAL, topics.ANSWER_QOS)
+                          for p in prefixes]
+        self.cmd_pubs = ([self.create_publisher(Twist, p + topics.CMD_VEL, topics.CMD_VEL_QOS) for p in prefixes]
+                         if self.drive else [])
+        self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
+                                                   lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
+                          for i, p in enumerate(prefixes)]
+        self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
+        self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
+        self.create_timer(0.05, self._on_timer)
+        self.n_entities = len(self.goal_pubs) + len(self.cmd_pubs) + len(self.pose_subs) + 3
+        self.get_logger().info(f"hosting {n} robot(s) ({self.names[0]}..{self.names[-1]}), drive={self.drive}")
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _on_pose(self, i: int, msg: PoseStamped) -> None:
+        if not topics.pose_is_finite(msg):
+            if not self.bad_pose_warned[i]:
+                self.get_logger().warning(f"{self.names[i]}: ignoring pose with NaN/inf values")
+                self.bad_pose_warned[i] = True
+            return
+        self.pose_xy[i] = topics.pose_xy(msg)
+        self.pose_yaw[i] = topics.pose_yaw(msg)
+        self.pose_stamp[i] = topics.stamp_to_ns(msg.header.stamp)
+        self.pose_time[i] = time.monotonic()
+        self.stopped_sent[i] = False
+        if self.tick is not None and not self.answered[i] and self.pose_stamp[i] >= self.tick.stamp_ns:
+            self._answer(np.array([i]))
+        if self.drive:
+            self._drive(i)
+
+    def _on_tick(self, msg: Int64MultiArray) -> None:
+        try:
+            tick = topics.parse_tick(msg)
+        except ValueError as exc:
+            self.get_logger().warning(str(exc))
+            return
+        if tick.s_g >= self.pi_l.probs.shape[0]:
+            self.get_logger().warning(f"tick {tick.step}: global state {tick.s_g} out of range, ignored")
+            return
+        if self.tick is not None and tick.step <= self.tick.step:
+            return  # duplicate (transient-local replay) or old
+        self.tick = tick
+        self.tick_time = time.monotonic()
+        self.answered[:] = False
+        if self.running:
+            fresh = np.flatnonzero(self.pose_stamp >= tick.stamp_ns)
+            if fresh.size:
+                self._answer(fresh)
+
+    def _on_command(self, msg: String) -> None:
+        if msg.data == topics.STOP:
+            self.running = False
+            self._zero_all()
+        elif msg.data == topics.START:
+            self.running = True
+        else:
+            self.get_logger().warning(f"unknown swarm command {msg.data!r} (expected 'start' or 'stop')")
+
+    def _on_timer(self) -> None:
+        now = time.monotonic()
+        if self.tick is not None and self.running and now - self.tick_time >= self.answer_wait:
+            late = np.flatnonzero(~self.answered & (self.pose_stamp >= 0))
+            if late.size:
+                self._answer(late)  # stale pose: still the best information this robot has
+            self.answered[:] = True
+        if self.drive:
+            stale = np.flatnonzero((now - self.pose_time > self.stale_timeout) & ~self.stopped_sent)
+            for i in stale:
+                self.cmd_pubs[i].publish(Twist())
+                self.stopped_sent[i] = True
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _answer(self, idx: np.ndarray) -> None:
+        tick = self.tick
+        s_l = self.zones.zone_of(self.pose_xy[idx])
+        a_l = self.pi_l.sample(self.rng, np.array([tick.s_g]), s_l[None, :])[0]
+        goals = topics.goal_zone(s_l, a_l, self.n_zones)
+        self.goal[idx] = goals
+        self.answered[idx] = True
+        for i, goal in zip(idx.tolist(), goals.tolist()):
+            self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
+
+    def _drive(self, i: int) -> None:
+        if not self.running or self.goal[i] < 0:
+            return
+        target = self.zones.centres[self.goal[i]]
+        dx, dy = target - self.pose_xy[i]
+        dist = math.hypot(dx, dy)
+        cmd = Twist()
+        if dist > self.goal_tolerance:
+            err = math.atan2(dy, dx) - self.pose_yaw[i]
+            err = math.atan2(math.sin(err), math.cos(err))
+            cmd.angular.z = float(np.clip(2.0 * err, -self.max_turn, self.max_turn))
+            cmd.linear.x = float(min(self.max_speed, dist) * max(0.0, math.cos(err)))
+        self.cmd_pubs[i].publish(cmd)
+
+    def _zero_all(self) -> None:
+        for pub in self.cmd_pubs:
+            pub.publish(Twist())
+
+    def close(self) -> None:
+        """Hold position on shutdown: a zero Twist for every hosted robot."""
+        if self.drive:
+            self._zero_all()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(RobotNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

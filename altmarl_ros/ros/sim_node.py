@@ -1,0 +1,402 @@
+"""sim_node: the embedded simulator, playing Gazebo's role for the swarm.
+
+Each decision step t it publishes every robot's pose (stamped with the step's time), the global
+state and a tick [t, s_g, stamp]; it collects the robots' zone goals and the controller's zone
+command for step t; then it applies them:
+
+- `mode: model`: the next zones are drawn exactly from the game's P_g and P_l with
+  `altmarl_ros.marl.sim.step` (batch 1), so the closed loop can be compared with the NumPy evaluation;
+  poses are the zone centres plus a fixed per-robot offset.
+- `mode: kinematic`: robots are unicycles integrated at `physics_rate` from their cmd_vel (with
+  noise); zones are derived from positions; s_g still follows P_g. Decision steps every
+  `step_period` s of simulated time.
+
+`lockstep: true`: a step completes when every live robot and the controller have answered, or after
+`step_timeout` s; missing answers count as dropped and apply 'stay' (robots) or the last command
+(controller). A participant that misses `max_missed` steps in a row is no longer waited for until it
+answers again. `lockstep: false`: steps run in real time every `step_period` s.
+
+Publishes /swarm/metrics per step, writes the per-step record to `record_path` (atomically) at the
+end, and optionally records a rosbag2 (mcap) at `bag_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
+
+from altmarl_ros.marl import sim as marl_sim
+from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros.ros import topics
+from altmarl_ros.ros.common import (
+    ParameterError,
+    declare,
+    declare_string_list,
+    resolve_policy,
+    resolve_zones,
+    robot_list,
+    run_node,
+    write_json,
+)
+
+NODE_NAME = "altmarl_sim"
+STAY = MOVES.index(0)
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        robots = declare_string_list(self, "robots", "robot registry (names); empty = robot_0..n_robots-1")
+        n_robots = declare(self, "n_robots", 0, "number of robots when 'robots' is empty", low=0)
+        self.mode = declare(self, "mode", "model", "transition model", choices=("model", "kinematic"))
+        self.lockstep = declare(self, "lockstep", True, "wait for every live answer (else real-time steps)")
+        self.step_period = declare(self, "step_period", 0.1, "s per step (free-running / kinematic), or minimum "
+                                   "s per step in model lockstep (0 = as fast as answers come)", low=0.0, high=3600.0)
+        self.step_timeout = declare(self, "step_timeout", 1.0, "s after which missing answers are dropped",
+                                    low=0.001, high=3600.0)
+        self.max_steps = declare(self, "steps", 0, "stop after this many steps (0 = until stopped)", low=0)
+        seed = declare(self, "seed", 0, "seed of the simulator's randomness", low=0)
+        self.record_path = declare(self, "record_path", "", "write the per-step record (JSON) here; '' = none")
+        bag_path = declare(self, "bag_path", "", "record a rosbag2 (mcap) directory here; '' = none")
+        self.autostart = declare(self, "autostart", True, "start once all nodes are matched (else wait for "
+                                 "'start' on /swarm/command)")
+        self.startup_timeout = declare(self, "startup_timeout", 60.0, "s to wait for nodes before starting anyway",
+                                       low=0.0, high=3600.0)
+        self.max_missed = declare(self, "max_missed", 3, "missed steps after which a node is not waited for", low=1)
+        policy_path = declare(self, "policy_path", "", "policy artifact whose game is simulated (when 'game' is '')")
+        game_name = declare(self, "game", "", "game registry name; '' = the policy artifact's game")
+        game_options = declare(self, "game_options", "{}", "JSON object of game overrides (with 'game')")
+        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
+        self.physics_rate = declare(self, "physics_rate", 20.0, "Hz, kinematic integration rate", low=1.0,
+                                    high=1000.0)
+        self.noise_std = declare(self, "noise_std", 0.02, "m/sqrt(s) position noise (kinematic)", low=0.0, high=10.0)
+        self.max_speed = declare(self, "max_speed", 1.0, "m/s speed clamp (kinematic)", low=0.0, high=20.0)
+        self.cmd_timeout = declare(self, "cmd_timeout", 0.5, "s after which a cmd_vel is stale -> zero",
+                                   low=0.0, high=60.0)
+        jitter = declare(self, "pose_jitter", 0.5, "m, radius of each robot's fixed offset in its zone (model)",
+                         low=0.0, high=10.0)
+        self.names = robot_list(self, robots, n_robots)
+        self.n = n = len(self.names)
+        self.zones = resolve_zones(zones_path)
+        if game_name:
+            try:
+                options = json.loads(game_options)
+            except json.JSONDecodeError as exc:
+                raise ParameterError(f"{NODE_NAME}: parameter 'game_options' is not JSON: {exc}") from exc
+            self.game = make_game(game_name, **options)
+            self.game_spec = {"name": game_name, "options": options}
+        else:
+            artifact = resolve_policy(policy_path, n_zones=self.zones.n_zones)
+            self.game, self.game_spec = artifact.game, artifact.game_spec
+        if self.game.n_local_states != self.zones.n_zones or self.game.n_global_states != self.zones.n_zones:
+            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_states} zones, zone map {self.zones.n_zones}")
+        if self.game.n_local_actions != len(MOVES):
+            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_actions} local actions; the swarm "
+                                 f"encodes {len(MOVES)} ring moves")
+        if not self.lockstep and self.step_period <= 0:
+            raise ParameterError(f"{NODE_NAME}: parameter 'step_period' must be > 0 when lockstep is false")
+        self.rng = np.random.default_rng(seed)
+        state = marl_sim.reset(self.game, self.rng, n_agents=n, batch=1)
+        self.s_g, self.s_l = int(state.s_g[0]), state.s_l[0].copy()
+        radius = jitter * np.sqrt(self.rng.random(n))
+        angle = 2 * np.pi * self.rng.random(n)
+        self.offset = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
+        self.xy = self.zones.centres[self.s_l] + self.offset
+        self.yaw = 2 * np.pi * self.rng.random(n) - np.pi
+        self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
+        self.cmd_time = np.full(n, -np.inf)
+        self.period_ns = round((self.step_period if self.step_period > 0 else 0.1) * 1e9)
+        self.sim_ns = 0
+        # Step bookkeeping.
+        self.phase = "waiting"  # waiting -> running <-> paused -> done
+        self.step = 0
+        self.in_step = False
+        self.step_t0 = 0.0
+        self.next_begin = 0.0
+        self.goals = np.full(n, -1, dtype=np.int64)
+        self.answered = np.zeros(n, dtype=bool)
+        self.misses = np.zeros(n, dtype=np.int64)
+        self.ctrl_misses = 0
+        self.a_g: int | None = None
+        self.last_a_g: int | None = None
+        self.ctrl_rtt = math.nan
+        self.late = 0
+        self.bad = 0
+        self.pending = 0
+        self.record: list[dict[str, float]] = []
+        self.started_wall = 0.0
+        self.t_start = time.monotonic()
+        self.last_ready_check = 0.0
+        self.done = False
+        self.exit_code = 0
+        self.warned: set[str] = set()
+        self.bag = None
+        if bag_path:
+            from altmarl_ros.ros.bag import BagRecorder
+            self.bag = BagRecorder(bag_path)
+        # Interfaces.
+        self.pose_topics = [topics.robot_topic(r, topics.POSE) for r in self.names]
+        self.pose_pubs = [self.create_publisher(PoseStamped, t, topics.POSE_QOS) for t in self.pose_topics]
+        self.goal_subs = [self.create_subscription(Int32MultiArray, topics.robot_topic(r, topics.ZONE_GOAL),
+                                                   lambda msg, j=j: self._on_goal(j, msg), topics.ANSWER_QOS)
+                          for j, r in enumerate(self.names)]
+        self.cmd_subs = []
+        if self.mode == "kinematic":
+            self.cmd_subs = [self.create_subscription(Twist, topics.robot_topic(r, topics.CMD_VEL),
+                                                      lambda msg, j=j: self._on_cmd_vel(j, msg), topics.CMD_VEL_QOS)
+                             for j, r in enumerate(self.names)]
+        self.command_sub = self.create_subscription(Int32MultiArray, topics.ZONE_COMMAND, self._on_command,
+                                                    topics.ANSWER_QOS)
+        self.create_subscription(String, topics.SWARM_COMMAND, self._on_swarm_command, topics.LATCHED_QOS)
+        self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+        self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
+        self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.create_timer(0.002, self._loop)
+        if self.mode == "kinematic":
+            self.create_timer(1.0 / self.physics_rate, self._physics)
+        self.n_entities = len(self.pose_pubs) + len(self.goal_subs) + len(self.cmd_subs) + 8
+        self._publish_poses()  # latched: late joiners see where the robots are before the first step
+        self.get_logger().info(f"{n} robots, mode={self.mode}, lockstep={self.lockstep}, game={self.game.name}, "
+                               f"steps={self.max_steps or 'unlimited'}")
+
+    # --- answers ------------------------------------------------------------------------------
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            self.get_logger().warning(text)
+
+    def _on_goal(self, j: int, msg: Int32MultiArray) -> None:
+        try:
+            answer = topics.parse_answer(msg)
+        except ValueError as exc:
+            self._warn_once(f"goal{j}", f"{self.names[j]}: {exc}")
+            return
+        if self.bag is not None:
+            self.bag.write(topics.robot_topic(self.names[j], topics.ZONE_GOAL), msg)
+        self.misses[j] = 0  # it is alive, even if late
+        if not self.in_step or answer.step != self.step:
+            self.late += answer.step < self.step
+            return
+        if self.answered[j]:
+            return
+        self.answered[j] = True
+        self.goals[j] = answer.value
+        self.pending -= 1
+        self._maybe_finish()
+
+    def _on_command(self, msg: Int32MultiArray) -> None:
+        try:
+            answer = topics.parse_answer(msg)
+        except ValueError as exc:
+            self._warn_once("command", f"zone command: {exc}")
+            return
+        if self.bag is not None:
+            self.bag.write(topics.ZONE_COMMAND, msg)
+        self.ctrl_misses = 0
+        if not self.in_step or answer.step != self.step or self.a_g is not None:
+            self.late += answer.step < self.step
+            return
+        if not 0 <= answer.value < self.game.n_global_actions:
+            self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
+                            f"[0, {self.game.n_global_actions}); holding the last command")
+            self.bad += 1
+            return
+        self.a_g = answer.value
+        self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
+        self._maybe_finish()
+
+    def _on_cmd_vel(self, j: int, msg: Twist) -> None:
+        v, w = msg.linear.x, msg.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self._warn_once(f"cmd{j}", f"{self.names[j]}: cmd_vel has NaN/inf; treated as zero")
+            v = w = 0.0
+        self.cmd[j] = (v, w)
+        self.cmd_time[j] = time.monotonic()
+
+    def _on_swarm_command(self, msg: String) -> None:
+        if msg.data == topics.STOP and self.phase in ("running", "waiting"):
+            self.phase = "paused"
+            self.get_logger().info("stopped by /swarm/command")
+        elif msg.data == topics.START and self.phase in ("paused", "waiting"):
+            self.phase = "running"
+            self.get_logger().info("started by /swarm/command")
+        elif msg.data not in (topics.START, topics.STOP):
+            self._warn_once(f"swarm{msg.data}", f"unknown swarm command {msg.data!r}")
+
+    # --- the step machine ---------------------------------------------------------------------
+    def _live(self) -> np.ndarray:
+        return self.misses < self.max_missed
+
+    def _controller_live(self) -> bool:
+        return self.ctrl_misses < self.max_missed
+
+    def _ready(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_ready_check < 0.2:
+            return False
+        self.last_ready_check = now
+        unmatched = sum(sub.get_publisher_count() == 0 for sub in self.goal_subs)
+        no_controller = self.command_sub.get_publisher_count() == 0
+        if unmatched == 0 and not no_controller:
+            return True
+        if now - self.t_start > self.startup_timeout:
+            self.get_logger().warning(f"starting after {self.startup_timeout:.0f} s with {unmatched} robots "
+                                      f"unmatched{' and no controller' if no_controller else ''}")
+            return True
+        return False
+
+    def _loop(self) -> None:
+        now = time.monotonic()
+        if self.phase == "waiting":
+            if self.autostart and self._ready():
+                self.phase = "running"
+                self.get_logger().info("all nodes matched; stepping")
+            return
+        if self.in_step:
+            limit = self.step_timeout if self.lockstep else (self.step_period if self.mode == "model" else math.inf)
+            if now - self.step_t0 >= limit:
+                self._finish_step()
+        elif self.phase == "running" and self.mode == "model" and now >= self.next_begin:
+            self._begin_step()  # kinematic steps begin at the physics clock's step boundaries
+
+    def _begin_step(self) -> None:
+        if self.mode == "kinematic":
+            self.s_l = self.zones.zone_of(self.xy)
+        self.sim_ns = self.step * self.period_ns if self.mode == "model" else self.sim_ns
+        self._publish_poses()
+        self.state_pub.publish(Int32(data=self.s_g))
+        tick = topics.tick_msg(topics.Tick(self.step, self.s_g, self.sim_ns))
+        self.tick_pub.publish(tick)
+        if self.bag is not None:
+            self.bag.write(topics.TICK, tick)
+            self.bag.write(topics.GLOBAL_STATE, Int32(data=self.s_g))
+        self.in_step = True
+        self.step_t0 = time.monotonic()
+        if self.step == 0:
+            self.started_wall = self.step_t0
+        self.answered[:] = False
+        self.goals[:] = -1
+        self.a_g = None
+        self.ctrl_rtt = math.nan
+        self.late = self.bad = 0
+        self.pending = int(self._live().sum())
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self.lockstep and self.in_step and self.pending <= 0 and (self.a_g is not None
+                                                                      or not self._controller_live()):
+            self._finish_step()
+
+    def _finish_step(self) -> None:
+        self.in_step = False
+        dropped = ~self.answered
+        self.misses[dropped] += 1
+        a_l = topics.action_from_goal(self.s_l, self.goals, self.zones.n_zones)
+        bad = self.answered & (a_l < 0)
+        if bad.any():
+            self.bad += int(bad.sum())
+            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or not one move away "
+                            f"(e.g. {self.names[int(np.flatnonzero(bad)[0])]}: goal "
+                            f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
+        a_l = np.where(a_l < 0, STAY, a_l)
+        controller_dropped = self.a_g is None
+        if controller_dropped:
+            self.ctrl_misses += 1
+            a_g = self.last_a_g if self.last_a_g is not None else self.s_g
+        else:
+            a_g = self.a_g
+        self.last_a_g = a_g
+        state = marl_sim.JointState(np.array([self.s_g]), self.s_l[None, :])
+        result = marl_sim.step(self.game, self.rng, state, np.array([a_g]), a_l[None, :])
+        step_seconds = time.monotonic() - self.step_t0
+        row = {"step": self.step, "s_g": self.s_g, "a_g": a_g, "reward": float(result.reward[0]),
+               "r_g": float(result.r_g[0]), "r_l_mean": float(result.r_l[0].mean()),
+               "dropped_robots": int(dropped.sum()), "controller_dropped": int(controller_dropped),
+               "bad_answers": self.bad, "late_answers": self.late, "live_robots": int(self._live().sum()),
+               "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
+        self.record.append(row)
+        metrics = topics.metrics_msg(row)
+        self.metrics_pub.publish(metrics)
+        if self.bag is not None:
+            self.bag.write(topics.METRICS, metrics)
+        self.s_g = int(result.state.s_g[0])
+        if self.mode == "model":
+            self.s_l = result.state.s_l[0].copy()
+            self.xy = self.zones.centres[self.s_l] + self.offset
+        self.step += 1
+        if self.max_steps and self.step >= self.max_steps:
+            self.phase = "done"
+            self.done = True
+            self.get_logger().info(f"finished {self.step} steps")
+            return
+        period = self.step_period if (self.mode == "model" or not self.lockstep) else 0.0
+        self.next_begin = self.step_t0 + period if self.lockstep else time.monotonic()
+
+    # --- kinematic physics --------------------------------------------------------------------
+    def _physics(self) -> None:
+        if self.phase != "running" or (self.in_step and self.lockstep):
+            return  # lockstep: the world waits for the decision
+        dt = 1.0 / self.physics_rate
+        fresh = (time.monotonic() - self.cmd_time) <= self.cmd_timeout
+        v = np.clip(np.where(fresh, self.cmd[:, 0], 0.0), -self.max_speed, self.max_speed)
+        w = np.where(fresh, self.cmd[:, 1], 0.0)
+        self.yaw = np.angle(np.exp(1j * (self.yaw + w * dt)))
+        step = np.stack([v * np.cos(self.yaw), v * np.sin(self.yaw)], -1) * dt
+        step += self.noise_std * math.sqrt(dt) * self.rng.standard_normal((self.n, 2))
+        bound = self.zones.arena_half_size - 0.2
+        self.xy = np.clip(self.xy + step, -bound, bound)
+        dt_ns = round(dt * 1e9)
+        self.sim_ns += dt_ns
+        boundary = self.sim_ns // self.period_ns > (self.sim_ns - dt_ns) // self.period_ns
+        if boundary:
+            if self.in_step:
+                self._finish_step()  # free-running: the step's time is up
+            if self.phase == "running":
+                self._begin_step()
+        else:
+            self._publish_poses()
+
+    def _publish_poses(self) -> None:
+        frame = self.zones.frame_id
+        for j, pub in enumerate(self.pose_pubs):
+            msg = topics.pose_msg(self.xy[j, 0], self.xy[j, 1], self.yaw[j], self.sim_ns, frame)
+            pub.publish(msg)
+            if self.bag is not None:
+                self.bag.write(self.pose_topics[j], msg)
+        self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
+
+    # --- results ------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        rewards = np.array([r["reward"] for r in self.record])
+        elapsed = (time.monotonic() - self.started_wall) if self.record else 0.0
+        return {"n_robots": self.n, "mode": self.mode, "lockstep": self.lockstep, "game": self.game_spec,
+                "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
+                "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
+                "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
+                "steps_per_second": len(self.record) / elapsed if elapsed > 0 else math.nan,
+                "per_step": self.record}
+
+    def close(self) -> None:
+        if self.bag is not None:
+            self.bag.close()
+            self.get_logger().info(f"bag: {self.bag.count} messages in {self.bag.path}")
+            self.bag = None
+        if self.record_path:
+            write_json(self.record_path, self.summary())
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The swarm's ROS contract in one place: topic names, QoS profiles, message <-> state conversions.
+
+| topic | type | publisher | QoS |
+|---|---|---|---|
+| /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization / Gazebo bridge) | reliable, transient-local, depth 1 |
+| /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | reliable, depth 1 |
+| /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | reliable, depth 10 |
+| /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | reliable, depth 10 |
+| /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | reliable, transient-local, depth 1 |
+| /swarm/global_state | std_msgs/Int32 (s_g) | sim_node (controller with Gazebo) | reliable, transient-local, depth 1 |
+| /swarm/metrics | std_msgs/Float64MultiArray, fields METRICS_FIELDS | sim_node | reliable, depth 1000 |
+| /swarm/command | std_msgs/String 'start' / 'stop' | anyone (operator, `altmarl swarm`) | reliable, transient-local, depth 1 |
+| /diagnostics | diagnostic_msgs/DiagnosticArray | controller_node (one status per step) | reliable, depth 100 |
+
+A decision step t is announced by a tick carrying s_g(t) and the stamp of the step's poses; an
+answer (zone goal or zone command) carries t so that a late answer is never applied to a later
+step. A pose is *fresh* for a tick when its stamp is at or after the tick's stamp. Local actions
+travel as goal zones: a_l moves the robot by MOVES[a_l] around the ring of zones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, MultiArrayDimension
+
+from altmarl_ros.marl.games.warehouse import MOVES
+
+# Relative leaf names of per-robot topics, and the absolute swarm-wide channels.
+POSE = "pose"
+CMD_VEL = "cmd_vel"
+ZONE_GOAL = "zone_goal"
+ZONE_COMMAND = "/swarm/zone_command"
+TICK = "/swarm/tick"
+GLOBAL_STATE = "/swarm/global_state"
+METRICS = "/swarm/metrics"
+SWARM_COMMAND = "/swarm/command"
+DIAGNOSTICS = "/diagnostics"
+START, STOP = "start", "stop"
+
+POSE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ANSWER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+CMD_VEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+METRICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+DIAGNOSTICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+
+METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
+                  "bad_answers", "late_answers", "live_robots", "step_seconds", "controller_rtt_ms")
+
+
+def robot_topic(robot: str, leaf: str) -> str:
+    """Absolute per-robot topic for swarm-wide nodes: robot_topic('robot_3', 'pose') -> '/robot_3/pose'."""
+    return f"/{robot.strip('/')}/{leaf}"
+
+
+class Tick(NamedTuple):
+    step: int
+    s_g: int
+    stamp_ns: int
+
+
+class Answer(NamedTuple):
+    step: int
+    value: int
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _labelled(msg, labels: tuple[str, ...]):
+    msg.layout.dim = [MultiArrayDimension(label=",".join(labels), size=len(labels), stride=len(labels))]
+    return msg
+
+
+def tick_msg(tick: Tick) -> Int64MultiArray:
+    return _labelled(Int64MultiArray(data=[int(tick.step), int(tick.s_g), int(tick.stamp_ns)]),
+                     ("step", "s_g", "stamp_ns"))
+
+
+def parse_tick(msg: Int64MultiArray) -> Tick:
+    """Raises ValueError for a malformed tick."""
+    data = list(msg.data)
+    if len(data) != 3 or data[0] < 0 or data[1] < 0:
+        raise ValueError(f"malformed tick {data}: expected [step >= 0, s_g >= 0, stamp_ns]")
+    return Tick(int(data[0]), int(data[1]), int(data[2]))
+
+
+def answer_msg(step: int, value: int, label: str) -> Int32MultiArray:
+    return _labelled(Int32MultiArray(data=[int(step), int(value)]), ("step", label))
+
+
+def parse_answer(msg: Int32MultiArray) -> Answer:
+    """Raises ValueError for a malformed answer."""
+    data = list(msg.data)
+    if len(data) != 2:
+        raise ValueError(f"malformed answer {data}: expected [step, value]")
+    return Answer(int(data[0]), int(data[1]))
+
+
+def metrics_msg(values: dict[str, float]) -> Float64MultiArray:
+    return _labelled(Float64MultiArray(data=[float(values[f]) for f in METRICS_FIELDS]), METRICS_FIELDS)
+
+
+def parse_metrics(msg: Float64MultiArray) -> dict[str, float]:
+    if len(msg.data) != len(METRICS_FIELDS):
+        raise ValueError(f"malformed metrics: {len(msg.data)} values, expected {len(METRICS_FIELDS)}")
+    return dict(zip(METRICS_FIELDS, (float(v) for v in msg.data)))
+
+
+def pose_msg(x: float, y: float, yaw: float, stamp_ns: int, frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.pose.position.x = float(x)
+    msg.pose.position.y = float(y)
+    msg.pose.orientation.z = math.sin(yaw / 2.0)
+    msg.pose.orientation.w = math.cos(yaw / 2.0)
+    return msg
+
+
+def pose_xy(msg: PoseStamped) -> tuple[float, float]:
+    return msg.pose.position.x, msg.pose.position.y
+
+
+def pose_yaw(msg: PoseStamped) -> float:
+    q = msg.pose.orientation
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def pose_is_finite(msg: PoseStamped) -> bool:
+    p, q = msg.pose.position, msg.pose.orientation
+    return all(math.isfinite(v) for v in (p.x, p.y, p.z, q.x, q.y, q.z, q.w))
+
+
+def goal_zone(s_l: np.ndarray | int, a_l: np.ndarray | int, n_zones: int) -> np.ndarray:
+    """The zone a robot in s_l heads for under local action a_l (a move around the ring)."""
+    return (np.asarray(s_l) + np.asarray(MOVES)[np.asarray(a_l)]) % n_zones
+
+
+def action_from_goal(s_l: np.ndarray, goal: np.ndarray, n_zones: int) -> np.ndarray:
+    """Inverse of goal_zone: a_l per robot, or -1 where the goal is not one move away (or out of range)."""
+    s_l = np.asarray(s_l)
+    goal = np.asarray(goal)
+    out = np.full(s_l.shape, -1, dtype=np.int64)
+    for a, move in reversed(list(enumerate(MOVES))):  # lowest action wins ties (n_zones = 2: +1 == -1)
+        out = np.where((goal >= 0) & (goal < n_zones) & ((s_l + move) % n_zones == goal), a, out)
+    return out
