@@ -1,6 +1,7 @@
 """Hand-written warehouse policies (ROS-free): fixtures for the ROS tests and the benchmark.
 
-- global: "send the active zone to the most common zone of the sample" (ties to the lowest zone);
+- global: "hold the active zone while the sample shows a robot there, else move it to the sample's
+  most common zone" (ties to the lowest zone);
 - local: "move one zone toward s_g along the ring" (stay when there).
 They are a sensible, deterministic baseline, not the trained ALTERNATING-MARL policies.
 """
@@ -19,10 +20,11 @@ from altmarl_ros.marl.games.warehouse import MOVES, ring_distance
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 
-def mode_global_policy(game: TabularGame, k: int) -> TabularGlobalPolicy:
-    table = cv.enumerate_counts(k, game.n_local_states).argmax(-1)  # (D,)
-    return TabularGlobalPolicy(np.broadcast_to(table, (game.n_global_states, table.size)), k,
-                               game.n_local_states, game.n_global_actions)
+def hold_or_mode_global_policy(game: TabularGame, k: int) -> TabularGlobalPolicy:
+    counts = cv.enumerate_counts(k, game.n_local_states)  # (D, S_l)
+    s_g = np.arange(game.n_global_states)[:, None]
+    table = np.where(counts.T[s_g[:, 0]] > 0, s_g, counts.argmax(-1)[None, :])  # (S_g, D)
+    return TabularGlobalPolicy(table, k, game.n_local_states, game.n_global_actions)
 
 
 def follow_local_policy(game: TabularGame) -> TabularLocalPolicy:
@@ -38,5 +40,5 @@ def follow_local_policy(game: TabularGame) -> TabularLocalPolicy:
 def save_heuristic(path: str | Path, *, k: int, r_g: str = "constant") -> Path:
     """Write the heuristic policy pair for the warehouse game to `path` (.npz + .json)."""
     game = make_game("warehouse", r_g=r_g)
-    return save_policies(path, mode_global_policy(game, k), follow_local_policy(game), game=game,
+    return save_policies(path, hold_or_mode_global_policy(game, k), follow_local_policy(game), game=game,
                          game_spec={"name": "warehouse", "options": {"r_g": r_g}}, trainer="heuristic")

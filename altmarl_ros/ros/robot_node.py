@@ -28,8 +28,8 @@ from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy,
 class RobotNode(Node):
     """Hosts `robots` (or, when that is empty, the one robot named by the node's namespace)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__("robot_node", **kwargs)
+    def __init__(self, node_name: str = "robot_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
         robots = declare_string_list(self, "robots", "robots hosted by this node; empty = the namespace's robot")
         self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
         zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")

@@ -52,8 +52,8 @@ STAY = MOVES.index(0)
 
 
 class SimNode(Node):
-    def __init__(self, **kwargs) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
         robots = declare_string_list(self, "robots", "robot registry (names); empty = robot_0..n_robots-1")
         n_robots = declare(self, "n_robots", 0, "number of robots when 'robots' is empty", low=0)
         self.mode = declare(self, "mode", "model", "transition model", choices=("model", "kinematic"))

@@ -1,0 +1,73 @@
+"""The NumPy reference for a ROS closed-loop run (ROS-free).
+
+The closed loop reports the mean per-step (undiscounted) reward of ONE trajectory of T steps from
+`reset`. Its NumPy counterpart is the same statistic over many independent episodes of the same
+length, with the same game, n, k and policies (`altmarl_ros.marl.sim`, Algorithm 4). Under the
+hypothesis "the ROS loop implements the same process", the closed-loop value is one draw from the
+distribution whose mean and spread `reference_rewards` estimates, so |closed - mean| is judged
+against `episode_std` (plus the NumPy mean's own stderr).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from altmarl_ros.marl import sim as marl_sim
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+
+
+class Reference(NamedTuple):
+    """Mean per-step reward over episodes: mean, stderr of the mean, spread of one episode, episodes."""
+
+    mean: float
+    stderr: float
+    episode_std: float
+    episodes: int
+
+
+def episode_rewards(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
+                    rng: np.random.Generator, *, n_agents: int, k: int, steps: int, episodes: int,
+                    batch_size: int = 256) -> np.ndarray:
+    """(episodes,) mean per-step reward of each episode. pi_g None = uniformly random global actions."""
+    out = np.empty(episodes)
+    for start in range(0, episodes, batch_size):
+        B = min(batch_size, episodes - start)
+        state = marl_sim.reset(game, rng, n_agents=n_agents, batch=B)
+        total = np.zeros(B)
+        for _ in range(steps):
+            if pi_g is None:
+                a_g = rng.integers(game.n_global_actions, size=B)
+            else:
+                a_g = marl_sim.global_action(pi_g, rng, state)
+            a_l = pi_l.sample(rng, state.s_g, state.s_l)
+            result = marl_sim.step(game, rng, state, a_g, a_l, ordering="paper")
+            total += result.reward
+            state = result.state
+        out[start:start + B] = total / steps
+    return out
+
+
+def reference(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
+              rng: np.random.Generator, *, n_agents: int, k: int, steps: int, episodes: int) -> Reference:
+    x = episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, k=k, steps=steps, episodes=episodes)
+    std = float(x.std(ddof=1)) if x.size > 1 else float("nan")
+    return Reference(float(x.mean()), std / np.sqrt(x.size), std, int(x.size))
+
+
+def random_policies(game: TabularGame) -> TabularLocalPolicy:
+    """The random baseline's local policy (uniform over local actions); its global actions are uniform too."""
+    return TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
+
+
+def batch_means_stderr(rewards: np.ndarray, n_batches: int = 10) -> float:
+    """Stderr of a trajectory's mean reward by non-overlapping batch means (absorbs autocorrelation)."""
+    x = np.asarray(rewards, dtype=np.float64)
+    n_batches = min(n_batches, x.size // 2)
+    if n_batches < 2:
+        return float("nan")
+    size = x.size // n_batches
+    means = x[: size * n_batches].reshape(n_batches, size).mean(1)
+    return float(means.std(ddof=1) / np.sqrt(n_batches))

@@ -1,0 +1,128 @@
+"""Run a bringup plan without `ros2 launch`: one process per NodeSpec, started with `--ros-args --params-file`.
+
+Each process gets its own session (process group), its output goes to `<log_dir>/<name>.log`, and
+`stop()` sends SIGINT to every group, waits, then SIGKILLs what is left, so no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from altmarl_ros.ros.bringup import NodeSpec
+
+MODULES = {"sim_node": "altmarl_ros.ros.sim_node", "controller_node": "altmarl_ros.ros.controller_node",
+           "robot_node": "altmarl_ros.ros.robot_node"}
+
+
+def fqn(spec: NodeSpec) -> str:
+    return f"/{spec.namespace}/{spec.name}" if spec.namespace else f"/{spec.name}"
+
+
+def write_params(spec: NodeSpec, directory: Path) -> Path:
+    """Write the node's `ros__parameters` file; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{fqn(spec).strip('/').replace('/', '__')}.yaml"
+    path.write_text(yaml.safe_dump(spec.params_yaml(), sort_keys=False))
+    return path
+
+
+def command(spec: NodeSpec, params_file: Path) -> list[str]:
+    """`python -m <module> --ros-args -r __node:=NAME [-r __ns:=/NS] --params-file FILE`."""
+    cmd = [sys.executable, "-m", MODULES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:=/{spec.namespace}"]
+    return cmd + ["--params-file", str(params_file)]
+
+
+@dataclass
+class NodeProcess:
+    spec: NodeSpec
+    popen: subprocess.Popen
+    log: Path
+    stopped: bool = False  # we asked it to stop (its exit is expected)
+
+    @property
+    def label(self) -> str:
+        return fqn(self.spec)
+
+
+@dataclass
+class ProcessGroup:
+    """The running processes of a plan."""
+
+    processes: list[NodeProcess] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, specs: list[NodeSpec], run_dir: Path, env: dict[str, str] | None = None) -> ProcessGroup:
+        group = cls()
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            for spec in specs:
+                params = write_params(spec, run_dir / "params")
+                log = run_dir / "logs" / f"{fqn(spec).strip('/').replace('/', '__')}.log"
+                with open(log, "wb") as out:
+                    popen = subprocess.Popen(command(spec, params), stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             env=env if env is not None else os.environ.copy())
+                group.processes.append(NodeProcess(spec, popen, log))
+        except BaseException:
+            group.stop()
+            raise
+        return group
+
+    def find(self, executable: str) -> list[NodeProcess]:
+        return [p for p in self.processes if p.spec.executable == executable]
+
+    def exited(self) -> list[NodeProcess]:
+        """Processes that have exited without being asked to stop."""
+        return [p for p in self.processes if not p.stopped and p.popen.poll() is not None]
+
+    def stop_one(self, proc: NodeProcess, timeout: float = 5.0) -> int | None:
+        proc.stopped = True
+        if proc.popen.poll() is None:
+            _signal_group(proc.popen, signal.SIGINT)
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.popen, signal.SIGKILL)
+                proc.popen.wait(5.0)
+        return proc.popen.returncode
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGINT every process group, wait up to `timeout` s in total, then SIGKILL the rest."""
+        for proc in self.processes:
+            proc.stopped = True
+            if proc.popen.poll() is None:
+                _signal_group(proc.popen, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes:
+            try:
+                proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.processes:
+            if proc.popen.poll() is None:
+                _signal_group(proc.popen, signal.SIGKILL)
+                proc.popen.wait(5.0)
+
+
+def _signal_group(popen: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(popen.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

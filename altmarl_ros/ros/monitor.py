@@ -1,0 +1,37 @@
+"""A passive observer node: collects /swarm/metrics and the controller's /diagnostics for a run's summary."""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, String
+
+from altmarl_ros.ros import topics
+
+
+class MonitorNode(Node):
+    def __init__(self, node_name: str = "altmarl_monitor", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.metrics: list[dict[str, float]] = []
+        self.controller: list[dict[str, str]] = []
+        self.create_subscription(Float64MultiArray, topics.METRICS, self._on_metrics, topics.METRICS_QOS)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, topics.DIAGNOSTICS_QOS)
+        self.command_pub = self.create_publisher(String, topics.SWARM_COMMAND, topics.LATCHED_QOS)
+
+    def _on_metrics(self, msg: Float64MultiArray) -> None:
+        try:
+            self.metrics.append(topics.parse_metrics(msg))
+        except ValueError as exc:
+            self.get_logger().warning(str(exc))
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "altmarl_controller":
+                self.controller.append({kv.key: kv.value for kv in status.values})
+
+    def send(self, command: str) -> None:
+        self.command_pub.publish(String(data=command))
+
+    @property
+    def steps(self) -> int:
+        return len(self.metrics)
