@@ -83,7 +83,7 @@ def validate_bridge_config(entries: Any) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise ValueError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")
+            raise ValueError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")  # noqa: TRY004
         missing = [key for key in BRIDGE_KEYS if key not in entry]
         unknown = sorted(set(entry) - set(BRIDGE_KEYS) - set(OPTIONAL_BRIDGE_KEYS))
         if missing or unknown:
@@ -131,13 +131,14 @@ class SpawnPose:
     yaw: float
 
 
-def spawn_poses(robots: Sequence[str], zones: Zones, *, spacing: float = 0.5, z: float = 0.01,
+def spawn_poses(robots: Sequence[str], zones: Zones, *, spacing: float = 0.45, z: float = 0.01,
                 zone_of_robot: Sequence[int] | None = None) -> list[SpawnPose]:
     """Collision-free spawn poses: robot i starts in zone `zone_of_robot[i]` (default i mod n_zones).
 
-    Candidates fill each zone outward from its centre along a sunflower spiral; a candidate is kept
-    when the shared pose -> zone map puts it in its zone, it keeps `spacing` from the walls and from
-    every robot placed so far. ValueError when a zone cannot hold its robots at that spacing.
+    Each zone fills outward from its centre over a hexagonal lattice of pitch `spacing` (the robot is
+    0.30 m x 0.25 m, 0.36 m across); a lattice point is used when the shared pose -> zone map puts it in
+    its zone, it keeps `spacing` from the walls and from every robot of the other zones. ValueError
+    when a zone cannot hold its robots at that spacing.
     """
     if not spacing > 0:
         raise ValueError(f"spawn_poses: spacing must be > 0, got {spacing}")
@@ -145,28 +146,25 @@ def spawn_poses(robots: Sequence[str], zones: Zones, *, spacing: float = 0.5, z:
     assigned = np.arange(n) % zones.n_zones if zone_of_robot is None else np.asarray(zone_of_robot, dtype=int)
     if assigned.shape != (n,) or (n and (assigned.min() < 0 or assigned.max() >= zones.n_zones)):
         raise ValueError(f"spawn_poses: zone_of_robot must hold {n} zone ids in [0, {zones.n_zones})")
+    m = math.ceil(2 * zones.arena_half_size / spacing) + 1
+    a, b = np.meshgrid(np.arange(-m, m + 1), np.arange(-m, m + 1), indexing="ij")
+    lattice = spacing * np.stack([a + 0.5 * b, b * math.sqrt(3) / 2], axis=-1).reshape(-1, 2)
+    lattice = lattice[np.lexsort((np.arctan2(lattice[:, 1], lattice[:, 0]), np.round(np.hypot(*lattice.T), 9)))]
     limit = zones.arena_half_size - spacing
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    placed = np.empty((0, 2))
     xy = np.zeros((n, 2))
+    placed = np.empty((0, 2))
     for zone in range(zones.n_zones):
         members = np.flatnonzero(assigned == zone)
-        j = 0
-        for member in members:
-            while True:
-                radius = 0.5 * spacing * math.sqrt(j)
-                if radius > zones.ring_radius + 2 * zones.arena_half_size:  # past every corner
-                    raise ValueError(f"spawn_poses: zone {zone} cannot hold {len(members)} robots "
-                                     f"{spacing} m apart inside the walls")
-                point = zones.centres[zone] + radius * np.array([math.cos(j * golden), math.sin(j * golden)])
-                j += 1
-                if np.abs(point).max() > limit or int(zones.zone_of(point)) != zone:
-                    continue
-                if len(placed) and np.hypot(*(placed - point).T).min() < spacing:
-                    continue
-                placed = np.vstack([placed, point])
-                xy[member] = point
-                break
+        points = zones.centres[zone] + lattice
+        points = points[(np.abs(points).max(axis=1) <= limit) & (zones.zone_of(points) == zone)]
+        if len(placed):  # clear of the robots already placed in the other zones
+            clear = np.hypot(*(points[:, None, :] - placed[None, :, :]).transpose(2, 0, 1)).min(axis=1) >= spacing
+            points = points[clear]
+        if len(points) < len(members):
+            raise ValueError(f"spawn_poses: zone {zone} holds {len(points)} robots {spacing} m apart inside the "
+                             f"walls, {len(members)} asked; lower n_robots or the spacing")
+        xy[members] = points[:len(members)]
+        placed = np.vstack([placed, points[:len(members)]])
     return [SpawnPose(name, int(assigned[i]), float(xy[i, 0]), float(xy[i, 1]), float(z), 0.0)
             for i, name in enumerate(robots)]
 
