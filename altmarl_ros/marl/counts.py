@@ -56,20 +56,20 @@ def unrank(ranks: np.ndarray, k: int, n_states: int) -> np.ndarray:
     """Inverse of `rank`: (...,) ranks -> (..., S) int64 count vectors."""
     ranks = np.asarray(ranks, dtype=np.int64)
     S = n_states
-    out = np.empty(ranks.shape + (S,), dtype=np.int64)
+    out = np.empty((*ranks.shape, S), dtype=np.int64)
     if S == 1:
         out[..., 0] = k
         return out
     table = _binom_table(k + S - 1, S - 1)
     rest = ranks.copy()
-    bars = np.empty(ranks.shape + (S - 1,), dtype=np.int64)
+    bars = np.empty((*ranks.shape, S - 1), dtype=np.int64)
     for j in range(S - 2, -1, -1):
         # largest b with C(b, j + 1) <= rest; column j+1 of the table is non-decreasing in b
         col = table[:, j + 1]
         b = np.searchsorted(col, rest, side="right") - 1
         bars[..., j] = b
         rest -= col[b]
-    prev = np.concatenate([np.full(ranks.shape + (1,), -1, dtype=np.int64), bars], axis=-1)
+    prev = np.concatenate([np.full((*ranks.shape, 1), -1, dtype=np.int64), bars], axis=-1)
     out[..., :-1] = np.diff(prev, axis=-1) - 1
     out[..., -1] = k + S - 2 - bars[..., -1]
     return out
@@ -94,7 +94,7 @@ def counts_from_states(states: np.ndarray, n_states: int) -> np.ndarray:
     flat = states.reshape(-1, states.shape[-1]) if states.ndim > 1 else states[None]
     offsets = (np.arange(flat.shape[0]) * n_states)[:, None]
     hist = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * n_states)
-    return hist.reshape(lead + (n_states,))
+    return hist.reshape((*lead, n_states))
 
 
 def subsample(rng: np.random.Generator, n_agents: int, k: int, batch: int) -> np.ndarray:
@@ -115,6 +115,10 @@ def round_to_counts(expected: np.ndarray, k: int) -> np.ndarray:
     floored = np.floor(expected + 1e-12).astype(np.int64)
     residual = expected - floored
     deficit = k - floored.sum(axis=-1, keepdims=True)
-    order = np.argsort(-residual, axis=-1, kind="stable")
-    position = np.argsort(order, axis=-1, kind="stable")
+    # position of each entry in the descending order of residuals (stable: ties to the lower index),
+    # by pairwise comparison, which beats two argsorts for the few states of a count vector
+    S = expected.shape[-1]
+    earlier = np.tril(np.ones((S, S), dtype=bool), k=-1)  # earlier[i, j]: j < i
+    r_i, r_j = residual[..., :, None], residual[..., None, :]
+    position = ((r_j > r_i) | ((r_j == r_i) & earlier)).sum(-1)
     return np.clip(floored + (position < deficit), 0, k)

@@ -45,6 +45,12 @@ class TabularGlobalPolicy:
         """(B,) s_g and (B, S_l) count vectors summing to k -> (B,) a_g."""
         return self.actions[np.asarray(s_g), cv.rank(counts, self.k)]
 
+    def act_on(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        """Algorithm 4 lines 1-2: a fresh uniform k-subset of each row of (B, n) s_l, then pi_g on its counts."""
+        idx = cv.subsample(rng, s_l.shape[1], self.k, s_l.shape[0])
+        sampled = np.take_along_axis(s_l, idx, axis=1)
+        return self.act(s_g, cv.counts_from_states(sampled, self.n_local_states))
+
     @classmethod
     def constant(cls, action: int, *, n_global_states: int, n_local_states: int,
                  n_global_actions: int, k: int) -> TabularGlobalPolicy:
@@ -90,3 +96,21 @@ class TabularLocalPolicy:
         probs = np.zeros_like(Q, dtype=np.float64)
         np.put_along_axis(probs, Q.argmax(-1)[..., None], 1.0, axis=-1)
         return cls(probs)
+
+
+@dataclass(frozen=True, eq=False)
+class FullInformationPolicy:
+    """A global policy that observes the whole population: its histogram rounded to pi_g.k counts
+    (largest remainder), then pi_g. With a large k it is the global oracle of the Nash-gap metric."""
+
+    pi_g: TabularGlobalPolicy
+
+    @property
+    def k(self) -> int:
+        return self.pi_g.k
+
+    def act_on(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        """(B,) s_g, (B, n) s_l -> (B,) a_g; `rng` is unused (the observation is deterministic)."""
+        hist = cv.counts_from_states(s_l, self.pi_g.n_local_states)
+        counts = cv.round_to_counts(hist * (self.k / s_l.shape[1]), self.k)
+        return self.pi_g.act(s_g, counts)

@@ -11,13 +11,13 @@ exists only to reproduce their curves.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.policy import TabularLocalPolicy
 
 Ordering = Literal["paper", "authors"]
 ORDERINGS: tuple[str, ...] = ("paper", "authors")
@@ -90,13 +90,15 @@ def step(game: TabularGame, rng: np.random.Generator, state: JointState, a_g: np
     return StepResult(JointState(s_g_next, s_l_next), r_g + r_l.mean(-1), r_g, r_l)
 
 
-def global_action(pi_g: TabularGlobalPolicy, rng: np.random.Generator, state: JointState) -> np.ndarray:
-    """Algorithm 4 lines 1-2: a fresh uniform k-subset per row, then pi_g on its count vector."""
-    s_g, s_l = state
-    B, n = s_l.shape
-    idx = cv.subsample(rng, n, pi_g.k, B)
-    sampled = np.take_along_axis(s_l, idx, axis=1)
-    return pi_g.act(s_g, cv.counts_from_states(sampled, pi_g.n_local_states))
+class GlobalController(Protocol):
+    """What the simulator needs of a global policy: an action per row from what it observes."""
+
+    def act_on(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray: ...
+
+
+def global_action(pi_g: GlobalController, rng: np.random.Generator, state: JointState) -> np.ndarray:
+    """a_g for each row: a TabularGlobalPolicy observes a fresh uniform k-subset (Algorithm 4)."""
+    return pi_g.act_on(rng, state.s_g, state.s_l)
 
 
 def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
@@ -104,7 +106,7 @@ def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
     return cv.counts_from_states(s_l, n_local_states).argmax(-1)
 
 
-def evaluate(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, rng: np.random.Generator,
+def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy, rng: np.random.Generator,
              *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
              batch_size: int = 64) -> Evaluation:
     """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes.

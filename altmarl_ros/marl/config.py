@@ -1,0 +1,229 @@
+"""Training configurations: frozen dataclasses, loaded from YAML with strict validation.
+
+Every unknown key, wrong type or out-of-range value raises `ConfigError` naming the key path
+(e.g. "g_learn.m"). See config/train_warehouse.yaml for a commented example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from altmarl_ros.marl.games import GAMES, make_game
+from altmarl_ros.marl.learners.alternate import RULES
+from altmarl_ros.marl.learners.g_learn import STOPPINGS, TRANSITIONS
+from altmarl_ros.marl.sim import ORDERINGS
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class GLearnConfig:
+    transition: str = "sampled"
+    """sampled (paper: m samples per entry) | exact (small k) | deterministic (authors)."""
+    m: int = 30
+    """Samples of the next count vector per (s_g, d) entry (transition: sampled)."""
+    stopping: str = "span"
+    """span | sup | fixed (exactly max_iter sweeps, the authors' truncated value iteration)."""
+    tol: float = 1e-3
+    """Value-iteration tolerance (span: bound on the value error; sup: sup-norm residual)."""
+    max_iter: int = 2000
+    """Maximum number of Bellman sweeps."""
+    warm_start: bool = True
+    """Start each round's value iteration from the previous round's values."""
+
+    def validate(self, key: str) -> None:
+        _check(self.transition in TRANSITIONS, f"{key}.transition", f"must be one of {TRANSITIONS}")
+        _check(self.stopping in STOPPINGS, f"{key}.stopping", f"must be one of {STOPPINGS}")
+        _check(self.m >= 1, f"{key}.m", "must be >= 1")
+        _check(self.tol > 0, f"{key}.tol", "must be > 0")
+        _check(self.max_iter >= 1, f"{key}.max_iter", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class LLearnConfig:
+    kind: str = "induced"
+    """induced (exact best response in the induced (s_g, s_l) MDP) | authors (PAPER.md 2.7)."""
+    tol: float = 1e-8
+    """Value-iteration tolerance of the induced MDP."""
+    n_mc: int = 200
+    """authors: Monte Carlo count vectors per s_g."""
+    mc_seed: int = 999
+    """authors: seed of those draws."""
+    mu_iters: int = 50
+    """authors: power iterations of the mean field."""
+    max_iter: int = 100
+    """authors: value-iteration sweeps."""
+    tau_scale: float = 3.0
+    """authors: softmax temperature = max(tau_min, range(Q) / tau_scale)."""
+    tau_min: float = 0.3
+
+    def validate(self, key: str) -> None:
+        _check(self.kind in ("induced", "authors"), f"{key}.kind", "must be 'induced' or 'authors'")
+        _check(self.tol > 0, f"{key}.tol", "must be > 0")
+        for name in ("n_mc", "mu_iters", "max_iter"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
+        _check(self.tau_scale > 0 and self.tau_min > 0, f"{key}.tau_scale", "tau_scale and tau_min must be > 0")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rule: str = "two_eta"
+    """two_eta (paper UPDATE, eta = c / sqrt(k)) | revert (authors' outer loop)."""
+    c: float = 1.0
+    """eta = c / sqrt(k)."""
+    rtol: float = 0.01
+    """revert: relative tolerance for revert and convergence."""
+    max_rounds: int = 10
+    """N_steps: maximum rounds of (G-LEARN, L-LEARN)."""
+    eval_episodes: int = 64
+    """Episodes of each in-loop evaluation."""
+    eval_horizon: int = 50
+    """Horizon of each in-loop evaluation."""
+
+    def validate(self, key: str) -> None:
+        _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
+        _check(self.c >= 0, f"{key}.c", "must be >= 0")
+        _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
+        for name in ("max_rounds", "eval_episodes", "eval_horizon"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    horizon: int = 50
+    """Steps per episode of the final evaluation (the paper says 100, the authors' figures use 50)."""
+    episodes: int = 50
+    """Episodes per evaluation seed."""
+    seeds: int = 15
+    """Evaluation seeds; rewards are reported as mean +- std over the per-seed means (as the authors)."""
+
+    def validate(self, key: str) -> None:
+        for name in ("horizon", "episodes", "seeds"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    k_oracle: int = 100
+    """The global oracle: G-LEARN (deterministic mean-field transition) at this k, executed with
+    full information (the whole population's histogram rounded to k_oracle counts)."""
+    episodes: int = 400
+    """Paired episodes per value difference."""
+
+    def validate(self, key: str) -> None:
+        _check(self.k_oracle >= 1, f"{key}.k_oracle", "must be >= 1")
+        _check(self.episodes >= 2, f"{key}.episodes", "must be >= 2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    game: str = "warehouse"
+    """Registered game name (altmarl_ros.marl.games)."""
+    game_options: dict[str, Any] = field(default_factory=dict)
+    """Keyword overrides of the game factory, e.g. {r_g: constant}."""
+    n_agents: int = 1000
+    """n, the number of local agents in every evaluation."""
+    k: int = 10
+    """Default subsampling budget for `altmarl train`."""
+    ordering: str = "paper"
+    """paper (locals move with s_g(t)) | authors (with s_g(t+1), REFERENCE.md B1)."""
+    g_learn: GLearnConfig = field(default_factory=GLearnConfig)
+    l_learn: LLearnConfig = field(default_factory=LLearnConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    nash_gap: GapConfig = field(default_factory=GapConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.game in GAMES, "game", f"unknown game {self.game!r}; known: {sorted(GAMES)}")
+        _check(isinstance(self.game_options, dict), "game_options", "must be a mapping")
+        try:
+            make_game(self.game, **self.game_options)
+        except ValueError as exc:
+            raise ConfigError(f"game_options: {exc}") from exc
+        _check(self.n_agents >= 1, "n_agents", "must be >= 1")
+        _check(1 <= self.k <= self.n_agents, "k", "must satisfy 1 <= k <= n_agents")
+        _check(self.ordering in ORDERINGS, "ordering", f"must be one of {ORDERINGS}")
+        for name in ("g_learn", "l_learn", "loop", "evaluation", "nash_gap"):
+            getattr(self, name).validate(name)
+
+    @property
+    def game_spec(self) -> dict[str, Any]:
+        return {"name": self.game, "options": dict(self.game_options)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: Any, key: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{key + '.' if key else ''}{unknown[0]}: unknown key; known keys: {sorted(names)}")
+    values = {}
+    for name, value in data.items():
+        path = f"{key}.{name}" if key else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, path)
+        elif hint is bool:
+            _check(isinstance(value, bool), path, f"must be true or false, got {value!r}")
+            values[name] = value
+        elif hint is int:
+            _check(isinstance(value, int) and not isinstance(value, bool), path, f"must be an integer, got {value!r}")
+            values[name] = value
+        elif hint is float:
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool), path,
+                   f"must be a number, got {value!r}")
+            values[name] = float(value)
+        elif hint is str:
+            _check(isinstance(value, str), path, f"must be a string, got {value!r}")
+            values[name] = value
+        else:  # dict[str, Any]
+            _check(isinstance(value, dict), path, f"must be a mapping, got {value!r}")
+            values[name] = dict(value)
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key or 'config'}: {exc}") from exc
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build and validate a TrainConfig from plain data (e.g. parsed YAML)."""
+    return _build(TrainConfig, data, "")
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a YAML training config; `overrides` replace top-level keys (e.g. k=5, n_agents=50)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
