@@ -103,10 +103,10 @@ class SwarmOptions:
             raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
         for name in ("use_sim_time", "lockstep", "autostart"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
+                raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")  # noqa: TRY004
+                raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
         if self.sim == "gazebo" and self.mode == "model":
             raise ValueError("SwarmOptions.mode must be 'kinematic' with sim='gazebo' (Gazebo moves the robots)")
 

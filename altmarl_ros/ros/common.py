@@ -161,7 +161,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         if node is not None:
             try:
                 node.close()
-            except Exception as exc:  # noqa: BLE001 - never hide the shutdown behind a secondary error
+            except Exception as exc:  # never hide the shutdown behind a secondary error
                 rclpy.logging.get_logger(PACKAGE).error(f"error while closing {node.get_name()}: {exc}")
             node.destroy_node()
         rclpy.try_shutdown()

@@ -6,6 +6,7 @@ Each process gets its own session (process group), its output goes to `<log_dir>
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ def command(spec: NodeSpec, params_file: Path) -> list[str]:
     cmd = [sys.executable, "-m", MODULES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
     if spec.namespace:
         cmd += ["-r", f"__ns:=/{spec.namespace}"]
-    return cmd + ["--params-file", str(params_file)]
+    return [*cmd, "--params-file", str(params_file)]
 
 
 @dataclass
@@ -104,10 +105,8 @@ class ProcessGroup:
                 _signal_group(proc.popen, signal.SIGINT)
         deadline = time.monotonic() + timeout
         for proc in self.processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for proc in self.processes:
             if proc.popen.poll() is None:
                 _signal_group(proc.popen, signal.SIGKILL)
@@ -115,10 +114,8 @@ class ProcessGroup:
 
 
 def _signal_group(popen: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def tail(path: Path, lines: int = 8) -> str:

@@ -146,7 +146,7 @@ class RobotNode(Node):
         goals = topics.goal_zone(s_l, a_l, self.n_zones)
         self.goal[idx] = goals
         self.answered[idx] = True
-        for i, goal in zip(idx.tolist(), goals.tolist()):
+        for i, goal in zip(idx.tolist(), goals.tolist(), strict=True):
             self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
 
     def _drive(self, i: int) -> None:

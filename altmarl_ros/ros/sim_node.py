@@ -97,7 +97,8 @@ class SimNode(Node):
             artifact = resolve_policy(policy_path, n_zones=self.zones.n_zones)
             self.game, self.game_spec = artifact.game, artifact.game_spec
         if self.game.n_local_states != self.zones.n_zones or self.game.n_global_states != self.zones.n_zones:
-            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_states} zones, zone map {self.zones.n_zones}")
+            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_states} zones, the zone map "
+                                 f"{self.zones.n_zones}")
         if self.game.n_local_actions != len(MOVES):
             raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_actions} local actions; the swarm "
                                  f"encodes {len(MOVES)} ring moves")

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--numpy-episodes", type=int, default=200, help="episodes of the NumPy reference")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--dds-defaults", action="store_true",
+                        help="do not apply the swarm Fast DDS profile (deeper shared-memory queue, 50 ms heartbeat)")
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -291,7 +293,8 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "bad_answers": int(sum(r["bad_answers"] for r in per_step)),
         "late_answers": int(sum(r.get("late_answers", 0) for r in per_step)),
         "steps_per_second": (sim_record or {}).get("steps_per_second", steps / busy if busy > 0 else math.nan),
-        "controller_latency_ms_p50": _percentile(latencies, 50), "controller_latency_ms_p95": _percentile(latencies, 95),
+        "controller_latency_ms_p50": _percentile(latencies, 50),
+        "controller_latency_ms_p95": _percentile(latencies, 95),
         "controller_latency_ms_max": _percentile(latencies, 100),
         "controller_rtt_ms_p50": _percentile(rtts, 50), "controller_rtt_ms_p95": _percentile(rtts, 95),
         "step_seconds_p50": _percentile(seconds, 50), "step_seconds_p95": _percentile(seconds, 95),
@@ -354,6 +357,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     out.mkdir(parents=True, exist_ok=True)
+    if not args.dds_defaults:
+        from altmarl_ros.ros.dds import use_profile
+        use_profile(out)
     (out / "summary.json").unlink(missing_ok=True)
     (out / "sim_record.json").unlink(missing_ok=True)
     try:

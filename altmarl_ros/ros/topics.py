@@ -1,16 +1,17 @@
 """The swarm's ROS contract in one place: topic names, QoS profiles, message <-> state conversions.
 
-| topic | type | publisher | QoS |
+| topic | type | publisher | QoS (R reliable, TL transient-local) |
 |---|---|---|---|
-| /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization / Gazebo bridge) | reliable, transient-local, depth 1 |
-| /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | reliable, depth 1 |
-| /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | reliable, depth 10 |
-| /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | reliable, depth 10 |
-| /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | reliable, transient-local, depth 1 |
-| /swarm/global_state | std_msgs/Int32 (s_g) | sim_node (controller with Gazebo) | reliable, transient-local, depth 1 |
-| /swarm/metrics | std_msgs/Float64MultiArray, fields METRICS_FIELDS | sim_node | reliable, depth 1000 |
-| /swarm/command | std_msgs/String 'start' / 'stop' | anyone (operator, `altmarl swarm`) | reliable, transient-local, depth 1 |
-| /diagnostics | diagnostic_msgs/DiagnosticArray | controller_node (one status per step) | reliable, depth 100 |
+| /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization, Gazebo bridge) | R, TL, depth 1 |
+| /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
+| /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
+| /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
+| /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
+| /swarm/global_state | std_msgs/Int32 (s_g) | sim_node (controller with Gazebo) | R, TL, depth 1 |
+| /swarm/metrics | std_msgs/Float64MultiArray, fields METRICS_FIELDS | sim_node | R, depth 1000 |
+| /swarm/command | std_msgs/String 'start' / 'stop' | operator, `altmarl swarm` | R, TL, depth 1 |
+| /diagnostics | diagnostic_msgs/DiagnosticArray | controller_node (one status per step) | R, depth 100 |
+| /clock | rosgraph_msgs/Clock | sim_node (the step's stamp) | R, depth 10 |
 
 A decision step t is announced by a tick carrying s_g(t) and the stamp of the step's poses; an
 answer (zone goal or zone command) carries t so that a late answer is never applied to a later
@@ -121,7 +122,7 @@ def metrics_msg(values: dict[str, float]) -> Float64MultiArray:
 def parse_metrics(msg: Float64MultiArray) -> dict[str, float]:
     if len(msg.data) != len(METRICS_FIELDS):
         raise ValueError(f"malformed metrics: {len(msg.data)} values, expected {len(METRICS_FIELDS)}")
-    return dict(zip(METRICS_FIELDS, (float(v) for v in msg.data)))
+    return dict(zip(METRICS_FIELDS, (float(v) for v in msg.data), strict=True))
 
 
 def pose_msg(x: float, y: float, yaw: float, stamp_ns: int, frame_id: str) -> PoseStamped:
