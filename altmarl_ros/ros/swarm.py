@@ -264,6 +264,7 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         row["controller_latency_ms"] = float(c["latency_ms"]) if c else math.nan
         row["missing_poses"] = int(c["missing"]) if c else -1
         row["stale_poses"] = int(c["stale"]) if c else -1
+        row["sample"] = c.get("sample", "") if c else ""
     rewards = np.array([r["reward"] for r in per_step], dtype=np.float64)
     steps = len(per_step)
     game, rng = artifact.game, np.random.default_rng(args.seed + 7)
