@@ -1,0 +1,188 @@
+"""Faults over real DDS: dead robots, controller restart, NaN poses, bad ids, bad parameters, bad policies.
+
+One long-running swarm (n=30 in three robot processes, unlimited steps) serves the runtime faults in
+order; start-up faults run the node executables directly and check the exit status and message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+N, K = 30, 4
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    return save_heuristic(tmp_path_factory.mktemp("policy") / "policy.npz", k=K)
+
+
+def _node(executable: str, params: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"altmarl_ros.ros.{executable}", "--ros-args", *params]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _after(metrics: list[dict], step: int) -> list[dict]:
+    return [m for m in metrics if m["step"] > step]
+
+
+def test_runtime_faults(ros_domain, policy, tmp_path):
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import Int32MultiArray, Int64MultiArray
+
+    from altmarl_ros.ros import topics
+    from altmarl_ros.ros.bringup import SwarmOptions, plan
+    from altmarl_ros.ros.launcher import ProcessGroup
+    from altmarl_ros.ros.testing import probe
+
+    options = SwarmOptions(n_robots=N, k=K, policy=str(policy), robots_per_process=10, step_period=0.02,
+                           step_timeout=0.3, steps=0, record_path=str(tmp_path / "record.json"))
+    group = ProcessGroup.start(plan(options), tmp_path)
+    try:
+        with probe() as p:
+            p.spin_until(lambda: len(p.metrics) >= 20, 60, "20 steps")
+            assert all(m["dropped_robots"] == 0 for m in p.metrics[5:])
+
+            # 1. kill one robot process (robots 10..19): the others keep going, its robots count dropped.
+            victim = group.find("robot_node")[1]
+            os.killpg(victim.popen.pid, signal.SIGKILL)
+            victim.popen.wait(5)
+            victim.stopped = True
+            t_kill = p.metrics[-1]["step"]
+            p.spin_until(lambda: len(_after(p.metrics, t_kill)) >= 30, 60, "30 steps after the kill")
+            later = _after(p.metrics, t_kill)[5:]
+            assert all(m["dropped_robots"] == 10 for m in later), [m["dropped_robots"] for m in later]
+            assert all(m["controller_dropped"] == 0 for m in later)
+            assert all(m["live_robots"] == N - 10 for m in later[-5:])  # no longer waited for
+            assert group.exited() == []  # sim, controller and the other robot processes are alive
+
+            # 2. kill the controller, then restart it: commands resume.
+            ctrl = group.find("controller_node")[0]
+            os.killpg(ctrl.popen.pid, signal.SIGKILL)
+            ctrl.popen.wait(5)
+            ctrl.stopped = True
+            t_ctrl = p.metrics[-1]["step"]
+            p.spin_until(lambda: sum(m["controller_dropped"] for m in _after(p.metrics, t_ctrl)) >= 3, 30,
+                         "dropped controller answers")
+            restarted = ProcessGroup.start([ctrl.spec], tmp_path / "restart")
+            group.processes += restarted.processes
+            t_restart = p.metrics[-1]["step"]
+            p.spin_until(lambda: any(m["controller_dropped"] == 0 for m in _after(p.metrics, t_restart)), 60,
+                         "commands from the restarted controller")
+            t_back = next(m["step"] for m in _after(p.metrics, t_restart) if m["controller_dropped"] == 0)
+            p.spin_until(lambda: len(_after(p.metrics, t_back)) >= 20, 30, "20 steps after the restart")
+            assert all(m["controller_dropped"] == 0 for m in _after(p.metrics, t_back)[2:])
+
+            # 3. garbage on the wire: NaN poses, out-of-range zone goals and commands, malformed ticks.
+            node = p.node
+            rogue_pose = node.create_publisher(PoseStamped, "/robot_0/pose", topics.POSE_QOS)
+            rogue_goal = node.create_publisher(Int32MultiArray, "/robot_1/zone_goal", topics.ANSWER_QOS)
+            rogue_cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
+            rogue_tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+            p.spin(1.0)  # let them match
+            t_garbage = p.metrics[-1]["step"]
+            for _ in range(20):
+                step = int(p.metrics[-1]["step"]) + 1
+                rogue_pose.publish(topics.pose_msg(math.nan, math.nan, 0.0, 0, "world"))
+                rogue_goal.publish(topics.answer_msg(step, 99, "goal_zone"))
+                rogue_cmd.publish(topics.answer_msg(step, -7, "a_g"))
+                rogue_tick.publish(Int64MultiArray(data=[1, 2]))
+                p.spin(0.05)
+            p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 30, 30, "30 steps after the garbage")
+            assert sum(m["bad_answers"] for m in _after(p.metrics, t_garbage)) > 0
+            assert [proc.label for proc in group.exited()] == []  # nobody crashed
+            steps_before = len(p.metrics)
+            p.spin(1.0)
+            assert len(p.metrics) > steps_before  # still stepping
+    finally:
+        group.stop()
+    logs = {path.name: path.read_text() for path in tmp_path.rglob("*.log")}
+    assert "NaN" in logs["altmarl_robots_0.log"], logs["altmarl_robots_0.log"][-2000:]
+    assert "out of range" in logs["altmarl_sim.log"]
+    assert "malformed tick" in logs["altmarl_robots_0.log"]
+    record = (tmp_path / "record.json").read_text()  # written on SIGINT, complete JSON
+    import json
+    assert json.loads(record)["steps"] >= 50
+
+
+def test_malformed_parameters_fail_clearly(ros_domain, policy):
+    bad_type = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "k:=abc"])
+    assert bad_type.returncode == 2
+    assert "'k'" in bad_type.stderr and "cannot start" in bad_type.stderr, bad_type.stderr
+    out_of_range = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "k:=-3"])
+    assert out_of_range.returncode == 2 and "'k'" in out_of_range.stderr, out_of_range.stderr
+    bad_choice = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10",
+                                           "-p", f"k:={K}", "-p", "observation:=everything"])
+    assert bad_choice.returncode == 2 and "observation" in bad_choice.stderr, bad_choice.stderr
+    bad_mode = _node("sim_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "mode:=teleport"])
+    assert bad_mode.returncode == 2 and "mode" in bad_mode.stderr, bad_mode.stderr
+    k_too_big = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=3", "-p", f"k:={K}"])
+    assert k_too_big.returncode == 2 and "exceeds" in k_too_big.stderr, k_too_big.stderr
+
+
+def test_missing_or_incompatible_policy_fails_at_start(ros_domain, policy, tmp_path):
+    missing = tmp_path / "nope.npz"
+    for exe in ("controller_node", "robot_node", "sim_node"):
+        result = _node(exe, ["-p", f"policy_path:={missing}", "-p", "n_robots:=10", "-p", f"k:={K}"])
+        assert result.returncode == 2, (exe, result.stderr)
+        assert str(missing) in result.stderr and "does not exist" in result.stderr, (exe, result.stderr)
+    wrong_k = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "k:=7"])
+    assert wrong_k.returncode == 2 and str(policy) in wrong_k.stderr and "k=" in wrong_k.stderr, wrong_k.stderr
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip")
+    corrupt.with_suffix(".json").write_text(policy.with_suffix(".json").read_text())
+    result = _node("robot_node", ["-p", f"policy_path:={corrupt}"])
+    assert result.returncode == 2 and str(corrupt) in result.stderr, result.stderr
+
+
+def test_swarm_cli_missing_policy_leaves_no_record(ros_domain, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(tmp_path / "x.npz"),
+                             "--out", str(out), "--steps", "5"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "x.npz" in result.stderr and "does not exist" in result.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_swarm_cli_ctrl_c_stops_everything(ros_domain, policy, tmp_path):
+    """SIGINT mid-run: exit 130, every child gone, summary.json complete (never half-written)."""
+    import json
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
+                             "--n-robots", "20", "--steps", "100000", "--step-period", "0.02", "--out", str(out),
+                             "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        end = time.monotonic() + 60
+        while not (out / "sim_record.json").exists() and time.monotonic() < end:
+            if (out / "logs" / "altmarl_sim.log").exists() and "stepping" in (out / "logs" /
+                                                                              "altmarl_sim.log").read_text():
+                break
+            time.sleep(0.2)
+        time.sleep(2.0)
+        children = subprocess.run(["pgrep", "-f", f"params-file {out}"], capture_output=True, text=True).stdout.split()
+        assert len(children) == 3, children  # sim, controller, one robot process
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, proc.stdout.read().decode()[-2000:]
+    alive = [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+    assert alive == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["steps"] > 0
+    assert np.isfinite(summary["closed_loop_reward"])
+    assert not list(out.glob(".*.tmp"))
