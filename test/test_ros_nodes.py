@@ -1,0 +1,167 @@
+"""Bring-up plan and topic conversions (no DDS), then the kinematic simulator, robot driving and bags (DDS)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from altmarl_ros.ros import topics
+from altmarl_ros.ros.bringup import NodeSpec, SwarmOptions, plan
+
+
+# --- bringup -------------------------------------------------------------------------------------
+def test_plan_embedded_hosts_robots_in_chunks():
+    specs = plan(SwarmOptions(n_robots=10, k=3, robots_per_process=4, policy="/p.npz"))
+    assert [s.executable for s in specs] == ["sim_node", "controller_node"] + ["robot_node"] * 3
+    hosted = [s.parameters["robots"] for s in specs if s.executable == "robot_node"]
+    assert [r for chunk in hosted for r in chunk] == [f"robot_{i}" for i in range(10)]
+    assert all(s.namespace == "" for s in specs)
+    assert specs[1].parameters["k"] == 3 and specs[1].parameters["policy_path"] == "/p.npz"
+
+
+def test_plan_one_namespaced_node_per_robot_and_gazebo():
+    specs = plan(SwarmOptions(n_robots=3, k=2, robots_per_process=1, sim="gazebo", mode="kinematic"))
+    assert "sim_node" not in [s.executable for s in specs]
+    robots = [s for s in specs if s.executable == "robot_node"]
+    assert [s.namespace for s in robots] == ["robot_0", "robot_1", "robot_2"]
+    assert all("robots" not in s.parameters and s.parameters["drive"] for s in robots)
+    assert specs[0].parameters["clock"] == "timer"
+
+
+def test_plan_parameters_are_plain_ros_values():
+    for spec in plan(SwarmOptions()):
+        for value in spec.parameters.values():
+            assert isinstance(value, (bool, int, float, str, list))
+            if isinstance(value, list):
+                assert len({type(v) for v in value}) == 1
+        (fqn,) = spec.params_yaml()
+        assert fqn.endswith(spec.name)
+
+
+@pytest.mark.parametrize(("field", "value"), [("n_robots", 0), ("k", 0), ("mode", "teleport"), ("sim", "unity"),
+                                              ("observation", "all"), ("step_timeout", 0.0),
+                                              ("step_period", math.nan), ("robots_per_process", 0),
+                                              ("lockstep", "yes")])
+def test_swarm_options_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        SwarmOptions(**{field: value})
+    with pytest.raises(ValueError, match="k must be <= n_robots"):
+        SwarmOptions(n_robots=3, k=4)
+
+
+def test_nodespec_rejects_non_plain_parameters():
+    with pytest.raises(ValueError, match="one plain type"):
+        NodeSpec("robot_node", "x", "", {"robots": ["a", 1]})
+    with pytest.raises(ValueError, match="executable"):
+        NodeSpec("rviz", "x", "")
+
+
+# --- conversions ---------------------------------------------------------------------------------
+def test_goal_zone_and_action_round_trip():
+    Z = 5
+    s_l = np.repeat(np.arange(Z), 3)
+    a_l = np.tile(np.arange(3), Z)
+    goals = topics.goal_zone(s_l, a_l, Z)
+    assert np.array_equal(topics.action_from_goal(s_l, goals, Z), a_l)
+    assert topics.action_from_goal(np.array([0, 0, 1]), np.array([2, 99, -1]), Z).tolist() == [-1, -1, -1]
+
+
+def test_message_conversions():
+    tick = topics.Tick(7, 3, 1_500_000_000)
+    assert topics.parse_tick(topics.tick_msg(tick)) == tick
+    assert topics.parse_answer(topics.answer_msg(4, 2, "a_g")) == (4, 2)
+    msg = topics.pose_msg(1.0, -2.0, 0.5, tick.stamp_ns, "world")
+    assert topics.pose_xy(msg) == (1.0, -2.0) and math.isclose(topics.pose_yaw(msg), 0.5)
+    assert topics.stamp_to_ns(msg.header.stamp) == tick.stamp_ns
+    assert not topics.pose_is_finite(topics.pose_msg(math.nan, 0.0, 0.0, 0, "world"))
+    row = {f: float(i) for i, f in enumerate(topics.METRICS_FIELDS)}
+    assert topics.parse_metrics(topics.metrics_msg(row)) == row
+    with pytest.raises(ValueError, match="malformed tick"):
+        topics.parse_tick(topics.Int64MultiArray(data=[1]))
+
+
+# --- kinematic mode over DDS ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    return save_heuristic(tmp_path_factory.mktemp("policy") / "policy.npz", k=2)
+
+
+def test_kinematic_robots_drive_to_goal_zones_and_stop(ros_domain, policy, tmp_path):
+    """Unicycles on cmd_vel: robots reach the active zone; a stopped robot node sends a zero Twist."""
+    from geometry_msgs.msg import PoseStamped, Twist
+
+    from altmarl_ros.ros.launcher import ProcessGroup
+    from altmarl_ros.ros.testing import probe
+
+    options = SwarmOptions(n_robots=4, k=2, policy=str(policy), mode="kinematic", robots_per_process=1,
+                           step_period=1.0, step_timeout=1.0, steps=0, bag_path=str(tmp_path / "bag"))
+    specs = plan(options)
+    specs[0].parameters.update(physics_rate=50.0)
+    group = ProcessGroup.start(specs, tmp_path)
+    twists: list[Twist] = []
+    poses: list[PoseStamped] = []
+    try:
+        with probe() as p:
+            p.node.create_subscription(Twist, "/robot_0/cmd_vel", twists.append, topics.CMD_VEL_QOS)
+            p.node.create_subscription(PoseStamped, "/robot_0/pose", poses.append, topics.POSE_QOS)
+            p.spin_until(lambda: len(p.metrics) >= 8, 90, "8 kinematic steps")
+            first = np.array(topics.pose_xy(poses[0]))
+            assert any(abs(t.linear.x) > 0.05 for t in twists), "robot_0 never drove"
+            last = np.array(topics.pose_xy(poses[-1]))
+            assert np.linalg.norm(last - first) > 0.3  # it moved
+            rewards = [m["r_l_mean"] for m in p.metrics]
+            assert all(np.isfinite(rewards))
+            assert group.exited() == []
+            robot0 = next(proc for proc in group.processes if proc.spec.namespace == "robot_0")
+            n_before = len(twists)
+            os.killpg(robot0.popen.pid, signal.SIGINT)
+            robot0.popen.wait(10)
+            robot0.stopped = True
+            assert robot0.popen.returncode == 0
+            p.spin(0.5)
+            assert len(twists) > n_before
+            assert twists[-1].linear.x == 0.0 and twists[-1].angular.z == 0.0  # zero Twist on shutdown
+    finally:
+        group.stop()
+    _check_bag(tmp_path / "bag")
+
+
+def _check_bag(path):
+    """The recorded bag is a rosbag2 directory readable by rosbags' AnyReader (mcap storage)."""
+    from rosbags.highlevel import AnyReader
+
+    assert (path / "metadata.yaml").is_file() and list(path.glob("*.mcap"))
+    with AnyReader([path]) as reader:
+        names = {c.topic for c in reader.connections}
+        assert {"/swarm/tick", "/swarm/metrics", "/robot_0/pose"} <= names
+        ticks = [c for c in reader.connections if c.topic == "/swarm/tick"]
+        decoded = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=ticks)]
+        assert [int(m.data[0]) for m in decoded] == list(range(len(decoded)))
+
+
+def test_free_running_model_mode_keeps_time(ros_domain, policy, tmp_path):
+    """lockstep=false: steps every step_period s whatever the answers."""
+    from altmarl_ros.ros.launcher import ProcessGroup
+    from altmarl_ros.ros.testing import probe
+
+    options = SwarmOptions(n_robots=6, k=2, policy=str(policy), lockstep=False, step_period=0.1, steps=0)
+    group = ProcessGroup.start(plan(options), tmp_path)
+    try:
+        with probe() as p:
+            p.spin_until(lambda: len(p.metrics) >= 5, 60, "first steps")
+            t0, s0 = time.monotonic(), len(p.metrics)
+            p.spin(2.0)
+            rate = (len(p.metrics) - s0) / (time.monotonic() - t0)
+            assert 7.0 <= rate <= 11.0, rate
+            assert sum(m["dropped_robots"] for m in p.metrics[-10:]) == 0
+    finally:
+        group.stop()
