@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
+from altmarl_ros.progress import Progress
 from altmarl_ros.ros.bringup import SwarmOptions, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
@@ -80,34 +81,6 @@ def obtain_policy(args: argparse.Namespace, out: Path) -> tuple[Path, PolicyArti
     save_policies(path, record.pi_g, record.pi_l, game=record.game, game_spec=record.game_spec,
                   trainer="altmarl swarm", train_config=str(config_path), seed=args.seed)
     return path, load_policies(path, expect_k=args.k)
-
-
-# --- progress ---------------------------------------------------------------------------------
-class Progress:
-    """A one-line progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
-
-    def __init__(self, total: int, label: str = "steps") -> None:
-        self.total, self.label = total, label
-        self.t0 = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-
-    def update(self, done: int) -> None:
-        done = min(done, self.total)
-        tenth = 10 * done // max(self.total, 1)
-        if done == self.last or (not self.tty and tenth == 10 * max(self.last, 0) // max(self.total, 1)
-                                 and done != self.total and self.last >= 0):
-            return
-        self.last = done
-        rate = done / max(time.monotonic() - self.t0, 1e-9)
-        bar = "#" * (30 * done // max(self.total, 1))
-        line = f"[{bar:<30}] {done}/{self.total} {self.label}  {rate:5.1f}/s"
-        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""`altmarl swarm` smoke tests: arguments, single process with the aggregate observation, bag, default policy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+
+def test_arguments_parse_with_documented_defaults():
+    from altmarl_ros.ros import swarm
+
+    parser = argparse.ArgumentParser()
+    swarm.add_arguments(parser)
+    args = parser.parse_args(["--out", "d"])
+    assert (args.n_robots, args.k, args.steps, args.mode, args.observation) == (50, 5, 200, "model", "rotating")
+    args = parser.parse_args(["--n-robots", "9", "--k", "2", "--steps", "3", "--mode", "kinematic", "--policy",
+                              "p.npz", "--out", "d", "--single-process", "--observation", "aggregate", "--seed",
+                              "4", "--bag"])
+    assert args.single_process and args.bag and args.observation == "aggregate" and args.seed == 4
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--out", "d", "--observation", "psychic"])
+
+
+def test_help_runs_without_starting_ros():
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "--single-process" in result.stdout
+
+
+def test_single_process_aggregate_with_bag(ros_domain, tmp_path):
+    """No --policy: one is trained (or, without the training library, the heuristic is used) and saved."""
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", "12", "--k", "3",
+                             "--steps", "40", "--single-process", "--observation", "aggregate", "--bag",
+                             "--out", str(out), "--numpy-episodes", "50"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["single_process"] and summary["observation"] == "aggregate"
+    assert summary["dropped_answers"] == 0 and summary["missing_poses"] == 0
+    assert (out / "policy.npz").is_file() and (out / "policy.json").is_file()
+    assert (out / "bag" / "metadata.yaml").is_file()
+    assert "closed-loop reward" in result.stdout
+
+
+def test_lead_cli_exposes_swarm():
+    cli = pytest.importorskip("altmarl_ros.cli")
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "swarm", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, (cli.__file__, result.stderr)
+    assert "--n-robots" in result.stdout
