@@ -21,7 +21,7 @@ from typing import Any, List  # noqa: UP035  (launch_ros compares value_type wit
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (AppendEnvironmentVariable, DeclareLaunchArgument, IncludeLaunchDescription, LogInfo,
-                            OpaqueFunction, RegisterEventHandler, TimerAction)
+                            OpaqueFunction, RegisterEventHandler, Shutdown, TimerAction)
 from launch.event_handlers import OnShutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
@@ -62,9 +62,11 @@ def _remover(path: str):
 
 
 def _swarm_nodes(options: SwarmOptions) -> list:
+    # The simulator ends the run: when sim_node exits (steps done, or a failure) the launch shuts down.
     return [Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=spec.namespace,
                  parameters=[_ros_parameters(spec.parameters)], ros_arguments=['--log-level', options.log_level],
-                 output='screen')
+                 output='screen',
+                 on_exit=Shutdown(reason='sim_node exited') if spec.executable == 'sim_node' else None)
             for spec in plan(options)]
 
 
@@ -119,7 +121,8 @@ def launch_setup(context, *args, **kwargs) -> list:
     options = gazebo.options_from_launch_arguments(values)
     share = get_package_share_directory(PACKAGE)
     actions: list = [LogInfo(msg=f'altmarl: sim={options.sim} mode={options.mode} n_robots={options.n_robots} '
-                                 f'k={options.k} observation={options.observation} use_sim_time={options.use_sim_time}')]
+                                 f'k={options.k} observation={options.observation} '
+                                 f'use_sim_time={options.use_sim_time}')]
     if options.sim == 'gazebo':
         actions += _gazebo_actions(context, options, share)
     return actions + _swarm_nodes(options)
