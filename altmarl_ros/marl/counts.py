@@ -113,12 +113,15 @@ def round_to_counts(expected: np.ndarray, k: int) -> np.ndarray:
     Ties between equal remainders go to the lower state index (stable sort), as in the authors' code.
     """
     floored = np.floor(expected + 1e-12).astype(np.int64)
-    residual = expected - floored
-    deficit = k - floored.sum(axis=-1, keepdims=True)
-    # position of each entry in the descending order of residuals (stable: ties to the lower index),
-    # by pairwise comparison, which beats two argsorts for the few states of a count vector
-    S = expected.shape[-1]
-    earlier = np.tril(np.ones((S, S), dtype=bool), k=-1)  # earlier[i, j]: j < i
-    r_i, r_j = residual[..., :, None], residual[..., None, :]
-    position = ((r_j > r_i) | ((r_j == r_i) & earlier)).sum(-1)
-    return np.clip(floored + (position < deficit), 0, k)
+    deficit = k - floored.sum(axis=-1)
+    # rank of each entry in the descending order of residuals (ties to the lower index), one state
+    # column at a time: S^2 vector comparisons beat argsort on the few states of a count vector
+    residual = np.moveaxis(expected - floored, -1, 0)  # (S, ...)
+    S = residual.shape[0]
+    out = np.moveaxis(floored, -1, 0).copy()
+    for i in range(S):
+        position = np.zeros(residual.shape[1:], dtype=np.int8)
+        for j in range(S):
+            position += (residual[j] >= residual[i]) if j < i else (residual[j] > residual[i])
+        out[i] += position < deficit
+    return np.clip(np.moveaxis(out, 0, -1), 0, k)

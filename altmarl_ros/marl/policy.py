@@ -84,7 +84,10 @@ class TabularLocalPolicy:
         """Sample a_l for every agent: (B,) s_g, (B, n) s_l -> (B, n) a_l (inverse CDF)."""
         cum = self._cum[np.asarray(s_g)[:, None], s_l]  # (B, n, A_l)
         u = rng.random(s_l.shape)
-        return (u[..., None] >= cum[..., :-1]).sum(-1)
+        a_l = np.zeros(s_l.shape, dtype=np.int64)
+        for j in range(cum.shape[-1] - 1):
+            a_l += u >= cum[..., j]
+        return a_l
 
     @classmethod
     def uniform(cls, n_global_states: int, n_local_states: int, n_local_actions: int) -> TabularLocalPolicy:

@@ -11,6 +11,7 @@ exists only to reproduce their curves.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -60,13 +61,22 @@ class Evaluation(NamedTuple):
 def _sample_categorical(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw from (..., S) cumulative probabilities -> (...,) int."""
     u = rng.random(cum.shape[:-1])
-    return np.minimum((u[..., None] >= cum[..., :-1]).sum(-1), cum.shape[-1] - 1)
+    out = np.zeros(u.shape, dtype=np.int64)
+    for j in range(cum.shape[-1] - 1):
+        out += u >= cum[..., j]
+    return out
 
 
 def _cumulative(P: np.ndarray) -> np.ndarray:
     cum = np.cumsum(P, axis=-1)
     cum[..., -1] = 1.0
     return cum
+
+
+@lru_cache(maxsize=8)
+def _cumulative_tables(game: TabularGame) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative P_g (S_g, A_g, S_g) and P_l (S_l, S_g, A_l, S_l), computed once per game."""
+    return _cumulative(game.P_g), _cumulative(game.P_l)
 
 
 def reset(game: TabularGame, rng: np.random.Generator, *, n_agents: int, batch: int = 1) -> JointState:
@@ -84,9 +94,10 @@ def step(game: TabularGame, rng: np.random.Generator, state: JointState, a_g: np
     s_g, s_l = state
     r_g = game.r_g[s_g, a_g]
     r_l = game.r_l[s_l, s_g[:, None], a_l]
-    s_g_next = _sample_categorical(rng, _cumulative(game.P_g[s_g, a_g]))
+    cum_g, cum_l = _cumulative_tables(game)
+    s_g_next = _sample_categorical(rng, cum_g[s_g, a_g])
     drive = s_g_next if ordering == "authors" else s_g
-    s_l_next = _sample_categorical(rng, _cumulative(game.P_l[s_l, drive[:, None], a_l]))
+    s_l_next = _sample_categorical(rng, cum_l[s_l, drive[:, None], a_l])
     return StepResult(JointState(s_g_next, s_l_next), r_g + r_l.mean(-1), r_g, r_l)
 
 
@@ -115,19 +126,23 @@ def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy
     """
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+    # Separate streams for the environment, the global observation and the local actions, so that two
+    # evaluations from the same rng state share their randomness (common random numbers) even when
+    # their global controllers observe differently.
+    env_rng, obs_rng, act_rng = rng.spawn(3)
     returns = np.empty(n_episodes)
     hits = np.empty(n_episodes)
     for start in range(0, n_episodes, batch_size):
         B = min(batch_size, n_episodes - start)
-        state = reset(game, rng, n_agents=n_agents, batch=B)
+        state = reset(game, env_rng, n_agents=n_agents, batch=B)
         total = np.zeros(B)
         correct = np.zeros(B)
         discount = 1.0
         for _ in range(horizon):
-            a_g = global_action(pi_g, rng, state)
+            a_g = global_action(pi_g, obs_rng, state)
             correct += a_g == population_mode(state.s_l, game.n_local_states)
-            a_l = pi_l.sample(rng, state.s_g, state.s_l)
-            result = step(game, rng, state, a_g, a_l, ordering=ordering)
+            a_l = pi_l.sample(act_rng, state.s_g, state.s_l)
+            result = step(game, env_rng, state, a_g, a_l, ordering=ordering)
             total += discount * result.reward
             discount *= game.gamma
             state = result.state

@@ -1,0 +1,201 @@
+"""Metrics: the Nash gap on the n-agent system (Monte Carlo) and exact brute-force values for tiny games.
+
+Nash gap (PAPER.md 7.3; not in the paper or its code):
+    gap_g = V(BR_g(pi_l), pi_l) - V(pi_g, pi_l)      gap_l = V(pi_g, BR_l(pi_g)) - V(pi_g, pi_l)
+`nash_gap` estimates both on the full n-agent system with paired episodes (common random numbers), so
+each gap carries the standard error of a paired difference. Its oracles: BR_g is G-LEARN with the
+deterministic mean-field transition at a much larger k_oracle, executed with full information (the
+whole population's histogram rounded to k_oracle counts); BR_l is L-LEARN's exact best response in the
+induced (s_g, s_l) MDP. A gap can come out negative when the oracle is not better than the policy.
+
+`exact_value` / `exact_nash_gap` are exact (no sampling): they build the joint chain over
+S_g x S_l^n for tiny n, and take best responses by enumerating every deterministic policy of the
+restricted classes (pi_g over (s_g, count vector of k), shared pi_l over (s_g, s_l)). They validate
+the estimators and the learners on toy games.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import gammaln
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl import sim
+from altmarl_ros.marl.game import TabularGame, marginal_local
+from altmarl_ros.marl.learners.g_learn import g_learn
+from altmarl_ros.marl.learners.l_learn import l_learn
+from altmarl_ros.marl.mdp import policy_evaluation
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.sim import Estimate, GlobalController, Ordering
+
+
+class NashGap(NamedTuple):
+    gap_g: Estimate  # V(BR_g(pi_l), pi_l) - V(pi_g, pi_l)
+    gap_l: Estimate  # V(pi_g, BR_l(pi_g)) - V(pi_g, pi_l)
+    value: Estimate  # V(pi_g, pi_l) on the same episodes
+
+    @property
+    def nash_gap(self) -> Estimate:
+        """The larger of the two gaps (with its own standard error)."""
+        return self.gap_g if self.gap_g.mean >= self.gap_l.mean else self.gap_l
+
+
+def value_difference(game: TabularGame, a: tuple[GlobalController, TabularLocalPolicy],
+                     b: tuple[GlobalController, TabularLocalPolicy], *, seed: int, n_agents: int, horizon: int,
+                     n_episodes: int, ordering: Ordering = "paper") -> tuple[Estimate, Estimate]:
+    """Paired estimate of V(a) - V(b) over the same episodes, and the estimate of V(b)."""
+    ea = sim.evaluate(game, *a, np.random.default_rng(seed), n_agents=n_agents, horizon=horizon,
+                      n_episodes=n_episodes, ordering=ordering)
+    eb = sim.evaluate(game, *b, np.random.default_rng(seed), n_agents=n_agents, horizon=horizon,
+                      n_episodes=n_episodes, ordering=ordering)
+    return Estimate.of(ea.returns - eb.returns), eb.reward
+
+
+def global_oracle(game: TabularGame, pi_l: TabularLocalPolicy, *, k_oracle: int) -> FullInformationPolicy:
+    """BR_g oracle: deterministic mean-field G-LEARN at k_oracle, observing the whole population."""
+    result = g_learn(game, pi_l, k=k_oracle, transition="deterministic", stopping="span", tol=1e-3)
+    return FullInformationPolicy(result.pi_g)
+
+
+def nash_gap(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, seed: int,
+             n_agents: int, horizon: int, n_episodes: int, k_oracle: int, ordering: Ordering = "paper",
+             oracle_g: GlobalController | None = None) -> NashGap:
+    """Estimate (gap_g, gap_l) on the n-agent system; `oracle_g` may be passed to reuse an oracle."""
+    oracle_g = oracle_g if oracle_g is not None else global_oracle(game, pi_l, k_oracle=k_oracle)
+    br_l = l_learn(game, pi_g, pi_l).pi_l
+    kw = dict(seed=seed, n_agents=n_agents, horizon=horizon, n_episodes=n_episodes, ordering=ordering)
+    gap_g, value = value_difference(game, (oracle_g, pi_l), (pi_g, pi_l), **kw)
+    gap_l, _ = value_difference(game, (pi_g, br_l), (pi_g, pi_l), **kw)
+    return NashGap(gap_g, gap_l, value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact brute force for tiny games
+# ----------------------------------------------------------------------------------------------
+
+class _JointSpace(NamedTuple):
+    s_l: np.ndarray  # (L, n) every local configuration, L = S_l^n
+    counts_rank: dict[int, np.ndarray]  # k -> (L, C(n, k)) ranks of the count vectors of every k-subset
+
+
+def _joint_space(game: TabularGame, n_agents: int) -> _JointSpace:
+    S_l = game.n_local_states
+    if S_l ** n_agents * game.n_global_states > 20_000:
+        raise ValueError(f"exact metrics enumerate S_g * S_l^n joint states; n_agents={n_agents} is too large")
+    s_l = np.array(list(itertools.product(range(S_l), repeat=n_agents)), dtype=np.int64).reshape(-1, n_agents)
+    return _JointSpace(s_l, {})
+
+
+def _subset_ranks(space: _JointSpace, k: int, S_l: int) -> np.ndarray:
+    if k not in space.counts_rank:
+        subsets = np.array(list(itertools.combinations(range(space.s_l.shape[1]), k)), dtype=np.int64)
+        sampled = space.s_l[:, subsets]  # (L, C, k)
+        space.counts_rank[k] = cv.rank(cv.counts_from_states(sampled, S_l), k)
+    return space.counts_rank[k]
+
+
+def _initial_distribution(game: TabularGame, space: _JointSpace) -> np.ndarray:
+    """(S_g, L): init_g x the law of the initial population (i.i.d. uniform, or Dirichlet-multinomial)."""
+    S_l = game.n_local_states
+    n = space.s_l.shape[1]
+    c = game.init_l_concentration
+    if c == 0.0:
+        p_l = np.full(space.s_l.shape[0], float(S_l) ** -n)
+    else:
+        m = cv.counts_from_states(space.s_l, S_l)
+        p_l = np.exp(gammaln(S_l * c) - gammaln(S_l * c + n) + (gammaln(c + m) - gammaln(c)).sum(-1))
+    return game.init_g[:, None] * p_l[None, :]
+
+
+def _joint_chain(game: TabularGame, space: _JointSpace, a_g_probs: np.ndarray,
+                 pi_l: TabularLocalPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """Transition (S_g L, S_g L) and reward (S_g L,) of the joint chain, given (S_g, L, A_g) a_g probs."""
+    S_g = game.n_global_states
+    L, n = space.s_l.shape
+    P_tilde, r_tilde = marginal_local(game, pi_l.probs)  # (S_l, S_g, S_l'), (S_l, S_g)
+    reward = np.einsum("gxa,ga->gx", a_g_probs, game.r_g) + r_tilde[space.s_l, :].mean(1).T  # (S_g, L)
+    P = np.zeros((S_g, L, S_g, L))
+    for g in range(S_g):
+        K = np.ones((1, 1))
+        for _ in range(n):
+            K = np.kron(K, P_tilde[:, g, :])  # agents' joint move, agent 0 most significant
+        P_gh = a_g_probs[g] @ game.P_g[g]  # (L, S_g')
+        P[g] = P_gh[:, :, None] * K[:, None, :]
+    return P.reshape(S_g * L, S_g * L), reward.ravel()
+
+
+def _global_action_probs(game: TabularGame, space: _JointSpace, pi_g: TabularGlobalPolicy) -> np.ndarray:
+    """(S_g, L, A_g): probability of each a_g under a uniform k-subset (Algorithm 4)."""
+    ranks = _subset_ranks(space, pi_g.k, game.n_local_states)  # (L, C)
+    actions = pi_g.actions[:, ranks]  # (S_g, L, C)
+    one_hot = np.eye(game.n_global_actions)[actions]
+    return one_hot.mean(2)
+
+
+def exact_value(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, n_agents: int,
+                space: _JointSpace | None = None) -> float:
+    """Exact expected discounted return of (pi_g, pi_l) on n agents (paper ordering, infinite horizon)."""
+    space = space if space is not None else _joint_space(game, n_agents)
+    P, r = _joint_chain(game, space, _global_action_probs(game, space, pi_g), pi_l)
+    V = policy_evaluation(P, r, game.gamma)
+    return float(_initial_distribution(game, space).ravel() @ V)
+
+
+class ExactNashGap(NamedTuple):
+    value: float
+    gap_g: float  # max over deterministic pi_g' in the k-subsampled class of V(pi_g', pi_l) - V
+    gap_l: float  # max over deterministic shared pi_l' of V(pi_g, pi_l') - V
+    best_pi_g: TabularGlobalPolicy
+    best_pi_l: TabularLocalPolicy
+
+    @property
+    def nash_gap(self) -> float:
+        return max(self.gap_g, self.gap_l)
+
+
+def exact_nash_gap(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, n_agents: int,
+                   max_policies: int = 20_000) -> ExactNashGap:
+    """Exact restricted Nash gap by enumerating every deterministic deviation of each player."""
+    S_g, S_l, A_g, A_l = game.n_global_states, game.n_local_states, game.n_global_actions, game.n_local_actions
+    D = pi_g.actions.shape[1]
+    n_g, n_l = A_g ** (S_g * D), A_l ** (S_g * S_l)
+    if max(n_g, n_l) > max_policies:
+        raise ValueError(f"exact_nash_gap would enumerate {n_g} global and {n_l} local policies (> {max_policies})")
+    space = _joint_space(game, n_agents)
+    value = exact_value(game, pi_g, pi_l, n_agents=n_agents, space=space)
+    best_g, best_g_value = pi_g, value
+    for table in itertools.product(range(A_g), repeat=S_g * D):
+        cand = TabularGlobalPolicy(np.reshape(table, (S_g, D)), pi_g.k, S_l, A_g)
+        v = exact_value(game, cand, pi_l, n_agents=n_agents, space=space)
+        if v > best_g_value + 1e-12:
+            best_g, best_g_value = cand, v
+    best_l, best_l_value = pi_l, value
+    eye = np.eye(A_l)
+    for table in itertools.product(range(A_l), repeat=S_g * S_l):
+        cand_l = TabularLocalPolicy(eye[np.reshape(table, (S_g, S_l))])
+        v = exact_value(game, pi_g, cand_l, n_agents=n_agents, space=space)
+        if v > best_l_value + 1e-12:
+            best_l, best_l_value = cand_l, v
+    return ExactNashGap(value, best_g_value - value, best_l_value - value, best_g, best_l)
+
+
+def exact_global_best_response(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: int,
+                               tol: float = 1e-12) -> np.ndarray:
+    """Optimal value (S_g, L) of a global agent that sees the full joint state, against pi_l (exact VI)."""
+    space = _joint_space(game, n_agents)
+    S_g, A_g = game.n_global_states, game.n_global_actions
+    L = space.s_l.shape[0]
+    V = np.zeros(S_g * L)
+    per_action = []
+    for a in range(A_g):
+        probs = np.zeros((S_g, L, A_g))
+        probs[..., a] = 1.0
+        per_action.append(_joint_chain(game, space, probs, pi_l))
+    while True:
+        V_new = np.max([r + game.gamma * P @ V for P, r in per_action], axis=0)
+        if np.abs(V_new - V).max() < tol:
+            return V_new.reshape(S_g, L)
+        V = V_new
