@@ -141,9 +141,29 @@ def test_gazebo_branch():
             module.launch_setup(context)
         return
     actions = module.launch_setup(context)
-    assert sum(isinstance(a, IncludeLaunchDescription) for a in actions) == 1
+    include = [a for a in actions if isinstance(a, IncludeLaunchDescription)]
+    assert len(include) == 1
+    gz_args = dict(include[0].launch_arguments)["gz_args"]
+    assert gz_args.startswith("-r -s ") and gz_args.endswith("worlds/warehouse.sdf")
+    nodes = [a for a in actions if isinstance(a, Node)]
+    assert "sim_node" not in [n.node_executable for n in nodes]
+    bridge = [n for n in nodes if n.node_executable == "parameter_bridge"]
+    assert len(bridge) == 1
+    bridge[0]._perform_substitutions(context)
+    params = {}
+    for path, is_file in bridge[0]._Node__expanded_parameter_arguments:
+        if is_file:
+            for entry in yaml.safe_load(Path(path).read_text()).values():
+                params.update(entry["ros__parameters"])
+    config_file = Path(params["config_file"])
+    try:
+        entries = yaml.safe_load(config_file.read_text())
+        gazebo.validate_bridge_config(entries)
+        assert len(entries) == 1 + 3 * 4
+        assert params["qos_overrides./robot_3/pose.publisher.durability"] == "transient_local"
+    finally:
+        config_file.unlink(missing_ok=True)
     timers = [a for a in actions if isinstance(a, TimerAction)]
     assert len(timers) == 4
-    nodes = [a for a in actions if isinstance(a, Node)]
-    assert [n.node_executable for n in nodes].count("parameter_bridge") == 1
-    assert "sim_node" not in [n.node_executable for n in nodes]
+    spawns = [t.actions[0] for t in timers]
+    assert all(isinstance(n, Node) and n.node_executable == "create" for n in spawns)
