@@ -128,11 +128,12 @@ def _policy_override(share: Path, workspace: Path, k: int) -> list[str]:
     return ["-p", f"policy_path:={path}"]
 
 
-def test_nodes_start_with_installed_params_file(workspace, sourced_env):
+def test_nodes_start_with_installed_params_file(workspace, sourced_env, ros_domain):
     share = workspace / "install" / PACKAGE / "share" / PACKAGE
     lib = workspace / "install" / PACKAGE / "lib" / PACKAGE
-    env = {**sourced_env, "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "ROS_DOMAIN_ID": str(150 + os.getpid() % 80), "PYTHONUNBUFFERED": "1",
+    env = {**sourced_env, **{k: os.environ[k] for k in ("RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE")
+                             if k in os.environ},
+           "ROS_DOMAIN_ID": str(ros_domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1",
            "RCUTILS_CONSOLE_OUTPUT_FORMAT": "[{severity}] [{time}] [{name}]: {message}"}
     files = {exe: _params_file(share, name) for exe, name in NODES.items()}
     controller = yaml.safe_load(files["controller_node"].read_text())
