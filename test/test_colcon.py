@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "altmarl_ros"
 SOURCES = ("package.xml", "setup.py", "setup.cfg", "resource", "altmarl_ros", "launch", "config", "worlds",
            "policies")
-NODES = {"sim_node": SIM_NODE_NAME, "controller_node": CONTROLLER_NODE_NAME, "robot_node": "robot_node"}
+# Executable -> node name (bringup.plan's names; robot hosts are altmarl_robots_<j>), run with -r __node:=<name>.
+NODES = {"sim_node": SIM_NODE_NAME, "controller_node": CONTROLLER_NODE_NAME, "robot_node": "altmarl_robots_0"}
 START_TIMEOUT = 30.0  # s for every node to log that it is up (imports are slow on 2 busy cores)
 SETTLE = 1.0  # s a node must then stay up
 SHUTDOWN = 15.0  # s allowed to exit after SIGINT
@@ -99,21 +100,17 @@ def test_console_scripts_installed(workspace):
 
 
 def _params_file(share: Path, node_name: str) -> Path:
-    """The installed config YAML holding `ros__parameters` for `node_name` (by name or '/**')."""
-    matches = []
+    """The installed config YAML with a `/<node_name>: ros__parameters:` section."""
     for path in sorted((share / "config").glob("*.yaml")):
         document = yaml.safe_load(path.read_text())
-        if not isinstance(document, dict):
-            continue
-        for key, value in document.items():
-            name = str(key).strip("/").split("/")[-1]
-            if isinstance(value, dict) and "ros__parameters" in value and name in (node_name, "**"):
-                matches.append(path)
-                break
-    if not matches:
-        pytest.fail(f"no installed config/*.yaml holds ros__parameters for node {node_name!r} "
-                    f"(issue 4 section 2: YAML under config/ with ros__parameters for every node)")
-    return next((p for p in matches if node_name in p.read_text()), matches[0])
+        if isinstance(document, dict) and "ros__parameters" in (document.get(f"/{node_name}") or {}):
+            return path
+    pytest.fail(f"no installed config/*.yaml has a /{node_name}: ros__parameters: section "
+                f"(issue 4 section 2: YAML under config/ with ros__parameters for every node)")
+
+
+def _section(path: Path, node_name: str) -> dict:
+    return yaml.safe_load(path.read_text())[f"/{node_name}"]["ros__parameters"]
 
 
 def _policy_override(share: Path, workspace: Path, k: int) -> list[str]:
@@ -136,14 +133,12 @@ def test_nodes_start_with_installed_params_file(workspace, sourced_env, ros_doma
            "ROS_DOMAIN_ID": str(ros_domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1",
            "RCUTILS_CONSOLE_OUTPUT_FORMAT": "[{severity}] [{time}] [{name}]: {message}"}
     files = {exe: _params_file(share, name) for exe, name in NODES.items()}
-    controller = yaml.safe_load(files["controller_node"].read_text())
-    k = next((v["ros__parameters"].get("k") for v in controller.values() if isinstance(v, dict)
-              and "ros__parameters" in v and "k" in v["ros__parameters"]), 5)
-    override = _policy_override(share, workspace, int(k))
+    k = int(_section(files["controller_node"], CONTROLLER_NODE_NAME).get("k", 5))
+    override = _policy_override(share, workspace, k)
     procs = {}
     for exe, params in files.items():
         log = open(workspace / f"{exe}.log", "w")  # noqa: SIM115 - closed below
-        cmd = [str(lib / exe), "--ros-args", "--params-file", str(params), *override]
+        cmd = [str(lib / exe), "--ros-args", "-r", f"__node:={NODES[exe]}", "--params-file", str(params), *override]
         procs[exe] = (subprocess.Popen(cmd, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT), log, cmd)
 
     def started(exe: str) -> bool:  # rcl log line "[INFO] [stamp] [<node name>]: ..."
@@ -182,6 +177,8 @@ def test_nodes_start_with_installed_params_file(workspace, sourced_env, ros_doma
     for exe in procs:
         text = (workspace / f"{exe}.log").read_text()
         assert not [e for e in START_ERRORS if e in text], f"{exe} reported a start error\n{report}"
+    # The file's values reached the node (the controller logs its k).
+    assert f"k={k}" in (workspace / "controller_node.log").read_text(), report
 
 
 def test_altmarl_cli_runs(workspace, sourced_env):
