@@ -83,7 +83,7 @@ def validate_bridge_config(entries: Any) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise ValueError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")  # noqa: TRY004
+            raise ValueError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")
         missing = [key for key in BRIDGE_KEYS if key not in entry]
         unknown = sorted(set(entry) - set(BRIDGE_KEYS) - set(OPTIONAL_BRIDGE_KEYS))
         if missing or unknown:
