@@ -1,0 +1,162 @@
+"""Closed-loop throughput and latency of the ROS swarm over Fast DDS (issue 4, section 5).
+
+For n in (50, 200, 1000) robots (hosted by robot_node processes of up to 250 robots), k in (5, 35)
+and both controller observation modes, run `altmarl swarm` in lockstep as fast as it goes and report:
+steps/s, controller per-step latency (tick received -> command published, p50/p95), sampled poses
+that were missing or stale, dropped answers, and CPU (% of one core, per role) and peak memory
+(RSS, per role). One extra row runs n=1000 free-running at 10 steps/s to show what a real-time
+10 Hz swarm loses. Writes a CSV and a Markdown table.
+
+    .venv/bin/python bench/ros_closed_loop.py --out bench/results/ros_closed_loop
+    .venv/bin/python bench/ros_closed_loop.py --quick      # n=50,200 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROLES = ("sim_node", "controller_node", "robot_node")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    except OSError:
+        return []
+    pids = [int(p) for p in out]
+    return pids + [c for p in pids for c in _children(p)]
+
+
+def _sample(pid: int) -> tuple[str, float, int] | None:
+    """(role, cpu seconds, peak RSS kB) of a process, from /proc."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    role = next((r for r in ROLES if f"altmarl_ros.ros.{r}" in cmd), "runner")
+    cpu = (int(stat[11]) + int(stat[12])) / TICKS
+    hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
+    return role, cpu, hwm
+
+
+def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Path, *,
+             free_running: bool = False) -> dict:
+    run_dir = out / f"n{n}_k{k}_{observation}{'_free' if free_running else ''}"
+    cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(n), "--k", str(k), "--steps",
+           str(steps), "--observation", observation, "--policy", str(policy), "--out", str(run_dir),
+           "--robots-per-process", "250", "--numpy-episodes", "50", "--no-plots", "--step-timeout", "2.0"]
+    if free_running:
+        cmd += ["--free-running", "--step-period", "0.1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    marks: list[float] = []  # wall times of the progress lines: the first is step 1, the last the end
+
+    def read_progress() -> None:
+        for line in proc.stderr:
+            if b" steps" in line:
+                marks.append(time.monotonic())
+
+    reader = threading.Thread(target=read_progress, daemon=True)
+    reader.start()
+    samples: dict[int, list[tuple[float, str, float, int]]] = {}
+    pids: list[int] = []
+    while proc.poll() is None:
+        if marks and not pids:
+            pids = [*_children(proc.pid), proc.pid]
+        for pid in pids:
+            sample = _sample(pid)
+            if sample:
+                samples.setdefault(pid, []).append((time.monotonic(), *sample))
+        time.sleep(0.2)
+    reader.join(5)
+    stdout = proc.stdout.read().decode(errors="replace")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if proc.returncode != 0:
+        print(stdout[-2000:], file=sys.stderr)
+    row = {"n": n, "k": k, "observation": observation, "lockstep": not free_running, "steps": summary["steps"],
+           "steps_per_second": round(summary["steps_per_second"], 2),
+           "ctl_latency_ms_p50": round(summary["controller_latency_ms_p50"], 2),
+           "ctl_latency_ms_p95": round(summary["controller_latency_ms_p95"], 2),
+           "step_ms_p50": round(1e3 * summary["step_seconds_p50"], 1),
+           "step_ms_p95": round(1e3 * summary["step_seconds_p95"], 1),
+           "missing_poses": summary["missing_poses"], "stale_poses": summary["stale_poses"],
+           "sampled_poses": summary["steps"] * k, "dropped_answers": summary["dropped_answers"],
+           "answers": summary["steps"] * n, "max_pose_subs": summary["max_pose_subscriptions"],
+           "closed_loop_reward": round(summary["closed_loop_reward"], 3),
+           "numpy_reward": round(summary["numpy_reward"], 3), "exit": proc.returncode}
+    t0, t1 = (marks[0], marks[-1]) if len(marks) >= 2 else (0.0, 0.0)
+    for role in ("sim_node", "controller_node", "robot_node"):
+        used, rss = 0.0, 0
+        for series in samples.values():
+            if series[0][1] != role:
+                continue
+            times = np.array([x[0] for x in series])
+            cpus = np.array([x[2] for x in series])
+            used += float(np.interp(t1, times, cpus) - np.interp(t0, times, cpus))
+            rss = max(rss, max(x[3] for x in series))
+        short = role.split("_")[0]
+        row[f"cpu_{short}_pct"] = round(100 * used / (t1 - t0), 1) if t1 > t0 else float("nan")
+        row[f"rss_{short}_mb"] = round(rss / 1024, 1)
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = ["n", "k", "observation", "lockstep", "steps_per_second", "ctl_latency_ms_p50", "ctl_latency_ms_p95",
+            "step_ms_p50", "step_ms_p95", "missing_poses", "stale_poses", "sampled_poses", "dropped_answers",
+            "max_pose_subs", "cpu_sim_pct", "cpu_controller_pct", "cpu_robot_pct", "rss_sim_mb",
+            "rss_controller_mb", "rss_robot_mb"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench/results/ros_closed_loop")
+    parser.add_argument("--quick", action="store_true", help="only n = 50, 200")
+    parser.add_argument("--sizes", default="", help="comma-separated n values (overrides --quick)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    os.environ.setdefault("ROS_DOMAIN_ID", "97")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([50, 200] if args.quick else [50, 200, 1000])
+    steps = {50: 300, 200: 200, 1000: 100}
+    rows = []
+    for k in (5, 35):
+        policy = save_heuristic(out / f"policy_k{k}.npz", k=k)
+        for n in sizes:
+            for observation in ("rotating", "aggregate"):
+                row = run_case(n, k, observation, steps.get(n, 100), out, policy)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    if 1000 in sizes:
+        policy = out / "policy_k35.npz"
+        row = run_case(1000, 35, "rotating", 100, out, policy, free_running=True)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.md").write_text(markdown(rows))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
