@@ -1,0 +1,241 @@
+"""`altmarl`: train, evaluate, sweep, plot (ROS-free) and swarm (ROS 2 closed loop).
+
+Examples
+--------
+    altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
+    altmarl evaluate --policy policies/warehouse_k10.npz --nash-gap
+    altmarl sweep --config config/train_warehouse.yaml --k 1,5,10 --seeds 3 --out runs/sweep.csv
+    altmarl plot runs/sweep.csv --out runs/plots
+    altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from altmarl_ros.progress import Progress
+
+DEFAULT_CONFIG = "config/train_warehouse.yaml"
+
+
+def _share_config(name: str) -> Path:
+    """Resolve a config file: as given, else under the installed package share directory."""
+    path = Path(name)
+    if path.exists():
+        return path
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shared = Path(get_package_share_directory("altmarl_ros")) / "config" / path.name
+        if shared.exists():
+            return shared
+    except (ImportError, LookupError, ValueError):
+        pass
+    source_tree = Path(__file__).resolve().parent.parent / "config" / path.name
+    return source_tree if source_tree.exists() else path
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    from altmarl_ros.marl.config import load_train_config
+
+    return load_train_config(_share_config(args.config), n_agents=getattr(args, "n_agents", None))
+
+
+def _round_printer(progress: Progress) -> Any:
+    def on_round(record: Any) -> None:
+        flags = ("G" if record.global_accepted else "g") + ("L" if record.local_accepted else "l")
+        progress.update(record.round, f"value {record.value:.2f} [{flags}]")
+
+    return on_round
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.artifacts import save_policies
+    from altmarl_ros.marl.experiments import evaluate_policies, train_policies
+
+    config = _load_config(args)
+    k = args.k or config.k
+    print(f"training {config.game} {config.game_options} k={k} n={config.n_agents} seed={args.seed} "
+          f"(G-LEARN {config.g_learn.transition}, L-LEARN {config.l_learn.kind}, rule {config.loop.rule})")
+    with Progress(config.loop.max_rounds, "rounds") as progress:
+        trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
+    result = trained.alternation
+    print(f"stopped: {result.stop_reason} after {len(result.history)} rounds in {trained.train_seconds:.2f} s"
+          + (f" (2*eta = {2 * result.eta:.3f})" if result.eta == result.eta else ""))
+    metrics: dict[str, Any] = {"train_seconds": trained.train_seconds, "stop_reason": result.stop_reason,
+                               "rounds": [r._asdict() for r in result.history]}
+    if not args.no_eval:
+        final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=args.seed)
+        metrics.update(reward=final.reward_mean, reward_std=final.reward_std, reward_stderr=final.reward_stderr,
+                       mode_accuracy=final.mode_accuracy)
+        print(f"reward {final.reward_mean:.2f} +- {final.reward_std:.2f} (std over {config.evaluation.seeds} seeds), "
+              f"mode accuracy {final.mode_accuracy:.3f}")
+    out = Path(args.out or f"policies/{config.game}_k{k}_seed{args.seed}")
+    path = save_policies(out, trained.pi_g, trained.pi_l, game=trained.game, game_spec=config.game_spec,
+                         config=config.to_dict(), metrics=metrics, seed=args.seed, n_agents=config.n_agents)
+    print(f"saved {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.artifacts import load_policies
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import estimate_nash_gap, evaluate_policies, with_overrides
+
+    artifact = load_policies(args.policy)
+    if args.config is None and isinstance(artifact.meta.get("config"), dict):  # the settings it was trained with
+        config = config_from_dict(artifact.meta["config"])
+    else:
+        args.config = args.config or DEFAULT_CONFIG
+        config = _load_config(args)
+    config = with_overrides(config, ordering=args.ordering, n_agents=args.n_agents)
+    final = evaluate_policies(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
+    report: dict[str, Any] = {"policy": str(args.policy), "k": artifact.k, "n_agents": config.n_agents,
+                              "ordering": config.ordering, "reward": final.reward_mean,
+                              "reward_std": final.reward_std, "reward_stderr": final.reward_stderr,
+                              "mode_accuracy": final.mode_accuracy}
+    if args.nash_gap:
+        gap = estimate_nash_gap(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
+        report.update(gap_g=gap.gap_g.mean, gap_g_stderr=gap.gap_g.stderr, gap_l=gap.gap_l.mean,
+                      gap_l_stderr=gap.gap_l.stderr, nash_gap=gap.nash_gap.mean)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        from altmarl_ros.marl.artifacts import atomic_write_text
+
+        atomic_write_text(Path(args.out), json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.experiments import run_one, write_rows
+
+    config = _load_config(args)
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    gap_seeds = args.seeds if args.gap_seeds is None else args.gap_seeds
+    rows: list[Any] = []
+    cache: dict[bytes, Any] = {}
+    out = Path(args.out)
+    print(f"sweep k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) -> {out}")
+    with Progress(len(args.k) * len(seeds), "runs") as progress:
+        for k in args.k:
+            for i, seed in enumerate(seeds):
+                new = run_one(config, k=k, seed=seed, with_gap=i < gap_seeds, oracle_cache=cache)
+                rows += new
+                write_rows(out, rows)  # atomically, after every run: an interruption loses at most one run
+                reward = next(r.value for r in new if r.metric == "reward")
+                progress.advance(1, f"k={k} seed={seed} reward {reward:.2f}")
+    print(f"wrote {len(rows)} rows to {out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.experiments import read_rows
+    from altmarl_ros.marl.plotting import fit_loglog_slope, plot_rows, summarize
+
+    rows = read_rows(args.csv)
+    written = plot_rows(rows, args.out, title=args.title)
+    for metric, path in written.items():
+        print(f"{metric}: {path}")
+    gap = summarize(rows, "nash_gap")
+    if (gap.mean > 0).sum() >= 3:
+        fit = fit_loglog_slope(gap.k, gap.mean)
+        print(f"Nash gap log-log slope {fit.slope:.3f} (95 % CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], "
+              f"{fit.n_points} k values; theory about -0.5)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="altmarl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="training config YAML (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+        p.add_argument("--n-agents", type=_positive_int, default=None, help="override n, the number of robots")
+
+    p = sub.add_parser("train", help="train pi_g and pi_l with ALTERNATING-MARL and save them")
+    common(p)
+    p.add_argument("--k", type=_positive_int, default=None, help="agents observed per step (default: config k)")
+    p.add_argument("--out", default=None, help="artifact path stem (writes STEM.npz and STEM.json)")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved policy on the n-agent system")
+    common(p)
+    p.set_defaults(config=None)  # default: the config stored in the policy's metadata
+    p.add_argument("--policy", required=True, help="policy artifact (.npz with its .json)")
+    p.add_argument("--ordering", choices=("paper", "authors"), default=None, help="override the update ordering")
+    p.add_argument("--nash-gap", action="store_true", help="also estimate the Nash gap (slower)")
+    p.add_argument("--out", default=None, help="also write the report as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="train and evaluate over k and seeds; write tidy CSV rows")
+    common(p)
+    p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,5,10")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per k (default: %(default)s)")
+    p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")
+    p.add_argument("--gap-seeds", type=int, default=None, help="estimate the Nash gap on the first N seeds only")
+    p.add_argument("--out", required=True, help="CSV path (columns k,seed,metric,value,stderr)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="plot a sweep CSV as PNGs")
+    p.add_argument("csv", help="CSV written by `altmarl sweep`")
+    p.add_argument("--out", default="runs/plots", help="output directory (default: %(default)s)")
+    p.add_argument("--title", default="", help="plot title")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop")
+    try:
+        from altmarl_ros.ros import swarm
+    except ImportError as exc:  # rclpy missing: the learning commands still work
+        p.set_defaults(func=lambda _args, _exc=exc: _no_ros(_exc))
+    else:
+        swarm.add_arguments(p)
+        p.set_defaults(func=swarm.run)
+    return parser
+
+
+def _no_ros(exc: Exception) -> int:
+    print(f"altmarl swarm needs ROS 2 (rclpy): {exc}. Run `make run` or `make setup` to install it.", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # ConfigError, PolicyFileError, bad files: one clear line
+        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
