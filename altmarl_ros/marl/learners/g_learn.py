@@ -93,9 +93,8 @@ def _multinomial_pmf(c: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from scipy.special import gammaln
 
     outcomes = cv.enumerate_counts(c, p.size)
-    with np.errstate(divide="ignore"):
-        logp = np.log(p)
-    terms = np.where(outcomes > 0, outcomes * logp, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 * log 0 terms are masked out
+        terms = np.where(outcomes > 0, outcomes * np.log(p), 0.0)
     logpmf = gammaln(c + 1) - gammaln(outcomes + 1).sum(-1) + terms.sum(-1)
     return outcomes, np.exp(logpmf)
 

@@ -53,10 +53,9 @@ def effective_global_chain(game: TabularGame, pi_g: TabularGlobalPolicy, mu: np.
     """
     k = pi_g.k
     all_d = cv.enumerate_counts(k, game.n_local_states)
-    with np.errstate(divide="ignore"):
-        log_mu = np.log(mu)  # (S_g, S_l)
     log_coef = gammaln(k + 1) - gammaln(all_d + 1).sum(-1)  # (D,)
-    terms = np.where(all_d[None] > 0, all_d[None] * log_mu[:, None, :], 0.0)  # (S_g, D, S_l)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 * log 0 terms are masked out
+        terms = np.where(all_d[None] > 0, all_d[None] * np.log(mu)[:, None, :], 0.0)  # (S_g, D, S_l)
     pmf = np.exp(log_coef[None] + terms.sum(-1))  # (S_g, D)
     P_eff = np.empty((game.n_global_states, game.n_global_states))
     for g in range(game.n_global_states):

@@ -1,0 +1,39 @@
+# Two commands from a fresh machine (see README):
+#   make run    set up .venv and run the swarm end to end on the embedded simulator
+#   make test   set up .venv and run the tests
+# Re-running reuses what .venv already has; it reinstalls when requirements.txt, setup.py or package.xml change.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
+
+.PHONY: setup run test lint train sweep clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py setup.cfg package.xml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check altmarl_ros launch test bench
+
+train: setup
+	$(VENV)/bin/altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
+
+sweep: setup
+	$(VENV)/bin/altmarl sweep --config config/train_warehouse.yaml --k 1,5,10 --seeds 3 --out runs/sweep.csv
+	$(VENV)/bin/altmarl plot runs/sweep.csv --out runs/plots
+
+clean:
+	rm -rf $(VENV) build install log runs *.egg-info

@@ -1,0 +1,80 @@
+"""CLI smoke tests: every subcommand end to end on tiny budgets, in a subprocess, into tmp_path."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = """
+game: warehouse
+game_options: {r_g: constant}
+n_agents: 30
+k: 2
+ordering: paper
+g_learn: {transition: sampled, m: 5, stopping: span, tol: 1.0e-2, max_iter: 500, warm_start: true}
+l_learn: {kind: induced}
+loop: {rule: two_eta, c: 1.0, max_rounds: 3, eval_episodes: 8, eval_horizon: 15}
+evaluation: {horizon: 15, episodes: 6, seeds: 2}
+nash_gap: {k_oracle: 6, episodes: 8}
+"""
+
+
+def altmarl(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "altmarl_ros.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "sweep", "plot", "swarm"])
+def test_help(command, tmp_path):
+    out = altmarl(command, "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "usage: altmarl" in out.stdout
+
+
+def test_train_evaluate_sweep_plot(tiny, tmp_path):
+    out = altmarl("train", "--config", tiny, "--k", 2, "--out", tmp_path / "pol", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "stopped:" in out.stdout and "rounds" in out.stderr  # progress bar on stderr
+    assert (tmp_path / "pol.npz").is_file() and (tmp_path / "pol.json").is_file()
+
+    out = altmarl("evaluate", "--policy", tmp_path / "pol.npz", "--nash-gap", "--out", tmp_path / "ev.json",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert '"nash_gap"' in (tmp_path / "ev.json").read_text()
+
+    out = altmarl("sweep", "--config", tiny, "--k", "1,2", "--seeds", 2, "--gap-seeds", 1,
+                  "--out", tmp_path / "s.csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert set(rows[0]) == {"k", "seed", "metric", "value", "stderr"}
+    metrics = {r["metric"] for r in rows}
+    assert {"reward", "mode_accuracy", "nash_gap", "gap_g", "gap_l", "train_seconds"} <= metrics
+    assert {(r["k"], r["seed"]) for r in rows if r["metric"] == "nash_gap"} == {("1", "0"), ("2", "0")}
+
+    out = altmarl("plot", tmp_path / "s.csv", "--out", tmp_path / "plots", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("reward_vs_k", "train_seconds_vs_k", "mode_accuracy_vs_k", "nash_gap_vs_k"):
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_errors_are_one_clear_line(tiny, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("m: 5", "m: 0"))
+    out = altmarl("train", "--config", bad, cwd=tmp_path)
+    assert out.returncode == 2 and "g_learn.m: must be >= 1" in out.stderr and "Traceback" not in out.stderr
+    out = altmarl("evaluate", "--policy", tmp_path / "missing.npz", cwd=tmp_path)
+    assert out.returncode == 2 and "missing.npz does not exist" in out.stderr
+    out = altmarl("sweep", "--config", tiny, "--k", "0,x", "--out", "s.csv", cwd=tmp_path)
+    assert out.returncode == 2 and "expected" in out.stderr
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    out = altmarl("plot", tmp_path / "junk.csv", cwd=tmp_path)
+    assert out.returncode == 2 and "expected the columns" in out.stderr

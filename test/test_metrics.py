@@ -1,0 +1,84 @@
+"""Exact brute-force metrics against hand computation, and the Monte Carlo estimators against them."""
+
+import numpy as np
+import pytest
+
+from altmarl_ros.marl import sim
+from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.metrics import exact_nash_gap, exact_value, nash_gap, value_difference
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+
+STAY = TabularLocalPolicy(np.tile([1.0, 0.0], (2, 2, 1)))
+FOLLOW = TabularLocalPolicy(np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]]], float))
+
+
+def global_stay(k):
+    return TabularGlobalPolicy(np.array([[0] * (k + 1), [1] * (k + 1)]), k, 2, 2)
+
+
+def test_exact_values_match_hand_computation():
+    """Coordination game, gamma = 0.9, uniform initial states, r = fraction of agents in the global zone.
+
+    (stay, follow): 1/2 at t = 0, then everyone is aligned: 0.5 + 0.9 / 0.1 = 9.5, the optimum.
+    (stay, stay):   nobody moves: 0.5 / 0.1 = 5.
+    From (stay, stay) the locals' best response is follow (gap_l = 4.5); the global agent's best
+    response goes to the sampled agent's zone: with two agents it earns 1 if they share a zone
+    (probability 1/2) and 1/2 otherwise, so 0.5 + 9 * 0.75 = 7.25 (gap_g = 2.25).
+    """
+    game = make_game("coordination")
+    assert exact_value(game, global_stay(1), FOLLOW, n_agents=2) == pytest.approx(9.5)
+    assert exact_value(game, global_stay(1), STAY, n_agents=2) == pytest.approx(5.0)
+    gap = exact_nash_gap(game, global_stay(1), STAY, n_agents=2)
+    assert gap.gap_g == pytest.approx(2.25) and gap.gap_l == pytest.approx(4.5)
+    assert np.array_equal(gap.best_pi_l.probs, FOLLOW.probs)
+    assert exact_nash_gap(game, global_stay(1), FOLLOW, n_agents=2).nash_gap == pytest.approx(0.0, abs=1e-12)
+
+
+def test_monte_carlo_value_matches_the_exact_value():
+    game = make_game("coordination", slip=0.2, dirichlet=0.5)
+    rng = np.random.default_rng(3)
+    pi_g = TabularGlobalPolicy(rng.integers(0, 2, size=(2, 3)), 2, 2, 2)
+    pi_l = TabularLocalPolicy(rng.dirichlet([1, 1], size=(2, 2)))
+    exact = exact_value(game, pi_g, pi_l, n_agents=4)
+    est = sim.evaluate(game, pi_g, pi_l, np.random.default_rng(0), n_agents=4, horizon=300,
+                       n_episodes=4000).reward
+    assert abs(est.mean - exact) < 4 * est.stderr
+
+
+def test_paired_value_difference_matches_the_exact_gap():
+    game = make_game("coordination")
+    diff, value = value_difference(game, (global_stay(1), FOLLOW), (global_stay(1), STAY), seed=1, n_agents=2,
+                                   horizon=300, n_episodes=2000)
+    assert abs(diff.mean - 4.5) < 4 * diff.stderr + 1e-9
+    assert abs(value.mean - 5.0) < 4 * value.stderr
+
+
+def test_nash_gap_estimator_on_the_warehouse():
+    game = make_game("warehouse")
+    pi_g = TabularGlobalPolicy.constant(0, n_global_states=5, n_local_states=5, n_global_actions=5, k=2)
+    uniform = TabularLocalPolicy.uniform(5, 5, 3)
+    gap = nash_gap(game, pi_g, uniform, seed=0, n_agents=100, horizon=40, n_episodes=64, k_oracle=8)
+    # uniform local play is far from a best response; the mean-field oracle beats a constant dispatcher
+    assert gap.gap_l.mean > 10 * gap.gap_l.stderr
+    assert gap.gap_g.mean > 3 * gap.gap_g.stderr
+    assert gap.nash_gap.mean == max(gap.gap_g.mean, gap.gap_l.mean)
+
+
+def test_full_information_policy_rounds_the_population_histogram():
+    pi_g = TabularGlobalPolicy(np.arange(21)[None].repeat(5, 0) % 5, 5, 3, 5)
+    oracle = FullInformationPolicy(pi_g)
+    s_l = np.array([[0] * 6 + [1] * 3 + [2] * 1])  # shares 0.6, 0.3, 0.1 -> counts (3, 2, 0) of 5
+    from altmarl_ros.marl import counts as cv
+
+    expected = pi_g.act(np.array([0]), np.array([[3, 2, 0]]))
+    assert cv.round_to_counts(np.array([[3.0, 1.5, 0.5]]), 5).tolist() == [[3, 2, 0]]
+    assert oracle.act_on(np.random.default_rng(0), np.array([0]), s_l).tolist() == expected.tolist()
+
+
+def test_exact_metrics_refuse_large_problems():
+    game = make_game("warehouse")
+    pi_g = TabularGlobalPolicy.constant(0, n_global_states=5, n_local_states=5, n_global_actions=5, k=2)
+    with pytest.raises(ValueError, match="too large"):
+        exact_value(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=8)
+    with pytest.raises(ValueError, match="enumerate"):
+        exact_nash_gap(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=2)
