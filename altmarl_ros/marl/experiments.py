@@ -158,6 +158,10 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
         SweepRow(k, seed, "rounds", float(len(trained.alternation.history)), nan),
         SweepRow(k, seed, "certified", float(trained.alternation.certified), nan),
     ]
+    if config.ordering != "paper":  # the same policies under the model's ordering (REFERENCE.md B1)
+        paper = evaluate_policies(replace(config, ordering="paper"), trained.game, trained.pi_g, trained.pi_l,
+                                  seed=seed)
+        rows.append(SweepRow(k, seed, "reward_paper_ordering", paper.reward_mean, paper.reward_stderr))
     if with_gap:
         gap = estimate_nash_gap(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
                                 oracle_cache=oracle_cache)
