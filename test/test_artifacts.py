@@ -91,4 +91,5 @@ def test_a_failed_write_leaves_the_old_artifact(saved, monkeypatch):
 def test_game_spec_must_rebuild_the_game(tmp_path, saved):
     _, pi_g, pi_l, game = saved
     with pytest.raises(ValueError, match="does not rebuild"):
-        save_policies(tmp_path / "x", pi_g, pi_l, game=game, game_spec={"name": "warehouse", "options": {"r_g": "distance"}})
+        save_policies(tmp_path / "x", pi_g, pi_l, game=game,
+                      game_spec={"name": "warehouse", "options": {"r_g": "distance"}})

@@ -54,7 +54,8 @@ def test_train_evaluate_sweep_plot(tiny, tmp_path):
     out = altmarl("sweep", "--config", tiny, "--k", "1,2", "--seeds", 2, "--gap-seeds", 1,
                   "--out", tmp_path / "s.csv", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    with open(tmp_path / "s.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert set(rows[0]) == {"k", "seed", "metric", "value", "stderr"}
     metrics = {r["metric"] for r in rows}
     assert {"reward", "mode_accuracy", "nash_gap", "gap_g", "gap_l", "train_seconds"} <= metrics

@@ -51,7 +51,7 @@ def test_bad_values_name_the_key(data, message):
 def test_bad_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("g_learn: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml.*not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*not valid YAML"):
         load_train_config(bad)
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
