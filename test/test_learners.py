@@ -4,8 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.learners.alternate import UpdateRule, alternate
 from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn, recurrence_chain
@@ -60,8 +63,6 @@ def test_deterministic_transition_recurrent_schedule_equals_plain_truncated_vi()
     game = make_game("warehouse")
     pi_l = TabularLocalPolicy.uniform(5, 5, 3)
     k = 12
-    from altmarl_ros.marl.game import marginal_local
-
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     nxt = np.stack(count_transitions(game, P_tilde, k=k, transition="deterministic"))
     assert len(recurrence_chain(nxt)) > 2  # the schedule really skips work here
@@ -135,3 +136,24 @@ def test_revert_rule_keeps_the_best_pair_and_reports_convergence():
     assert result.stop_reason == "converged"
     with pytest.raises(ValueError, match="update rule"):
         UpdateRule("sometimes")
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4))
+@settings(max_examples=25, deadline=None)
+def test_every_learned_or_derived_distribution_sums_to_one(seed, k):
+    rng = np.random.default_rng(seed)
+    S_g, S_l, A_g, A_l = 2, 3, 2, 2
+    game = TabularGame(P_g=rng.dirichlet(np.ones(S_g), size=(S_g, A_g)),
+                       P_l=rng.dirichlet(np.ones(S_l), size=(S_l, S_g, A_l)),
+                       r_g=rng.random((S_g, A_g)), r_l=rng.random((S_l, S_g, A_l)), gamma=0.9,
+                       init_g=np.ones(S_g) / S_g)
+    pi_l = TabularLocalPolicy(rng.dirichlet(np.ones(A_l), size=(S_g, S_l)))
+    P_tilde, _ = marginal_local(game, pi_l.probs)
+    assert np.allclose(P_tilde.sum(-1), 1)
+    for transition in ("exact", "sampled"):
+        for M in count_transitions(game, P_tilde, k=k, transition=transition, m=7, rng=rng):
+            assert np.allclose(np.asarray(M.sum(1)).ravel(), 1)
+    pi_g = g_learn(game, pi_l, k=k, transition="exact").pi_g
+    assert np.allclose(effective_global_chain(game, pi_g, rng.dirichlet(np.ones(S_l), size=S_g)).sum(-1), 1)
+    for result in (l_learn(game, pi_g, pi_l), l_learn_authors(game, pi_g, pi_l)):
+        assert np.allclose(result.pi_l.probs.sum(-1), 1) and np.allclose(result.mu.sum(-1), 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -139,7 +140,12 @@ class TabularGame:
         return rng.dirichlet(np.full(S_l, self.init_l_concentration), size=batch)
 
 
-def marginal_local(game: TabularGame, pi_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class LocalMarginal(NamedTuple):
+    P_tilde: np.ndarray  # (S_l, S_g, S_l') P~_l(s_l' | s_l, s_g)
+    r_tilde: np.ndarray  # (S_l, S_g) r~_l(s_l, s_g)
+
+
+def marginal_local(game: TabularGame, pi_l: np.ndarray) -> LocalMarginal:
     """Marginalise the local action under pi_l.
 
     Parameters
@@ -154,4 +160,4 @@ def marginal_local(game: TabularGame, pi_l: np.ndarray) -> tuple[np.ndarray, np.
     pi = np.transpose(pi_l, (1, 0, 2))  # (S_l, S_g, A_l)
     P_tilde = np.einsum("lga,lgam->lgm", pi, game.P_l)
     r_tilde = np.einsum("lga,lga->lg", pi, game.r_l)
-    return P_tilde, r_tilde
+    return LocalMarginal(P_tilde, r_tilde)
