@@ -76,7 +76,8 @@ class SwarmOptions:
     step_timeout: float = 1.0  # s; lockstep: missing answers after this count as dropped
     steps: int = 0  # sim_node stops after this many steps (0 = run until stopped)
     zones: str = ""  # zones YAML; '' = share/altmarl_ros/config/zones.yaml
-    record_path: str = ""  # sim_node writes its per-step record (JSON) here at the end; '' = none
+    record_path: str = ""  # sim_node writes its per-step record (JSON) here at the end, the controller
+    # its own beside it (controller_record_path); '' = none
     bag_path: str = ""  # sim_node records a rosbag2 (mcap) here; '' = none
     autostart: bool = True  # sim_node starts stepping once every node is matched (else waits for 'start')
     log_level: str = "info"
@@ -115,6 +116,14 @@ class SwarmOptions:
         return tuple(f.name for f in fields(cls))
 
 
+def controller_record_path(record_path: str) -> str:
+    """Where the controller writes its per-step record: `<record_path stem>.controller.json` ('' = none)."""
+    if not record_path:
+        return ""
+    base, _, _ = record_path.rpartition(".") if "." in record_path.rsplit("/", 1)[-1] else (record_path, "", "")
+    return f"{base}.controller.json"
+
+
 def robot_names(n_robots: int) -> list[str]:
     """The robot registry of a simulated swarm: robot_0 .. robot_{n-1}."""
     return [f"{ROBOT_PREFIX}{i}" for i in range(n_robots)]
@@ -136,7 +145,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
         }))
     specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
         **common, "robots": names, "k": options.k, "seed": options.seed + 1,
-        "observation": options.observation,
+        "observation": options.observation, "record_path": controller_record_path(options.record_path),
         # With Gazebo nobody else clocks the decision steps: the controller publishes the ticks and
         # evolves the global state (the warehouse's active zone) with the game's P_g.
         "clock": "timer" if options.sim == "gazebo" else "tick",

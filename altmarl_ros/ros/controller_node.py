@@ -32,7 +32,8 @@ from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy, resolve_zones, robot_list, run_node
+from altmarl_ros.ros.common import (declare, declare_string_list, resolve_policy, resolve_zones, robot_list,
+                                    run_node, write_json)
 
 NODE_NAME = "altmarl_controller"
 
@@ -53,6 +54,9 @@ class ControllerNode(Node):
         step_period = declare(self, "step_period", 0.1, "s between decisions with clock=timer", low=0.001,
                               high=3600.0)
         self.pose_wait = declare(self, "pose_wait", 0.5, "s to wait for fresh sampled poses", low=0.0, high=60.0)
+        self.record_path = declare(self, "record_path", "", "write the per-step record (JSON) here at the end; "
+                                   "'' = none")
+        self.record: list[dict] = []
         self.names = robot_list(self, robots, n_robots)
         self.n = len(self.names)
         if self.k > self.n:
@@ -198,6 +202,7 @@ class ControllerNode(Node):
                   "missing": missing, "stale": stale, "latency_ms": f"{latency_ms:.3f}",
                   "pose_subscriptions": len(self.subs), "max_pose_subscriptions": self.max_subs,
                   "counts": ",".join(map(str, (counts if counts is not None else observed).tolist()))}
+        self.record.append({**values, "latency_ms": latency_ms})
         status.values = [KeyValue(key=key, value=str(v)) for key, v in values.items()]
         diag = DiagnosticArray(status=[status])
         diag.header.stamp = self.get_clock().now().to_msg()
@@ -210,7 +215,8 @@ class ControllerNode(Node):
             self.get_logger().warning(f"unknown swarm command {msg.data!r} (expected 'start' or 'stop')")
 
     def close(self) -> None:
-        pass
+        if self.record_path:
+            write_json(self.record_path, {"max_pose_subscriptions": self.max_subs, "per_step": self.record})
 
 
 def main(args: list[str] | None = None) -> int:

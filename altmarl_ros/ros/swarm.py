@@ -25,7 +25,7 @@ import numpy as np
 
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
 from altmarl_ros.progress import Progress
-from altmarl_ros.ros.bringup import SwarmOptions, plan
+from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
 
@@ -231,6 +231,10 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
     record_file = out / "sim_record.json"
     sim_record = json.loads(record_file.read_text()) if record_file.is_file() else None
     per_step = sim_record["per_step"] if sim_record else metrics
+    # The nodes' own records are complete; what the monitor heard over DDS may miss messages under load.
+    controller_file = Path(controller_record_path(str(record_file)))
+    if controller_file.is_file():
+        controller = json.loads(controller_file.read_text())["per_step"]
     by_step = {int(c["step"]): c for c in controller if "step" in c}
     for row in per_step:
         c = by_step.get(int(row["step"]))
@@ -335,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
         from altmarl_ros.ros.dds import use_profile
         use_profile(out)
     (out / "summary.json").unlink(missing_ok=True)
-    (out / "sim_record.json").unlink(missing_ok=True)
+    for stale in ("sim_record.json", controller_record_path("sim_record.json")):
+        (out / stale).unlink(missing_ok=True)
     try:
         policy_path, artifact = obtain_policy(args, out)
         options = _options(args, policy_path, out)
