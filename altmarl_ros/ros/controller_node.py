@@ -32,8 +32,15 @@ from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.common import (declare, declare_string_list, resolve_policy, resolve_zones, robot_list,
-                                    run_node, write_json)
+from altmarl_ros.ros.common import (
+    declare,
+    declare_string_list,
+    resolve_policy,
+    resolve_zones,
+    robot_list,
+    run_node,
+    write_json,
+)
 
 NODE_NAME = "altmarl_controller"
 
