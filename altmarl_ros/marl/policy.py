@@ -117,3 +117,13 @@ class FullInformationPolicy:
         hist = cv.counts_from_states(s_l, self.pi_g.n_local_states)
         counts = cv.round_to_counts(hist * (self.k / s_l.shape[1]), self.k)
         return self.pi_g.act(s_g, counts)
+
+
+@dataclass(frozen=True)
+class RandomGlobalPolicy:
+    """The random baseline's global agent: a_g uniform over the n_global_actions actions."""
+
+    n_global_actions: int
+
+    def act_on(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        return rng.integers(self.n_global_actions, size=np.shape(s_g))

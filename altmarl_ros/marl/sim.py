@@ -55,7 +55,8 @@ class Evaluation(NamedTuple):
 
     reward: Estimate  # discounted return sum_t gamma^t r(t)
     mode_accuracy: Estimate  # fraction of steps with a_g == most common zone of the whole population
-    returns: np.ndarray  # (n_episodes,)
+    returns: np.ndarray  # (n_episodes,) discounted returns
+    step_rewards: np.ndarray  # (n_episodes,) mean undiscounted reward per step
 
 
 def _sample_categorical(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
@@ -131,11 +132,13 @@ def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy
     # their global controllers observe differently.
     env_rng, obs_rng, act_rng = rng.spawn(3)
     returns = np.empty(n_episodes)
+    step_rewards = np.empty(n_episodes)
     hits = np.empty(n_episodes)
     for start in range(0, n_episodes, batch_size):
         B = min(batch_size, n_episodes - start)
         state = reset(game, env_rng, n_agents=n_agents, batch=B)
         total = np.zeros(B)
+        plain = np.zeros(B)
         correct = np.zeros(B)
         discount = 1.0
         for _ in range(horizon):
@@ -144,8 +147,10 @@ def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy
             a_l = pi_l.sample(act_rng, state.s_g, state.s_l)
             result = step(game, env_rng, state, a_g, a_l, ordering=ordering)
             total += discount * result.reward
+            plain += result.reward
             discount *= game.gamma
             state = result.state
         returns[start:start + B] = total
+        step_rewards[start:start + B] = plain / horizon
         hits[start:start + B] = correct / horizon
-    return Evaluation(Estimate.of(returns), Estimate.of(hits), returns)
+    return Evaluation(Estimate.of(returns), Estimate.of(hits), returns, step_rewards)

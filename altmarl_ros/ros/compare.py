@@ -16,7 +16,7 @@ import numpy as np
 
 from altmarl_ros.marl import sim as marl_sim
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 
 class Reference(NamedTuple):
@@ -29,30 +29,16 @@ class Reference(NamedTuple):
 
 
 def episode_rewards(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
-                    rng: np.random.Generator, *, n_agents: int, k: int, steps: int, episodes: int,
-                    batch_size: int = 256) -> np.ndarray:
+                    rng: np.random.Generator, *, n_agents: int, steps: int, episodes: int) -> np.ndarray:
     """(episodes,) mean per-step reward of each episode. pi_g None = uniformly random global actions."""
-    out = np.empty(episodes)
-    for start in range(0, episodes, batch_size):
-        B = min(batch_size, episodes - start)
-        state = marl_sim.reset(game, rng, n_agents=n_agents, batch=B)
-        total = np.zeros(B)
-        for _ in range(steps):
-            if pi_g is None:
-                a_g = rng.integers(game.n_global_actions, size=B)
-            else:
-                a_g = marl_sim.global_action(pi_g, rng, state)
-            a_l = pi_l.sample(rng, state.s_g, state.s_l)
-            result = marl_sim.step(game, rng, state, a_g, a_l, ordering="paper")
-            total += result.reward
-            state = result.state
-        out[start:start + B] = total / steps
-    return out
+    controller = RandomGlobalPolicy(game.n_global_actions) if pi_g is None else pi_g
+    return marl_sim.evaluate(game, controller, pi_l, rng, n_agents=n_agents, horizon=steps, n_episodes=episodes,
+                             ordering="paper").step_rewards
 
 
 def reference(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
-              rng: np.random.Generator, *, n_agents: int, k: int, steps: int, episodes: int) -> Reference:
-    x = episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, k=k, steps=steps, episodes=episodes)
+              rng: np.random.Generator, *, n_agents: int, steps: int, episodes: int) -> Reference:
+    x = episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, steps=steps, episodes=episodes)
     std = float(x.std(ddof=1)) if x.size > 1 else float("nan")
     return Reference(float(x.mean()), std / np.sqrt(x.size), std, int(x.size))
 

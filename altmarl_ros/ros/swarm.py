@@ -65,19 +65,14 @@ def obtain_policy(args: argparse.Namespace, out: Path) -> tuple[Path, PolicyArti
         path = Path(args.policy)
         return path, load_policies(path, expect_k=args.k)
     path = out / "policy.npz"
-    try:
-        from altmarl_ros.marl.config import load_train_config
-        from altmarl_ros.marl.experiments import train_policies
-    except ImportError as exc:
-        from altmarl_ros.ros.heuristics import save_heuristic
-        print(f"altmarl swarm: training unavailable ({exc}); using the hand-written heuristic policies",
-              file=sys.stderr)
-        save_heuristic(path, k=args.k)
-        return path, load_policies(path, expect_k=args.k)
+    from altmarl_ros.marl.config import load_train_config
+    from altmarl_ros.marl.experiments import train_policies
     from altmarl_ros.ros.common import share_path
+
     config_path = Path(args.train_config) if args.train_config else share_path("config/train_warehouse.yaml")
     print(f"altmarl swarm: training policies for k={args.k} with {config_path} ...", file=sys.stderr)
-    record = train_policies(load_train_config(config_path), k=args.k, seed=args.seed, progress=None)
+    # the in-loop evaluations of the UPDATE rule run on the swarm's own n
+    record = train_policies(load_train_config(config_path, n_agents=args.n_robots), k=args.k, seed=args.seed)
     save_policies(path, record.pi_g, record.pi_l, game=record.game, game_spec=record.game_spec,
                   trainer="altmarl swarm", train_config=str(config_path), seed=args.seed)
     return path, load_policies(path, expect_k=args.k)
@@ -246,9 +241,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
     steps = len(per_step)
     game, rng = artifact.game, np.random.default_rng(args.seed + 7)
     horizon = max(steps, 1)
-    ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, k=args.k, steps=horizon,
+    ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, steps=horizon,
                     episodes=args.numpy_episodes)
-    rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, k=args.k, steps=horizon,
+    rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, steps=horizon,
                     episodes=args.numpy_episodes)
     closed = float(rewards.mean()) if steps else math.nan
     spread = math.sqrt(ref.episode_std ** 2 + ref.stderr ** 2)
