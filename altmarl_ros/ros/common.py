@@ -128,8 +128,16 @@ def make_executor(n_entities: int):
     return SingleThreadedExecutor()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag that the spin loop checks between callbacks: raising from the signal
+    handler instead could interrupt a callback half-way (e.g. inside destroy_subscription) and leave
+    the node in a state that rclpy cannot destroy."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame) -> None:
+        cls.requested = True
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
@@ -140,8 +148,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _StopRequest.handler)
+    signal.signal(signal.SIGTERM, _StopRequest.handler)
     node = None
     code = 0
     try:
@@ -152,7 +160,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             return 2
         executor = make_executor(getattr(node, "n_entities", 0))
         executor.add_node(node)
-        while rclpy.ok() and not getattr(node, "done", False):
+        while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
             executor.spin_once(timeout_sec=0.1)
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
