@@ -1,6 +1,6 @@
 """A Fast DDS XML profile for swarm-sized bursts on one host (written per run, selected by env var).
 
-Measured here (bench/README_ros.md): each step the simulator publishes n poses and receives n zone
+Measured here (bench/README.md, section 4): each step the simulator publishes n poses and receives n zone
 goals at once. With Fast DDS defaults, a 1000-message burst overflows the shared-memory port queue
 (512 descriptors); the lost samples are only repaired at the next writer heartbeat (3 s), so lockstep
 steps time out (n=1000: 1 step/s, 25 % answers dropped). A deeper queue (8192) fixes it (7-8 steps/s,
