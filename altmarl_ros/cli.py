@@ -131,23 +131,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.experiments import run_one, write_rows
+    from altmarl_ros.marl.experiments import sweep, write_rows
 
     config = _load_config(args)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     gap_seeds = args.seeds if args.gap_seeds is None else args.gap_seeds
     rows: list[Any] = []
-    cache: dict[bytes, Any] = {}
     out = Path(args.out)
     print(f"sweep k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) -> {out}")
     with Progress(len(args.k) * len(seeds), "runs") as progress:
-        for k in args.k:
-            for i, seed in enumerate(seeds):
-                new = run_one(config, k=k, seed=seed, with_gap=i < gap_seeds, oracle_cache=cache)
-                rows += new
-                write_rows(out, rows)  # atomically, after every run: an interruption loses at most one run
-                reward = next(r.value for r in new if r.metric == "reward")
-                progress.advance(1, f"k={k} seed={seed} reward {reward:.2f}")
+
+        def on_run(new: list[Any]) -> None:
+            rows.extend(new)
+            write_rows(out, rows)  # atomically, after every run: an interruption loses at most one run
+            reward = next(r.value for r in new if r.metric == "reward")
+            progress.advance(1, f"k={new[0].k} seed={new[0].seed} reward {reward:.2f}")
+
+        sweep(config, args.k, seeds, gap_seeds=gap_seeds, on_row=on_run)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 

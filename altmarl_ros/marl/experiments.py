@@ -173,7 +173,8 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
 
 def sweep(config: TrainConfig, ks: Sequence[int], seeds: Iterable[int], *, gap_seeds: int | None = None,
           on_row: Callable[[list[SweepRow]], None] | None = None) -> list[SweepRow]:
-    """Run `run_one` over the grid; the Nash gap only for the first `gap_seeds` seeds (None: all)."""
+    """Run `run_one` over the grid (k outer, seeds inner); the Nash gap only for the first `gap_seeds`
+    seeds (None: all); `on_row` receives each run's rows as soon as it finishes."""
     rows: list[SweepRow] = []
     seeds = list(seeds)
     cache: dict[bytes, Any] = {}
