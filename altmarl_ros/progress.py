@@ -23,9 +23,9 @@ class Progress:
             return
         self.shown_tenth = tenth
         elapsed = time.monotonic() - self.t0
-        eta = elapsed / done * (self.total - done) if done else float("nan")
+        left = f"~{elapsed / done * (self.total - done):5.0f}s left" if done else "      "
         bar = "#" * (30 * done // self.total)
-        line = f"[{bar:<30}] {done}/{self.total} {self.label}  {elapsed:6.1f}s elapsed, ~{eta:5.0f}s left {note}"
+        line = f"[{bar:<30}] {done}/{self.total} {self.label}  {elapsed:6.1f}s elapsed, {left} {note}"
         sys.stderr.write(f"\r{line}\033[K" if self.tty else line + "\n")
         sys.stderr.flush()
 
