@@ -135,14 +135,11 @@ class ControllerNode(Node):
     # --- decisions ----------------------------------------------------------------------------
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
-            tick = topics.parse_tick(msg)
+            tick = topics.parse_tick(msg, self.game.n_global_states)
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
         if tick.step <= self.last_step:
-            return
-        if tick.s_g >= self.game.n_global_states:
-            self.get_logger().warning(f"tick {tick.step}: global state {tick.s_g} out of range, ignored")
             return
         self._start(tick)
 

@@ -99,12 +99,9 @@ class RobotNode(Node):
 
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
-            tick = topics.parse_tick(msg)
+            tick = topics.parse_tick(msg, self.pi_l.probs.shape[0])
         except ValueError as exc:
             self.get_logger().warning(str(exc))
-            return
-        if tick.s_g >= self.pi_l.probs.shape[0]:
-            self.get_logger().warning(f"tick {tick.step}: global state {tick.s_g} out of range, ignored")
             return
         if self.tick is not None and tick.step <= self.tick.step:
             return  # duplicate (transient-local replay) or old

@@ -95,11 +95,13 @@ def tick_msg(tick: Tick) -> Int64MultiArray:
                      ("step", "s_g", "stamp_ns"))
 
 
-def parse_tick(msg: Int64MultiArray) -> Tick:
-    """Raises ValueError for a malformed tick."""
+def parse_tick(msg: Int64MultiArray, n_global_states: int | None = None) -> Tick:
+    """Raises ValueError for a malformed tick, or one whose s_g is not below `n_global_states`."""
     data = list(msg.data)
     if len(data) != 3 or data[0] < 0 or data[1] < 0:
         raise ValueError(f"malformed tick {data}: expected [step >= 0, s_g >= 0, stamp_ns]")
+    if n_global_states is not None and data[1] >= n_global_states:
+        raise ValueError(f"tick {data[0]}: global state {data[1]} out of range, ignored")
     return Tick(int(data[0]), int(data[1]), int(data[2]))
 
 
