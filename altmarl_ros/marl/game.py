@@ -127,11 +127,6 @@ class TabularGame:
         """Hash of every array and scalar that defines the dynamics; artifacts are checked against it."""
         return self._fingerprint
 
-    @property
-    def reward_bound(self) -> float:
-        """r_tilde = ||r_g||_inf + ||r_l||_inf (PAPER.md 1.2)."""
-        return float(np.abs(self.r_g).max() + np.abs(self.r_l).max())
-
     def sample_population(self, rng: np.random.Generator, batch: int) -> np.ndarray:
         """Draw the initial population distribution mu_0 per episode, shape (batch, S_l)."""
         S_l = self.n_local_states
