@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from numpy.typing import ArrayLike
 
 _KEYS = {"frame_id": str, "ring_radius": float, "zone_radius": float, "arena_half_size": float, "n_zones": int}
 
@@ -38,7 +39,7 @@ class Zones:
         angle = 2 * np.pi * np.arange(self.n_zones) / self.n_zones
         return self.ring_radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
 
-    def zone_of(self, xy: np.ndarray) -> np.ndarray:
+    def zone_of(self, xy: ArrayLike) -> np.ndarray:
         """(..., 2) positions -> (...,) zone ids (nearest centre). NaN positions raise ValueError."""
         xy = np.asarray(xy, dtype=np.float64)
         if not np.all(np.isfinite(xy)):

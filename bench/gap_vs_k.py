@@ -62,7 +62,7 @@ def main() -> int:
     for name in local_policies:
         s = summarize(rows, f"gap_g_{name}")
         fit = fit_loglog_slope(s.k, s.mean)
-        cells = " | ".join(f"{m:.2f} +- {e:.2f}" for m, e in zip(s.mean, s.stderr))
+        cells = " | ".join(f"{m:.2f} +- {e:.2f}" for m, e in zip(s.mean, s.stderr, strict=True))
         print(f"| {name} | {cells} | {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}] |")
         nash_rows = [r._replace(metric="nash_gap") for r in rows if r.metric == f"gap_g_{name}"]
         plot_rows(nash_rows, Path(args.out).with_suffix("") / name, title=f"global BR gap vs k, pi_l = {name}")

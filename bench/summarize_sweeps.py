@@ -33,7 +33,7 @@ def _by_run(rows: list[SweepRow]) -> dict[tuple[int, int], dict[str, float]]:
 
 def _mean(rows: list[SweepRow], metric: str) -> dict[int, float]:
     s = summarize(rows, metric)
-    return dict(zip(s.k.tolist(), s.mean.tolist()))
+    return dict(zip(s.k.tolist(), s.mean.tolist(), strict=True))
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -69,7 +69,8 @@ def main(authors_csv: str, paper_csv: str) -> int:
               f"| {_fmt(a['reward_paper_ordering'].get(k))} | {_fmt(p['reward'].get(k))} "
               f"| {_fmt(ref[3] if ref else None, 1)} / {_fmt(100 * a['mode_accuracy'][k], 1)} / "
               f"{_fmt(100 * p['mode_accuracy'].get(k, np.nan), 1)} "
-              f"| {_fmt(ref[4] if ref else None)} / {_fmt(a['train_seconds'][k])} / {_fmt(p['train_seconds'].get(k))} |")
+              f"| {_fmt(ref[4] if ref else None)} / {_fmt(a['train_seconds'][k])} / "
+              f"{_fmt(p['train_seconds'].get(k))} |")
     print("\nPaper config, every run (k, training seed):\n")
     print("| k | seed | reward | mode acc. | gap_g | gap_l | Nash gap | rounds | certified | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -141,13 +141,15 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
         raise PolicyFileError(f"{npz_path} was trained on game {game.name} ({game.fingerprint}), not on "
                               f"{expect_game.name} ({expect_game.fingerprint})")
     k = meta.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise PolicyFileError(f"{json_path}: 'k' must be a positive integer, got {k!r}")
     if expect_k is not None and k != expect_k:
         raise PolicyFileError(f"{npz_path} was trained for k={k}, but k={expect_k} was requested")
     expected_probs = (game.n_global_states, game.n_local_states, game.n_local_actions)
     if probs.shape != expected_probs:
         raise PolicyFileError(f"{npz_path}: pi_l_probs has shape {probs.shape}, expected {expected_probs}")
     try:
-        pi_g = TabularGlobalPolicy(actions, int(k), game.n_local_states, game.n_global_actions)
+        pi_g = TabularGlobalPolicy(actions, k, game.n_local_states, game.n_global_actions)
         pi_l = TabularLocalPolicy(probs)
     except (TypeError, ValueError) as exc:
         raise PolicyFileError(f"{npz_path}: {exc}") from exc

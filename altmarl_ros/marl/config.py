@@ -179,7 +179,7 @@ def _build(cls: type, data: Any, key: str) -> Any:
     for name, value in data.items():
         path = f"{key}.{name}" if key else name
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, path)
         elif hint is bool:
             _check(isinstance(value, bool), path, f"must be true or false, got {value!r}")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from altmarl_ros.marl.config import TrainConfig
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.learners.alternate import AlternatingResult, RoundRecord, UpdateRule, alternate
-from altmarl_ros.marl.learners.g_learn import g_learn
+from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import l_learn, l_learn_authors
 from altmarl_ros.marl.metrics import NashGap, global_oracle, nash_gap
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
@@ -72,8 +72,9 @@ def train_policies(config: TrainConfig, *, k: int, seed: int,
         key = pi_l.probs.tobytes()
         if pure and key == state["cache_key"]:
             return state["cache"]  # the authors' loop recomputes identical candidates (REFERENCE.md B7)
-        result = g_learn(game, pi_l, k=k, rng=learn_rng, transition=gc.transition, m=gc.m, tol=gc.tol,
-                         max_iter=gc.max_iter, stopping=gc.stopping, V0=state["V"] if gc.warm_start else None)
+        result = g_learn(game, pi_l, k=k, rng=learn_rng, transition=cast(Transition, gc.transition), m=gc.m,
+                         tol=gc.tol, max_iter=gc.max_iter, stopping=cast(Stopping, gc.stopping),
+                         V0=state["V"] if gc.warm_start else None)
         state.update(V=result.V, cache_key=key, cache=result.pi_g, calls=state["calls"] + 1)
         return result.pi_g
 

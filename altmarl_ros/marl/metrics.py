@@ -66,9 +66,10 @@ def nash_gap(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPol
     """Estimate (gap_g, gap_l) on the n-agent system; `oracle_g` may be passed to reuse an oracle."""
     oracle_g = oracle_g if oracle_g is not None else global_oracle(game, pi_l, k_oracle=k_oracle)
     br_l = l_learn(game, pi_g, pi_l).pi_l
-    kw = dict(seed=seed, n_agents=n_agents, horizon=horizon, n_episodes=n_episodes, ordering=ordering)
-    gap_g, value = value_difference(game, (oracle_g, pi_l), (pi_g, pi_l), **kw)
-    gap_l, _ = value_difference(game, (pi_g, br_l), (pi_g, pi_l), **kw)
+    gap_g, value = value_difference(game, (oracle_g, pi_l), (pi_g, pi_l), seed=seed, n_agents=n_agents,
+                                    horizon=horizon, n_episodes=n_episodes, ordering=ordering)
+    gap_l, _ = value_difference(game, (pi_g, br_l), (pi_g, pi_l), seed=seed, n_agents=n_agents, horizon=horizon,
+                                n_episodes=n_episodes, ordering=ordering)
     return NashGap(gap_g, gap_l, value)
 
 

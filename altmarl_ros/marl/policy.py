@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +64,7 @@ class TabularLocalPolicy:
     """Shared local policy pi_l(a_l | s_l, s_g): probs[s_g, s_l, a_l]."""
 
     probs: np.ndarray  # (S_g, S_l, A_l)
+    _cum: np.ndarray = field(init=False, repr=False)  # (S_g, S_l, A_l) cumulative probs
 
     def __post_init__(self) -> None:
         probs = np.array(self.probs, dtype=np.float64)

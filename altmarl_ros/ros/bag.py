@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from rclpy.serialization import serialize_message
+from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -31,7 +32,7 @@ class BagRecorder:
         self.typestore = get_typestore(Stores.ROS2_KILTED)
         self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
-        self.connections: dict[str, object] = {}
+        self.connections: dict[str, Connection] = {}
         self.count = 0
 
     def write(self, topic: str, msg, t_ns: int | None = None) -> None:

@@ -168,7 +168,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             try:
-                node.close()
+                node.close()  # type: ignore[attr-defined]  # every node class of this package has close()
             except Exception as exc:  # never hide the shutdown behind a secondary error
                 rclpy.logging.get_logger(PACKAGE).error(f"error while closing {node.get_name()}: {exc}")
             node.destroy_node()

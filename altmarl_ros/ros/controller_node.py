@@ -28,6 +28,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
+from rclpy.subscription import Subscription
 from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.marl import counts as cv
@@ -76,7 +77,7 @@ class ControllerNode(Node):
         # Latest pose per robot: stamp (ns, -1 = none) and zone (-1 = none / NaN).
         self.stamp = np.full(self.n, -1, dtype=np.int64)
         self.zone = np.full(self.n, -1, dtype=np.int64)
-        self.subs: dict[int, object] = {}
+        self.subs: dict[int, Subscription] = {}
         self.max_subs = 0
         self.pending: tuple[topics.Tick, np.ndarray, float] | None = None
         self.last_step = -1
@@ -174,6 +175,7 @@ class ControllerNode(Node):
             self._decide()
 
     def _decide(self) -> None:
+        assert self.pending is not None  # callers check
         tick, sample, t0 = self.pending
         self.pending = None
         self.last_step = tick.step

@@ -183,9 +183,10 @@ def gz_args(world_file: str, *, headless: bool, verbosity: int = 3) -> str:
 def world_name(world_file: str | Path) -> str:
     """The `<world name=...>` of an SDF world file (the world part of `/world/<name>/create`)."""
     world = ET.parse(world_file).getroot().find("world")
-    if world is None or not world.get("name"):
+    name = world.get("name") if world is not None else None
+    if not name:
         raise ValueError(f"{world_file}: no <world name=...> element")
-    return world.get("name")
+    return name
 
 
 def parse_bool(text: str, *, name: str) -> bool:

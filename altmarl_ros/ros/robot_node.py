@@ -138,6 +138,7 @@ class RobotNode(Node):
     # --- outputs ------------------------------------------------------------------------------
     def _answer(self, idx: np.ndarray) -> None:
         tick = self.tick
+        assert tick is not None  # answers are only given for a received tick
         s_l = self.zones.zone_of(self.pose_xy[idx])
         a_l = self.pi_l.sample(self.rng, np.array([tick.s_g]), s_l[None, :])[0]
         goals = topics.goal_zone(s_l, a_l, self.n_zones)

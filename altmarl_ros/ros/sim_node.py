@@ -310,7 +310,7 @@ class SimNode(Node):
                             f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
         a_l = np.where(a_l < 0, STAY, a_l)
         controller_dropped = self.a_g is None
-        if controller_dropped:
+        if self.a_g is None:
             self.ctrl_misses += 1
             a_g = self.last_a_g if self.last_a_g is not None else self.s_g
         else:

@@ -187,7 +187,7 @@ def run_single_process(options: SwarmOptions, out: Path, args: argparse.Namespac
     for spec in specs:
         ros_args += ["--params-file", str(write_params(spec, out / "params"))]
     rclpy.init(args=ros_args)
-    nodes = []
+    nodes: list[Any] = []
     try:
         monitor = MonitorNode()
         nodes.append(monitor)
