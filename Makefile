@@ -27,6 +27,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check altmarl_ros launch test bench
+	$(VENV)/bin/mypy --ignore-missing-imports altmarl_ros
 
 train: setup
 	$(VENV)/bin/altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
