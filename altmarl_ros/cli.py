@@ -17,26 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros.paths import share_path
 from altmarl_ros.progress import Progress
 
 DEFAULT_CONFIG = "config/train_warehouse.yaml"
 
 
 def _share_config(name: str) -> Path:
-    """Resolve a config file: as given, else under the installed package share directory."""
+    """A config file as given, else the one of that name in the package's config/ (share dir or checkout)."""
     path = Path(name)
-    if path.exists():
-        return path
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shared = Path(get_package_share_directory("altmarl_ros")) / "config" / path.name
-        if shared.exists():
-            return shared
-    except (ImportError, LookupError, ValueError):
-        pass
-    source_tree = Path(__file__).resolve().parent.parent / "config" / path.name
-    return source_tree if source_tree.exists() else path
+    return path if path.exists() else share_path(f"config/{path.name}")
 
 
 def _int_list(text: str) -> list[int]:
@@ -75,7 +65,7 @@ def _round_printer(progress: Progress) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.artifacts import save_policies
-    from altmarl_ros.marl.experiments import evaluate_policies, train_policies
+    from altmarl_ros.marl.experiments import evaluate_policies, train_policies, with_overrides
 
     config = _load_config(args)
     k = args.k or config.k
@@ -96,7 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"mode accuracy {final.mode_accuracy:.3f}")
     out = Path(args.out or f"policies/{config.game}_k{k}_seed{args.seed}")
     path = save_policies(out, trained.pi_g, trained.pi_l, game=trained.game, game_spec=config.game_spec,
-                         config=config.to_dict(), metrics=metrics, seed=args.seed, n_agents=config.n_agents)
+                         config=with_overrides(config, k=k).to_dict(), metrics=metrics, seed=args.seed,
+                         n_agents=config.n_agents)
     print(f"saved {path} and {path.with_suffix('.json')}")
     return 0
 

@@ -93,3 +93,19 @@ def test_game_spec_must_rebuild_the_game(tmp_path, saved):
     with pytest.raises(ValueError, match="does not rebuild"):
         save_policies(tmp_path / "x", pi_g, pi_l, game=game,
                       game_spec={"name": "warehouse", "options": {"r_g": "distance"}})
+
+
+def test_written_files_get_the_usual_permissions(saved):
+    path = saved[0]
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in (path, path.with_suffix(".json")):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_the_shipped_default_policy_loads():
+    """share/altmarl_ros/policies/default.npz: what the nodes load when policy_path is ''."""
+    from altmarl_ros.paths import share_path
+
+    art = load_policies(share_path("policies/default.npz"), expect_game=make_game("warehouse"), expect_k=5)
+    assert art.meta["config"]["g_learn"]["transition"] == "sampled" and art.meta["config"]["k"] == 5

@@ -19,9 +19,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
+from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
 
-PACKAGE = "altmarl_ros"
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
 
 
@@ -77,25 +77,6 @@ def robot_list(node: Node, robots: list[str], n_robots: int) -> list[str]:
     if n_robots < 1:
         raise ParameterError(f"{node.get_name()}: set parameter 'robots' (names) or 'n_robots' (>= 1)")
     return [f"robot_{i}" for i in range(n_robots)]
-
-
-def source_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def share_path(relative: str) -> Path:
-    """A file of the package's share directory (colcon/ament install), else of the source checkout."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            candidate = Path(get_package_share_directory(PACKAGE)) / relative
-            if candidate.exists():
-                return candidate
-        except (PackageNotFoundError, OSError):  # not installed with ament, or AMENT_PREFIX_PATH unset
-            pass
-    except ImportError:
-        pass
-    return source_root() / relative
 
 
 def resolve_zones(path: str) -> Zones:
