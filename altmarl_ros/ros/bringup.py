@@ -39,10 +39,14 @@ class NodeSpec:
         for key, value in self.parameters.items():
             _check_plain(f"NodeSpec({self.name}).parameters[{key!r}]", value)
 
+    @property
+    def fqn(self) -> str:
+        """The node's fully qualified name, '/ns/name' or '/name'."""
+        return f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
+
     def params_yaml(self) -> dict[str, Any]:
         """The `--params-file` document for this node: {'/ns/name': {'ros__parameters': {...}}}."""
-        fqn = f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
-        return {fqn: {"ros__parameters": dict(self.parameters)}}
+        return {self.fqn: {"ros__parameters": dict(self.parameters)}}
 
 
 def _check_plain(where: str, value: Any) -> None:

@@ -23,14 +23,10 @@ MODULES = {"sim_node": "altmarl_ros.ros.sim_node", "controller_node": "altmarl_r
            "robot_node": "altmarl_ros.ros.robot_node"}
 
 
-def fqn(spec: NodeSpec) -> str:
-    return f"/{spec.namespace}/{spec.name}" if spec.namespace else f"/{spec.name}"
-
-
 def write_params(spec: NodeSpec, directory: Path) -> Path:
     """Write the node's `ros__parameters` file; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{fqn(spec).strip('/').replace('/', '__')}.yaml"
+    path = directory / f"{spec.fqn.strip('/').replace('/', '__')}.yaml"
     path.write_text(yaml.safe_dump(spec.params_yaml(), sort_keys=False))
     return path
 
@@ -52,7 +48,7 @@ class NodeProcess:
 
     @property
     def label(self) -> str:
-        return fqn(self.spec)
+        return self.spec.fqn
 
 
 @dataclass
@@ -68,7 +64,7 @@ class ProcessGroup:
         try:
             for spec in specs:
                 params = write_params(spec, run_dir / "params")
-                log = run_dir / "logs" / f"{fqn(spec).strip('/').replace('/', '__')}.log"
+                log = run_dir / "logs" / f"{spec.fqn.strip('/').replace('/', '__')}.log"
                 with open(log, "wb") as out:
                     popen = subprocess.Popen(command(spec, params), stdout=out, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True,
