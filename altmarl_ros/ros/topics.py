@@ -44,18 +44,17 @@ SWARM_COMMAND = "/swarm/command"
 DIAGNOSTICS = "/diagnostics"
 START, STOP = "start", "stop"
 
-POSE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-ANSWER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
-CMD_VEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
-METRICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
-DIAGNOSTICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
+def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=durability)
+
+
+LATCHED_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)  # the latest value reaches late joiners
+POSE_QOS = LATCHED_QOS  # a new pose subscription gets the robot's latest pose as soon as it matches
+ANSWER_QOS = _reliable(10)
+CMD_VEL_QOS = _reliable(1)
+METRICS_QOS = _reliable(1000)
+DIAGNOSTICS_QOS = _reliable(100)
 
 METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
                   "bad_answers", "late_answers", "live_robots", "step_seconds", "controller_rtt_ms")
