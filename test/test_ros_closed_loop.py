@@ -35,7 +35,8 @@ def closed_loop(ros_domain, policy, tmp_path_factory):
     out = tmp_path_factory.mktemp("swarm")
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(N), "--k", str(K), "--steps",
            str(STEPS), "--policy", str(policy), "--out", str(out), "--robots-per-process", "25", "--seed", "3",
-           "--numpy-episodes", "400"]
+           "--numpy-episodes", "400",
+           "--step-period", "0.02"]  # >= 20 ms a step, so that the graph probe sees the rotating subscriptions
     topics = [f"/robot_{i}/pose" for i in range(N)]
     graph_counts: list[int] = []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -90,6 +90,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
             rogue_goal = node.create_publisher(Int32MultiArray, "/robot_1/zone_goal", topics.ANSWER_QOS)
             rogue_cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
             rogue_tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+            rogue_batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
             p.spin(1.0)  # let them match
             t_garbage = p.metrics[-1]["step"]
             for _ in range(20):
@@ -98,6 +99,8 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
                 rogue_goal.publish(topics.answer_msg(step, 99, "goal_zone"))
                 rogue_cmd.publish(topics.answer_msg(step, -7, "a_g"))
                 rogue_tick.publish(Int64MultiArray(data=[1, 2]))
+                rogue_batch.publish(topics.goals_msg(step, np.array([999]), np.array([1])))  # no such robot
+                rogue_batch.publish(Int32MultiArray(data=[step, 3]))  # malformed
                 p.spin(0.05)
             p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 30, 30, "30 steps after the garbage")
             assert sum(m["bad_answers"] for m in _after(p.metrics, t_garbage)) > 0
@@ -110,6 +113,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
     logs = {path.name: path.read_text() for path in tmp_path.rglob("*.log")}
     assert "NaN" in logs["altmarl_robots_0.log"], logs["altmarl_robots_0.log"][-2000:]
     assert "out of range" in logs["altmarl_sim.log"]
+    assert "robot indices outside" in logs["altmarl_sim.log"] and "malformed zone-goal batch" in logs["altmarl_sim.log"]
     assert "malformed tick" in logs["altmarl_robots_0.log"]
     record = (tmp_path / "record.json").read_text()  # written on SIGINT, complete JSON
     import json

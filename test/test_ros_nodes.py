@@ -85,6 +85,21 @@ def test_message_conversions():
     assert topics.parse_metrics(topics.metrics_msg(row)) == row
     with pytest.raises(ValueError, match="malformed tick"):
         topics.parse_tick(topics.Int64MultiArray(data=[1]))
+    with pytest.raises(ValueError, match="out of range"):
+        topics.parse_tick(topics.tick_msg(topics.Tick(1, 5, 0)), 5)
+    batch = topics.parse_goals(topics.goals_msg(9, np.array([3, 4, 7]), np.array([0, 1, 4])))
+    assert batch.step == 9 and batch.indices.tolist() == [3, 4, 7] and batch.goals.tolist() == [0, 1, 4]
+    for data in ([9], [9, 1], [9, 1, 2, 3], [-1, 0, 0]):
+        with pytest.raises(ValueError, match="malformed zone-goal batch"):
+            topics.parse_goals(topics.Int32MultiArray(data=data))
+
+
+def test_simulated_robot_hosts_batch_their_answers():
+    specs = plan(SwarmOptions(n_robots=600, robots_per_process=250))
+    hosts = [s for s in specs if s.executable == "robot_node"]
+    assert [h.parameters["batch_offset"] for h in hosts] == [0, 250, 500]
+    single = plan(SwarmOptions(n_robots=3, k=2, robots_per_process=1))
+    assert all("batch_offset" not in s.parameters for s in single if s.executable == "robot_node")
 
 
 # --- kinematic mode over DDS ---------------------------------------------------------------------

@@ -150,6 +150,9 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
     specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
         **common, "robots": names, "k": options.k, "seed": options.seed + 1,
         "observation": options.observation, "record_path": controller_record_path(options.record_path),
+        # decide (with the poses that arrived) before the simulator gives up on the step; otherwise a
+        # controller that once waits for poses answers every later step one step late
+        "pose_wait": min(0.5, 0.5 * float(options.step_timeout)),
         # With Gazebo nobody else clocks the decision steps: the controller publishes the ticks and
         # evolves the global state (the warehouse's active zone) with the game's P_g.
         "clock": "timer" if options.sim == "gazebo" else "tick",
@@ -164,5 +167,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
         for j, start in enumerate(range(0, len(names), options.robots_per_process)):
             hosted = names[start:start + options.robots_per_process]
             specs.append(NodeSpec("robot_node", f"altmarl_robots_{j}", "", {
-                **common, "robots": hosted, "seed": options.seed + 1000 + j, "drive": drive}))
+                **common, "robots": hosted, "seed": options.seed + 1000 + j, "drive": drive,
+                # answers of the hosted robots travel as one message per step to the embedded simulator
+                "batch_offset": start if options.sim == "embedded" else -1}))
     return specs

@@ -1,7 +1,10 @@
 """robot_node: the local agents. One node hosts one robot (physical) or many (simulation).
 
 Per decision tick [step, s_g, stamp] each hosted robot maps its own latest pose to its zone s_l,
-samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal`. It waits
+samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal` (a node
+hosting many simulated robots with `batch_offset` >= 0 instead publishes the answers it has ready as
+one [step, i, goal, ...] message on /swarm/zone_goals, i = batch_offset + position: one message
+instead of one per robot, which is what limits the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
 With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-to-goal unicycle
@@ -18,6 +21,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
 
@@ -43,6 +47,8 @@ class RobotNode(Node):
                                       low=0.0, high=10.0)
         self.stale_timeout = declare(self, "stale_timeout", 1.0, "s without a pose before the robot stops",
                                      low=0.01, high=60.0)
+        self.batch_offset = declare(self, "batch_offset", -1, "registry index of the first hosted robot: answers "
+                                    "go batched on /swarm/zone_goals; -1 = one zone_goal message per robot", low=-1)
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
         self.pi_l = artifact.pi_l
@@ -77,7 +83,9 @@ class RobotNode(Node):
         self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         self.create_timer(0.05, self._on_timer)
-        self.n_entities = len(self.goal_pubs) + len(self.cmd_pubs) + len(self.pose_subs) + 3
+        self.goals_pub = (self.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
+                          if self.batch_offset >= 0 else None)
+        self.n_entities = len(self.goal_pubs) + len(self.cmd_pubs) + len(self.pose_subs) + 4
         self.get_logger().info(f"hosting {n} robot(s) ({self.names[0]}..{self.names[-1]}), drive={self.drive}")
 
     # --- inputs -------------------------------------------------------------------------------
@@ -144,6 +152,9 @@ class RobotNode(Node):
         goals = topics.goal_zone(s_l, a_l, self.n_zones)
         self.goal[idx] = goals
         self.answered[idx] = True
+        if self.goals_pub is not None:
+            self.goals_pub.publish(topics.goals_msg(tick.step, self.batch_offset + idx, goals))
+            return
         for i, goal in zip(idx.tolist(), goals.tolist(), strict=True):
             self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
 
@@ -166,9 +177,12 @@ class RobotNode(Node):
             pub.publish(Twist())
 
     def close(self) -> None:
-        """Hold position on shutdown: a zero Twist for every hosted robot."""
+        """Hold position on shutdown: a zero Twist for every hosted robot, delivered before the node goes."""
         if self.drive:
             self._zero_all()
+            deadline = time.monotonic() + 1.0
+            for pub in self.cmd_pubs:  # reliable: wait (bounded) until the bases have acknowledged the stop
+                pub.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -154,6 +154,7 @@ class SimNode(Node):
             self.cmd_subs = [self.create_subscription(Twist, topics.robot_topic(r, topics.CMD_VEL),
                                                       lambda msg, j=j: self._on_cmd_vel(j, msg), topics.CMD_VEL_QOS)
                              for j, r in enumerate(self.names)]
+        self.create_subscription(Int32MultiArray, topics.ZONE_GOALS, self._on_goals, topics.GOALS_QOS)
         self.command_sub = self.create_subscription(Int32MultiArray, topics.ZONE_COMMAND, self._on_command,
                                                     topics.ANSWER_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_swarm_command, topics.LATCHED_QOS)
@@ -183,15 +184,33 @@ class SimNode(Node):
             return
         if self.bag is not None:
             self.bag.write(topics.robot_topic(self.names[j], topics.ZONE_GOAL), msg)
-        self.misses[j] = 0  # it is alive, even if late
-        if not self.in_step or answer.step != self.step:
-            self.late += answer.step < self.step
+        self._take_goals(answer.step, np.array([j]), np.array([answer.value]))
+
+    def _on_goals(self, msg: Int32MultiArray) -> None:
+        try:
+            batch = topics.parse_goals(msg)
+        except ValueError as exc:
+            self._warn_once("goals", f"{topics.ZONE_GOALS}: {exc}")
             return
-        if self.answered[j]:
+        if self.bag is not None:
+            self.bag.write(topics.ZONE_GOALS, msg)
+        known = (batch.indices >= 0) & (batch.indices < self.n)
+        if not known.all():
+            self._warn_once("goals_index", f"{topics.ZONE_GOALS}: robot indices outside [0, {self.n}) ignored "
+                            f"(e.g. {int(batch.indices[~known][0])})")
+        self._take_goals(batch.step, batch.indices[known], batch.goals[known])
+
+    def _take_goals(self, step: int, robots: np.ndarray, goals: np.ndarray) -> None:
+        """Answers [step] of `robots` (registry indices): record the first answer of each for the current step."""
+        self.misses[robots] = 0  # they are alive, even if late
+        if not self.in_step or step != self.step:
+            self.late += robots.size if step < self.step else 0
             return
-        self.answered[j] = True
-        self.goals[j] = answer.value
-        self.pending -= 1
+        new = ~self.answered[robots]
+        robots, goals = robots[new], goals[new]
+        self.answered[robots] = True
+        self.goals[robots] = goals
+        self.pending -= int(np.unique(robots).size)
         self._maybe_finish()
 
     def _on_command(self, msg: Int32MultiArray) -> None:

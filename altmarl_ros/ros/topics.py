@@ -5,6 +5,7 @@
 | /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization, Gazebo bridge) | R, TL, depth 1 |
 | /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
 | /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
+| /swarm/zone_goals | std_msgs/Int32MultiArray [step, i_0, goal_0, ...] | robot_node hosting many | R, TL, 1024 |
 | /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
 | /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
 | /swarm/global_state | std_msgs/Int32 (s_g) | sim_node (controller with Gazebo) | R, TL, depth 1 |
@@ -37,6 +38,7 @@ POSE = "pose"
 CMD_VEL = "cmd_vel"
 ZONE_GOAL = "zone_goal"
 ZONE_COMMAND = "/swarm/zone_command"
+ZONE_GOALS = "/swarm/zone_goals"  # batched answers of a node hosting many simulated robots
 TICK = "/swarm/tick"
 GLOBAL_STATE = "/swarm/global_state"
 METRICS = "/swarm/metrics"
@@ -52,6 +54,9 @@ def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATI
 LATCHED_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)  # the latest value reaches late joiners
 POSE_QOS = LATCHED_QOS  # a new pose subscription gets the robot's latest pose as soon as it matches
 ANSWER_QOS = _reliable(10)
+# one shared topic for every robot host, several batches each per step: deep enough never to overwrite, and
+# transient-local so that a batch published before the simulator's subscription matched still arrives
+GOALS_QOS = _reliable(1024, DurabilityPolicy.TRANSIENT_LOCAL)
 CMD_VEL_QOS = _reliable(1)
 METRICS_QOS = _reliable(1000)
 DIAGNOSTICS_QOS = _reliable(100)
@@ -114,6 +119,29 @@ def parse_answer(msg: Int32MultiArray) -> Answer:
     if len(data) != 2:
         raise ValueError(f"malformed answer {data}: expected [step, value]")
     return Answer(int(data[0]), int(data[1]))
+
+
+class Goals(NamedTuple):
+    """A batch of robot answers for one step: registry indices (m,) and goal zones (m,)."""
+
+    step: int
+    indices: np.ndarray
+    goals: np.ndarray
+
+
+def goals_msg(step: int, indices: np.ndarray, goals: np.ndarray) -> Int32MultiArray:
+    """[step, i_0, goal_0, i_1, goal_1, ...]: one message for the answers of many hosted robots."""
+    pairs = np.stack([np.asarray(indices), np.asarray(goals)], axis=-1).ravel()
+    return Int32MultiArray(data=[int(step), *map(int, pairs)])
+
+
+def parse_goals(msg: Int32MultiArray) -> Goals:
+    """Raises ValueError for a malformed batch."""
+    data = np.asarray(msg.data, dtype=np.int64)
+    if data.size < 3 or data.size % 2 == 0 or data[0] < 0:
+        raise ValueError(f"malformed zone-goal batch of {data.size} values: expected [step, i_0, goal_0, ...]")
+    pairs = data[1:].reshape(-1, 2)
+    return Goals(int(data[0]), pairs[:, 0], pairs[:, 1])
 
 
 def metrics_msg(values: dict[str, float]) -> Float64MultiArray:
