@@ -73,6 +73,8 @@ class RobotNode(Node):
         self.running = True
         self.stopped_sent = np.zeros(n, dtype=bool)
         self.bad_pose_warned = np.zeros(n, dtype=bool)
+        # Per-robot zone_goal publishers exist in batch mode too: the simulator starts stepping once every
+        # robot's zone_goal is matched, and they keep the per-robot topic contract visible in the graph.
         self.goal_pubs = [self.create_publisher(Int32MultiArray, p + topics.ZONE_GOAL, topics.ANSWER_QOS)
                           for p in prefixes]
         self.cmd_pubs = ([self.create_publisher(Twist, p + topics.CMD_VEL, topics.CMD_VEL_QOS) for p in prefixes]
