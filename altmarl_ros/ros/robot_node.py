@@ -20,7 +20,7 @@ import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
@@ -73,15 +73,19 @@ class RobotNode(Node):
         self.running = True
         self.stopped_sent = np.zeros(n, dtype=bool)
         self.bad_pose_warned = np.zeros(n, dtype=bool)
+        self.bad_array_warned = False
         # Per-robot zone_goal publishers exist in batch mode too: the simulator starts stepping once every
         # robot's zone_goal is matched, and they keep the per-robot topic contract visible in the graph.
         self.goal_pubs = [self.create_publisher(Int32MultiArray, p + topics.ZONE_GOAL, topics.ANSWER_QOS)
                           for p in prefixes]
         self.cmd_pubs = ([self.create_publisher(Twist, p + topics.CMD_VEL, topics.CMD_VEL_QOS) for p in prefixes]
                          if self.drive else [])
-        self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
-                                                   lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
-                          for i, p in enumerate(prefixes)]
+        if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/poses message
+            self.pose_subs = [self.create_subscription(PoseArray, topics.POSES, self._on_poses, topics.LATCHED_QOS)]
+        else:
+            self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
+                                                       lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
+                              for i, p in enumerate(prefixes)]
         self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         self.create_timer(0.05, self._on_timer)
@@ -106,6 +110,33 @@ class RobotNode(Node):
             self._answer(np.array([i]))
         if self.drive:
             self._drive(i)
+
+    def _on_poses(self, msg: PoseArray) -> None:
+        """The hosted robots' slice of /swarm/poses: update every pose, then answer the fresh ones at once."""
+        try:
+            block = topics.parse_pose_block(msg, self.batch_offset, len(self.names))
+        except ValueError as exc:
+            if not self.bad_array_warned:
+                self.get_logger().warning(f"{topics.POSES}: {exc}; ignored")
+                self.bad_array_warned = True
+            return
+        bad = np.flatnonzero(~block.finite & ~self.bad_pose_warned)
+        if bad.size:
+            self.get_logger().warning(f"{self.names[bad[0]]} (and {bad.size - 1} more): ignoring poses with NaN/inf")
+            self.bad_pose_warned[bad] = True
+        ok = block.finite
+        self.pose_xy[ok] = block.xy[ok]
+        self.pose_yaw[ok] = block.yaw[ok]
+        self.pose_stamp[ok] = block.stamp_ns
+        self.pose_time[ok] = time.monotonic()
+        self.stopped_sent[ok] = False
+        if self.tick is not None and self.running:
+            fresh = np.flatnonzero(~self.answered & (self.pose_stamp >= self.tick.stamp_ns))
+            if fresh.size:
+                self._answer(fresh)
+        if self.drive:
+            for i in np.flatnonzero(ok):
+                self._drive(int(i))
 
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:

@@ -27,7 +27,7 @@ import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
@@ -146,6 +146,7 @@ class SimNode(Node):
         # Interfaces.
         self.pose_topics = [topics.robot_topic(r, topics.POSE) for r in self.names]
         self.pose_pubs = [self.create_publisher(PoseStamped, t, topics.POSE_QOS) for t in self.pose_topics]
+        self.poses_pub = self.create_publisher(PoseArray, topics.POSES, topics.LATCHED_QOS)
         self.goal_subs = [self.create_subscription(Int32MultiArray, topics.robot_topic(r, topics.ZONE_GOAL),
                                                    lambda msg, j=j: self._on_goal(j, msg), topics.ANSWER_QOS)
                           for j, r in enumerate(self.names)]
@@ -387,8 +388,11 @@ class SimNode(Node):
 
     def _publish_poses(self) -> None:
         frame = self.zones.frame_id
+        stamped = [topics.pose_msg(self.xy[j, 0], self.xy[j, 1], self.yaw[j], self.sim_ns, frame)
+                   for j in range(self.n)]
+        self.poses_pub.publish(topics.poses_msg(stamped, self.sim_ns, frame))  # for hosts of many robots
         for j, pub in enumerate(self.pose_pubs):
-            msg = topics.pose_msg(self.xy[j, 0], self.xy[j, 1], self.yaw[j], self.sim_ns, frame)
+            msg = stamped[j]
             pub.publish(msg)
             if self.bag is not None:
                 self.bag.write(self.pose_topics[j], msg)

@@ -5,6 +5,7 @@
 | /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization, Gazebo bridge) | R, TL, depth 1 |
 | /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
 | /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
+| /swarm/poses | geometry_msgs/PoseArray (every robot, registry order) | sim_node | R, TL, depth 1 |
 | /swarm/zone_goals | std_msgs/Int32MultiArray [step, i_0, goal_0, ...] | robot_node hosting many | R, TL, 1024 |
 | /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
 | /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
@@ -27,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, MultiArrayDimension
 
@@ -39,6 +40,7 @@ CMD_VEL = "cmd_vel"
 ZONE_GOAL = "zone_goal"
 ZONE_COMMAND = "/swarm/zone_command"
 ZONE_GOALS = "/swarm/zone_goals"  # batched answers of a node hosting many simulated robots
+POSES = "/swarm/poses"  # every simulated robot's pose in one message, for the nodes hosting many robots
 TICK = "/swarm/tick"
 GLOBAL_STATE = "/swarm/global_state"
 METRICS = "/swarm/metrics"
@@ -163,6 +165,37 @@ def pose_msg(x: float, y: float, yaw: float, stamp_ns: int, frame_id: str) -> Po
     msg.pose.orientation.z = math.sin(yaw / 2.0)
     msg.pose.orientation.w = math.cos(yaw / 2.0)
     return msg
+
+
+def poses_msg(stamped: list[PoseStamped], stamp_ns: int, frame_id: str) -> PoseArray:
+    """All robots' poses (registry order) in one message, sharing the PoseStamped's pose objects."""
+    msg = PoseArray(poses=[m.pose for m in stamped])
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+class PoseBlock(NamedTuple):
+    """A slice of a PoseArray: positions (m, 2), yaw (m,), finite (m,) mask, the message stamp."""
+
+    xy: np.ndarray
+    yaw: np.ndarray
+    finite: np.ndarray
+    stamp_ns: int
+
+
+def parse_pose_block(msg: PoseArray, start: int, count: int) -> PoseBlock:
+    """Robots start..start+count-1 of a PoseArray; raises ValueError when it holds fewer poses."""
+    if len(msg.poses) < start + count:
+        raise ValueError(f"pose array holds {len(msg.poses)} poses, robots up to index {start + count - 1} needed")
+    values = np.array([(p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
+                        p.orientation.z, p.orientation.w) for p in msg.poses[start:start + count]], dtype=np.float64)
+    values = values.reshape(count, 7)
+    finite = np.asarray(np.isfinite(values).all(-1))
+    qx, qy, qz, qw = values[:, 3], values[:, 4], values[:, 5], values[:, 6]
+    with np.errstate(invalid="ignore"):
+        yaw = np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    return PoseBlock(values[:, :2], yaw, finite, stamp_to_ns(msg.header.stamp))
 
 
 def pose_xy(msg: PoseStamped) -> tuple[float, float]:
