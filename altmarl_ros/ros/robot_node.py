@@ -3,8 +3,9 @@
 Per decision tick [step, s_g, stamp] each hosted robot maps its own latest pose to its zone s_l,
 samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal` (a node
 hosting many simulated robots with `batch_offset` >= 0 instead publishes the answers it has ready as
-one [step, i, goal, ...] message on /swarm/zone_goals, i = batch_offset + position: one message
-instead of one per robot, which is what limits the step rate of a 1000-robot swarm). It waits
+one [step, i, goal, ...] message on /swarm/zone_goals, i = batch_offset + position, and reads the
+poses from the simulator's /swarm/poses array: one message each way instead of one per robot, which
+is what limited the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
 With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-to-goal unicycle
