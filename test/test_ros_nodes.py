@@ -180,3 +180,40 @@ def test_free_running_model_mode_keeps_time(ros_domain, policy, tmp_path):
             assert sum(m["dropped_robots"] for m in p.metrics[-10:]) == 0
     finally:
         group.stop()
+
+
+def test_robot_host_reads_the_pose_array_and_warns_on_bad_poses(ros_domain, policy, tmp_path):
+    """A node hosting simulated robots reads /swarm/poses; NaN entries and short arrays are warned about and
+    ignored; the node keeps answering ticks with the robots whose poses are good, batched on /swarm/zone_goals."""
+    from geometry_msgs.msg import PoseArray
+    from std_msgs.msg import Int32MultiArray, Int64MultiArray
+
+    from altmarl_ros.ros.launcher import ProcessGroup
+    from altmarl_ros.ros.testing import probe
+
+    spec = NodeSpec("robot_node", "altmarl_robots_0", "", {"robots": ["robot_0", "robot_1", "robot_2"],
+                                                            "batch_offset": 0, "policy_path": str(policy)})
+    group = ProcessGroup.start([spec], tmp_path)
+    batches = []
+    try:
+        with probe() as p:
+            poses_pub = p.node.create_publisher(PoseArray, topics.POSES, topics.LATCHED_QOS)
+            tick_pub = p.node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+            p.node.create_subscription(Int32MultiArray, topics.ZONE_GOALS, batches.append, topics.GOALS_QOS)
+            p.spin_until(lambda: poses_pub.get_subscription_count() > 0 and tick_pub.get_subscription_count() > 0,
+                         30, "the robot host to subscribe")
+            good = [topics.pose_msg(4.0, 0.0, 0.0, 1000, "world"), topics.pose_msg(1.2, 3.8, 0.0, 1000, "world")]
+            nan = topics.pose_msg(math.nan, math.nan, 0.0, 1000, "world")
+            poses_pub.publish(topics.poses_msg([good[0]], 1000, "world"))  # too short: ignored
+            p.spin(0.5)  # depth 1: let it be read before the next array replaces it
+            poses_pub.publish(topics.poses_msg([good[0], good[1], nan], 1000, "world"))
+            tick_pub.publish(topics.tick_msg(topics.Tick(0, 0, 1000)))
+            p.spin_until(lambda: len(batches) > 0, 30, "a batch of answers")
+            p.spin(0.6)  # past answer_wait: robot_2 (no usable pose) must still not answer
+            answered = {int(i) for b in batches for i in topics.parse_goals(b).indices}
+            assert answered == {0, 1}
+            assert group.exited() == []
+    finally:
+        group.stop()
+    log = (tmp_path / "logs" / "altmarl_robots_0.log").read_text()
+    assert "pose array holds 1 poses" in log and "robot_2" in log and "NaN" in log, log
