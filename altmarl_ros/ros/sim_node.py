@@ -391,11 +391,10 @@ class SimNode(Node):
         stamped = [topics.pose_msg(self.xy[j, 0], self.xy[j, 1], self.yaw[j], self.sim_ns, frame)
                    for j in range(self.n)]
         self.poses_pub.publish(topics.poses_msg(stamped, self.sim_ns, frame))  # for hosts of many robots
-        for j, pub in enumerate(self.pose_pubs):
-            msg = stamped[j]
+        for topic, pub, msg in zip(self.pose_topics, self.pose_pubs, stamped, strict=True):
             pub.publish(msg)
             if self.bag is not None:
-                self.bag.write(self.pose_topics[j], msg)
+                self.bag.write(topic, msg)
         self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
 
     # --- results ------------------------------------------------------------------------------
