@@ -145,7 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             reward = next(r.value for r in new if r.metric == "reward")
             progress.advance(1, f"k={new[0].k} seed={new[0].seed} reward {reward:.2f}")
 
-        sweep(config, args.k, seeds, gap_seeds=gap_seeds, on_row=on_run)
+        sweep(config, args.k, seeds, gap_seeds=gap_seeds, on_row=on_run, policy_dir=args.save_policies)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 
@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--gap-seeds", type=int, default=None, help="estimate the Nash gap on the first N seeds only")
     p.add_argument("--out", required=True, help="CSV path (columns k,seed,metric,value,stderr)")
+    p.add_argument("--save-policies", metavar="DIR", default=None,
+                   help="also save every trained pair as DIR/k<k>_seed<seed>.npz/.json")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="plot a sweep CSV as PNGs")

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 
 from altmarl_ros.marl import sim
-from altmarl_ros.marl.artifacts import atomic_write_text
+from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import TrainConfig
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
@@ -240,9 +240,17 @@ def full_information_reference(config: TrainConfig, *, seed: int,
 
 def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
             oracle_cache: dict[bytes, Any] | None = None,
-            full_cache: dict[int, FinalEvaluation] | None = None) -> list[SweepRow]:
-    """Train at (k, seed), evaluate, and return tidy rows (one per metric)."""
+            full_cache: dict[int, FinalEvaluation] | None = None,
+            policy_dir: str | Path | None = None) -> list[SweepRow]:
+    """Train at (k, seed), evaluate, and return tidy rows (one per metric); with `policy_dir`, the
+    trained pair is also saved there as `k<k>_seed<seed>.npz/.json` (with every start's outcome)."""
     trained = train_policies(config, k=k, seed=seed)
+    if policy_dir is not None:
+        save_policies(Path(policy_dir) / f"k{k}_seed{seed}", trained.pi_g, trained.pi_l, game=trained.game,
+                      game_spec=config.game_spec, config=replace(config, k=k).to_dict(), seed=seed,
+                      n_agents=config.n_agents, train_seconds=trained.train_seconds,
+                      selection=trained.selection.to_dict(),
+                      rounds=[r.to_dict() for r in trained.alternation.history])
     final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=seed)
     nan = float("nan")
     certified = [o.result.certified for o in trained.selection.outcomes]
@@ -274,7 +282,8 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
 
 
 def sweep(config: TrainConfig, ks: Sequence[int], seeds: Iterable[int], *, gap_seeds: int | None = None,
-          on_row: Callable[[list[SweepRow]], None] | None = None) -> list[SweepRow]:
+          on_row: Callable[[list[SweepRow]], None] | None = None,
+          policy_dir: str | Path | None = None) -> list[SweepRow]:
     """Run `run_one` over the grid (k outer, seeds inner); the Nash gap only for the first `gap_seeds`
     seeds (None: all); `on_row` receives each run's rows as soon as it finishes."""
     rows: list[SweepRow] = []
@@ -284,7 +293,7 @@ def sweep(config: TrainConfig, ks: Sequence[int], seeds: Iterable[int], *, gap_s
     for k in ks:
         for i, seed in enumerate(seeds):
             out = run_one(config, k=k, seed=seed, with_gap=gap_seeds is None or i < gap_seeds,
-                          oracle_cache=oracle_cache, full_cache=full_cache)
+                          oracle_cache=oracle_cache, full_cache=full_cache, policy_dir=policy_dir)
             rows += out
             if on_row is not None:
                 on_row(out)
