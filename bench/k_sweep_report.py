@@ -17,6 +17,7 @@ Targets, each stated with the measured figure whether it holds or not:
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from collections import defaultdict
@@ -74,7 +75,7 @@ def report(rows: list[SweepRow]) -> str:
                      f"{cert:.0%} | {train:.1f} | " + " | ".join(gaps) + " |")
     lines.append("\nTargets:\n")
     steps = []
-    for a, b in zip(ks, ks[1:], strict=False):
+    for a, b in itertools.pairwise(ks):
         common = sorted(set(t["reward"][a]) & set(t["reward"][b]))
         diff = np.array([t["reward"][b][s][0] - t["reward"][a][s][0] for s in common])
         m, lo, hi = _t_interval(diff)
@@ -107,7 +108,8 @@ def report(rows: list[SweepRow]) -> str:
         lines.append(f"- (iv) {g} vs k (log-log): {fit_text}; means: "
                      + ", ".join(f"k={k}: {v:.2f}" for k, v in pts))
     train = {k: float(np.median([v for v, _ in t["train_seconds"][k].values()])) for k in ks}
-    lines.append("- (v) training time (median over seeds, s): " + ", ".join(f"k={k}: {v:.1f}" for k, v in train.items()))
+    lines.append("- (v) training time (median over seeds, s): "
+                 + ", ".join(f"k={k}: {v:.1f}" for k, v in train.items()))
     return "\n".join(lines)
 
 
