@@ -54,7 +54,7 @@ def _fmt(x: float, digits: int = 2) -> str:
 def report(rows: list[SweepRow]) -> str:
     t = _table(rows)
     ks = sorted(t["reward"])
-    lines = ["| k | seeds | reward mean [95 % CI] | seed std | full information | ratio [95 % CI] | certified | "
+    lines = ["| k | seeds | reward mean [95 % CI] | seed std | full information | ratio [95 % CI] | fixed point | "
              "train s (median) | " + " | ".join(GAPS) + " |", "|---" * (8 + len(GAPS)) + "|"]
     for k in ks:
         seeds = sorted(t["reward"][k])
@@ -63,7 +63,7 @@ def report(rows: list[SweepRow]) -> str:
         full = np.array([t["reward_full_information"][k][s][0] for s in seeds if s in t["reward_full_information"][k]])
         ratio = np.array([t["ratio_full_information"][k][s][0] for s in seeds if s in t["ratio_full_information"][k]])
         rm, rlo, rhi = _t_interval(ratio) if ratio.size else (math.nan,) * 3
-        cert = np.mean([t["certified"][k][s][0] for s in seeds])
+        cert = np.mean([t["fixed_point"][k][s][0] for s in seeds])
         train = np.median([t["train_seconds"][k][s][0] for s in seeds])
         gaps = []
         for g in GAPS:

@@ -69,7 +69,7 @@ def test_paired_update_accepts_a_clear_improvement_and_rejects_one_below_two_eta
     assert (g.player, g.accepted, loc.player, loc.accepted) == ("global", True, "local", False)
     assert g.improvement.mean == pytest.approx(3.0, abs=4 * g.improvement.stderr)
     assert loc.improvement.mean == pytest.approx(0.6, abs=4 * loc.improvement.stderr)
-    assert result.certified and len(result.history) == 2  # round 2 proposes nothing new
+    assert result.fixed_point and len(result.history) == 2  # round 2 proposes nothing new
     assert int(result.pi_g.actions[0, 0]) == 1 and result.pi_l.probs[0, 0, 0] == 0.5
 
 
@@ -126,7 +126,7 @@ def test_the_loop_stops_at_a_fixed_point_of_exact_learners_on_the_coordination_g
                                                           n_global_actions=2, k=k),
                        pi_l0=TabularLocalPolicy.uniform(2, 2, 2), rule=UpdateRule("two_eta", c=0.001),
                        max_rounds=10, k=k, value_scale=10.0, eval_seed=0)
-    assert result.certified
+    assert result.fixed_point
     values = [r.value.mean for r in result.history]
     assert values == sorted(values)  # exact evaluation: accepted proposals only increase the value
     gap = exact_nash_gap(game, result.pi_g, result.pi_l, n_agents=n)
@@ -150,14 +150,14 @@ def test_revert_rule_keeps_the_best_pair_and_reports_convergence():
         UpdateRule("sometimes")
 
 
-def test_selection_keeps_the_best_certified_start():
+def test_selection_keeps_the_best_start_that_reached_a_fixed_point():
     values = {(0, 0.5): 10.0, (1, 0.5): 12.0, (1, 1.0): 15.0}
     evaluate, _ = _synthetic(values, noise=0.5, shared=5.0)
-    certified, _ = _run(values, proposals_g={0.5: 0}, proposals_l={0: 0.5})
-    better_uncertified, _ = _run(values, proposals_g={0.5: 1, 1.0: 1}, proposals_l={0: 1.0, 1: 1.0}, rounds=1)
-    assert certified.certified and not better_uncertified.certified
-    selection = select_equilibrium(["a", "b"], [certified, better_uncertified], evaluate, seed=3)
-    assert selection.best.start == "a" and selection.reason == "best certified"
+    stopped, _ = _run(values, proposals_g={0.5: 0}, proposals_l={0: 0.5})
+    better_unstopped, _ = _run(values, proposals_g={0.5: 1, 1.0: 1}, proposals_l={0: 1.0, 1: 1.0}, rounds=1)
+    assert stopped.fixed_point and not better_unstopped.fixed_point
+    selection = select_equilibrium(["a", "b"], [stopped, better_unstopped], evaluate, seed=3)
+    assert selection.best.start == "a" and selection.reason == "best fixed point"
     assert selection.outcomes[1].welfare.mean > selection.outcomes[0].welfare.mean
     record = selection.to_dict()
     assert record["chosen"] == "a" and [s["start"] for s in record["starts"]] == ["a", "b"]
@@ -187,14 +187,14 @@ def test_multi_start_picks_the_better_of_two_known_equilibria():
                          rule=UpdateRule("two_eta", c=0.001), max_rounds=10, k=k, value_scale=10.0, eval_seed=a)
 
     results = [run(0), run(1)]
-    assert all(r.certified for r in results)
+    assert all(r.fixed_point for r in results)
     for a, r in enumerate(results):  # each start stays in its own zone: two distinct equilibria
         assert np.all(r.pi_g.actions == a)
         assert np.all(r.pi_l.probs.argmax(-1)[:, a] == 0) and np.all(r.pi_l.probs.argmax(-1)[:, 1 - a] == 1)
     values = [exact_value(game, r.pi_g, r.pi_l, n_agents=n) for r in results]
     assert values[1] > values[0] + 1.0
     selection = select_equilibrium(["constant:0", "constant:1"], results, evaluate, seed=0)
-    assert selection.best.start == "constant:1" and selection.reason == "best certified"
+    assert selection.best.start == "constant:1" and selection.reason == "best fixed point"
 
 
 def _coordination_config(**loop):

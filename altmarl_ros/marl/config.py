@@ -107,7 +107,7 @@ class LoopConfig:
     eval_horizon: int = 50
     """Horizon of each in-loop evaluation."""
     starts: tuple[str, ...] = ("constant:0",)
-    """Starting pairs of the alternation (equilibrium selection keeps the best certified outcome):
+    """Starting pairs of the alternation (equilibrium selection keeps the best fixed point reached):
     constant[:a_g] (pi_g constant, uniform robots), g_first (G-LEARN against uniform robots, uniform
     robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is)."""
 

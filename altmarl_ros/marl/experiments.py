@@ -104,7 +104,7 @@ def expand_starts(starts: Sequence[str], n_global_actions: int) -> list[str]:
 def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
                    progress: Callable[[str, RoundRecord], None] | None = None) -> TrainResult:
     """Run ALTERNATING-MARL on the config's game for budget k from every start of config.loop.starts,
-    and keep the best certified pair (`alternate.select_equilibrium`).
+    and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
 
     full_information: train the reference dispatcher that sees the whole population's histogram
     (rounded to config.full_information.k counts) instead of k samples; `k` is then unused.
@@ -253,15 +253,15 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
                       rounds=[r.to_dict() for r in trained.alternation.history])
     final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=seed)
     nan = float("nan")
-    certified = [o.result.certified for o in trained.selection.outcomes]
+    fixed = [o.result.fixed_point for o in trained.selection.outcomes]
     rows = [
         SweepRow(k, seed, "reward", final.reward_mean, final.reward_stderr),
         SweepRow(k, seed, "reward_seed_std", final.reward_std, nan),
         SweepRow(k, seed, "mode_accuracy", final.mode_accuracy, final.mode_accuracy_stderr),
         SweepRow(k, seed, "train_seconds", trained.train_seconds, nan),
         SweepRow(k, seed, "rounds", float(len(trained.alternation.history)), nan),
-        SweepRow(k, seed, "certified", float(trained.alternation.certified), nan),
-        SweepRow(k, seed, "starts_certified", float(np.mean(certified)), nan),
+        SweepRow(k, seed, "fixed_point", float(trained.alternation.fixed_point), nan),
+        SweepRow(k, seed, "starts_fixed_point", float(np.mean(fixed)), nan),
     ]
     if config.ordering != "paper":  # the same policies under the model's ordering (REFERENCE.md B1)
         paper = evaluate_policies(replace(config, ordering="paper"), trained.game, trained.pi_g, trained.pi_l,

@@ -8,7 +8,7 @@ response (L-LEARN against the current pi_g). What happens to a proposal is the `
   seed), and the proposal is accepted only when the lower confidence bound of the paired improvement
   exceeds 2 * eta. After an acceptance the kept pair is re-evaluated on fresh episodes for the record,
   so no selected (upward-biased) estimate is ever used as a bar. A round in which neither proposal is
-  accepted stops the loop ("certified"). What that proves, and no more: the pair is a fixed point of
+  accepted stops the loop ("fixed_point"). What that proves, and no more: the pair is a fixed point of
   the two learners within 2 * eta plus estimation error, i.e. neither learner's best response improves
   the evaluated system value by more than 2 * eta at the confidence level of the test (the recorded
   upper confidence bounds say by how much at most). It is not a certificate of an approximate Nash
@@ -23,7 +23,7 @@ per-step system reward, so R / (1 - gamma) bounds the range of discounted values
 it; the 1 / sqrt(k) is the paper's rate for the k-subsampling error (PAPER.md 3.5).
 
 `select_equilibrium` picks, among several runs of the loop from different starting pairs, the pair with
-the best welfare on common episodes among those that stopped certified (equilibrium selection).
+the best welfare on common episodes among those that stopped at a fixed point (equilibrium selection).
 """
 
 from __future__ import annotations
@@ -115,13 +115,13 @@ class AlternatingResult(NamedTuple):
     pi_g: GlobalPolicy
     pi_l: TabularLocalPolicy
     history: tuple[RoundRecord, ...]
-    stop_reason: str  # "certified" | "converged" | "max_rounds"
+    stop_reason: str  # "fixed_point" | "converged" | "max_rounds"
     eta: float  # the tolerance used (nan for the "revert" rule)
     seconds: float
 
     @property
-    def certified(self) -> bool:
-        return self.stop_reason == "certified"
+    def fixed_point(self) -> bool:
+        return self.stop_reason == "fixed_point"
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -222,7 +222,7 @@ def alternate(*, learn_global: GlobalLearner, learn_local: LocalLearner, evaluat
         if on_round is not None:
             on_round(record)
         if not (cmp_g.accepted or cmp_l.accepted):
-            stop_reason = "certified"
+            stop_reason = "fixed_point"
             break
     return AlternatingResult(pi_g, pi_l, tuple(history), stop_reason, eta, time.perf_counter() - t_start)
 
@@ -238,7 +238,7 @@ class StartOutcome(NamedTuple):
 class Selection(NamedTuple):
     chosen: int  # index into outcomes
     outcomes: tuple[StartOutcome, ...]
-    reason: str  # "best certified" | "best (none certified)"
+    reason: str  # "best fixed point" | "best (no fixed point)"
 
     @property
     def best(self) -> StartOutcome:
@@ -261,13 +261,13 @@ class Selection(NamedTuple):
 def select_equilibrium(starts: Sequence[str], results: Sequence[AlternatingResult], evaluate: PairedEvaluator,
                        seed: int) -> Selection:
     """Evaluate every start's final pair on common fresh episodes; keep the best welfare among the
-    certified ones (among all when none is certified)."""
+    runs that stopped at a fixed point (among all runs when none did)."""
     if not results or len(starts) != len(results):
         raise ValueError("select_equilibrium needs one result per start, at least one")
     returns = evaluate([(r.pi_g, r.pi_l) for r in results], seed)
     outcomes = tuple(StartOutcome(s, r, Estimate.of(x)) for s, r, x in zip(starts, results, returns, strict=True))
-    pool = [i for i, r in enumerate(results) if r.certified]
-    reason = "best certified" if pool else "best (none certified)"
+    pool = [i for i, r in enumerate(results) if r.fixed_point]
+    reason = "best fixed point" if pool else "best (no fixed point)"
     pool = pool or list(range(len(results)))
     chosen = max(pool, key=lambda i: outcomes[i].welfare.mean)
     return Selection(chosen, outcomes, reason)
