@@ -12,7 +12,14 @@ topics, the clock, lockstep, drops and records. Decision steps of driving backen
 `lockstep: true`: a step completes when every live robot and the controller have answered, or after
 `step_timeout` s; missing answers count as dropped and apply 'stay' (robots) or the last command
 (controller). A participant that misses `max_missed` steps in a row is no longer waited for until it
-answers again. `lockstep: false`: steps run in real time every `step_period` s.
+answers again. Step accounting is by set, not by count: at a step's start the live robots are
+*owed* an answer; each robot's first answer for the step is applied and clears it from the owed
+set; the step completes when the owed set is empty (so an answer from a robot not waited for can
+never stand in for a live one). Every other answer is counted, never applied: `late_answers` (for
+an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
+same step), `bad_answers` (out of range, not one move away, or for a step not announced yet).
+Counters go into the next recorded step's row; the summary's totals include what was heard after
+the last row. `lockstep: false`: steps run in real time every `step_period` s.
 
 Publishes /swarm/metrics per step, writes the per-step record to `record_path` (atomically) at the
 end, and optionally records a rosbag2 (mcap) at `bag_path`.
@@ -113,15 +120,15 @@ class SimNode(Node):
         self.step_t0 = 0.0
         self.next_begin = 0.0
         self.goals = np.full(n, -1, dtype=np.int64)
-        self.answered = np.zeros(n, dtype=bool)
+        self.answered = np.zeros(n, dtype=bool)  # robots whose answer for the current step was applied
+        self.owed = np.zeros(n, dtype=bool)  # live robots still owed an answer for the current step
         self.misses = np.zeros(n, dtype=np.int64)
         self.ctrl_misses = 0
         self.a_g: int | None = None
+        self.controller_owed = False
         self.last_a_g: int | None = None
         self.ctrl_rtt = math.nan
-        self.late = 0
-        self.bad = 0
-        self.pending = 0
+        self.late = self.bad = self.duplicate = 0  # heard since the last recorded row
         self.record: list[dict[str, float]] = []
         self.started_wall = 0.0
         self.t_start = time.monotonic()
@@ -192,17 +199,33 @@ class SimNode(Node):
         self._take_goals(batch.step, batch.indices[known], batch.goals[known])
 
     def _take_goals(self, step: int, robots: np.ndarray, goals: np.ndarray) -> None:
-        """Answers [step] of `robots` (registry indices): record the first answer of each for the current step."""
-        self.misses[robots] = 0  # they are alive, even if late
-        if not self.in_step or step != self.step:
-            self.late += robots.size if step < self.step else 0
+        """Answers [step] of `robots` (registry indices): apply each robot's first answer for the current step."""
+        self.misses[robots] = 0  # heard from: alive, even if late (waited for again from the next step)
+        if not self._current(step, robots.size, "zone goals"):
             return
+        robots, first = np.unique(robots, return_index=True)  # np.unique sorts; `first` keeps the first goal
+        self.duplicate += goals.size - robots.size
+        goals = goals[first]
         new = ~self.answered[robots]
+        self.duplicate += int((~new).sum())
         robots, goals = robots[new], goals[new]
         self.answered[robots] = True
         self.goals[robots] = goals
-        self.pending -= int(np.unique(robots).size)
+        self.owed[robots] = False
         self._maybe_finish()
+
+    def _current(self, step: int, count: int, what: str) -> bool:
+        """Whether answers for `step` belong to the step in progress; count the others (late or bad)."""
+        if self.in_step and step == self.step:
+            return True
+        announced = self.step if self.in_step else self.step - 1  # the last step whose tick was published
+        if step <= announced:
+            self.late += count
+        else:
+            self.bad += count
+            self._warn_once(f"future_{what}", f"{what} for step {step}, which was not announced yet (last "
+                            f"announced: {announced}); ignored")
+        return False
 
     def _on_command(self, msg: Int32MultiArray) -> None:
         try:
@@ -213,8 +236,10 @@ class SimNode(Node):
         if self.bag is not None:
             self.bag.write(topics.ZONE_COMMAND, msg)
         self.ctrl_misses = 0
-        if not self.in_step or answer.step != self.step or self.a_g is not None:
-            self.late += answer.step < self.step
+        if not self._current(answer.step, 1, "zone command"):
+            return
+        if self.a_g is not None:
+            self.duplicate += 1
             return
         if not 0 <= answer.value < self.game.n_global_actions:
             self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
@@ -222,6 +247,7 @@ class SimNode(Node):
             self.bad += 1
             return
         self.a_g = answer.value
+        self.controller_owed = False
         self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
         self._maybe_finish()
 
@@ -295,15 +321,14 @@ class SimNode(Node):
             self.started_wall = self.step_t0
         self.answered[:] = False
         self.goals[:] = -1
+        self.owed = self._live().copy()
         self.a_g = None
+        self.controller_owed = self._controller_live()
         self.ctrl_rtt = math.nan
-        self.late = self.bad = 0
-        self.pending = int(self._live().sum())
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if self.lockstep and self.in_step and self.pending <= 0 and (self.a_g is not None
-                                                                      or not self._controller_live()):
+        if self.lockstep and self.in_step and not self.owed.any() and not self.controller_owed:
             self._finish_step()
 
     def _finish_step(self) -> None:
@@ -331,9 +356,11 @@ class SimNode(Node):
         row = {"step": self.step, "s_g": s_g, "a_g": a_g, "reward": result.reward,
                "r_g": result.r_g, "r_l_mean": result.r_l_mean,
                "dropped_robots": int(dropped.sum()), "controller_dropped": int(controller_dropped),
-               "bad_answers": self.bad, "late_answers": self.late, "live_robots": int(self._live().sum()),
+               "bad_answers": self.bad, "late_answers": self.late, "duplicate_answers": self.duplicate,
+               "live_robots": int(self._live().sum()),
                "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
         self.record.append(row)
+        self.late = self.bad = self.duplicate = 0
         metrics = topics.metrics_msg(row)
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
@@ -385,6 +412,8 @@ class SimNode(Node):
                 "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
                 "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
                 "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
+                **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
+                   for what, extra in (("late", self.late), ("bad", self.bad), ("duplicate", self.duplicate))},
                 "steps_per_second": len(self.record) / elapsed if elapsed > 0 else math.nan,
                 "per_step": self.record}
 

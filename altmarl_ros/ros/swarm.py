@@ -264,8 +264,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "random_policy_reward": rnd.mean, "random_policy_reward_stderr": rnd.stderr,
         "dropped_answers": int(sum(r["dropped_robots"] for r in per_step)),
         "controller_dropped": int(sum(r["controller_dropped"] for r in per_step)),
-        "bad_answers": int(sum(r["bad_answers"] for r in per_step)),
-        "late_answers": int(sum(r.get("late_answers", 0) for r in per_step)),
+        # the simulator's totals also hold what was heard after its last recorded step
+        **{key: int((sim_record or {}).get(key, sum(r.get(key, 0) for r in per_step)))
+           for key in ("bad_answers", "late_answers", "duplicate_answers")},
         "steps_per_second": (sim_record or {}).get("steps_per_second", steps / busy if busy > 0 else math.nan),
         "controller_latency_ms_p50": _percentile(latencies, 50),
         "controller_latency_ms_p95": _percentile(latencies, 95),
