@@ -23,6 +23,7 @@ setup(
     install_requires=["numpy", "scipy", "pyyaml", "setuptools"],
     extras_require={
         "plot": ["matplotlib"],
+        "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis"],
     },
     zip_safe=True,

@@ -126,5 +126,14 @@ def game_from_spec(spec: Mapping[str, Any]) -> TabularGame:
     return make_game(spec["name"], **options)
 
 
-__all__ = ["GAMES", "GameFileError", "GameRegistry", "check_options", "game_from_spec", "is_game_path",
+__all__ = ["GAMES", "GameFileError", "GameRegistry", "check_options", "game_from_spec", "game_n_agents", "is_game_path",
            "load_game_file", "make_game", "read_game_file", "shipped_game_path"]
+
+
+def game_n_agents(name: str) -> int | None:
+    """The n a game file names (`n_agents:`) for a file path or a shipped file game; None otherwise."""
+    if is_game_path(name):
+        return read_game_file(name).n_agents
+    if name in SHIPPED_FILES:
+        return read_game_file(shipped_game_path(name)).n_agents
+    return None
