@@ -106,7 +106,7 @@ def test_resume_refuses_a_different_config(tmp_path):
     with pytest.raises(ValueError, match=r"different config \(n_agents: 12 there, 13 now\)"):
         run_sweep(other, grid([1], [0]), out=out, resume=True)
     (tmp_path / "sweep.csv.sweep.json").unlink()
-    with pytest.raises(ValueError, match="sweep.json .* is missing"):
+    with pytest.raises(ValueError, match=r"sweep\.json .* is missing"):
         run_sweep(TINY, grid([1], [0]), out=out, resume=True)
 
 
