@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/games", glob("config/games/*.yaml")),
         (f"share/{PACKAGE}/worlds", glob("worlds/*.sdf")),
         (f"share/{PACKAGE}/policies", glob("policies/*.npz") + glob("policies/*.json")),
     ],
@@ -22,6 +23,7 @@ setup(
     install_requires=["numpy", "scipy", "pyyaml", "setuptools"],
     extras_require={
         "plot": ["matplotlib"],
+        "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis"],
     },
     zip_safe=True,
