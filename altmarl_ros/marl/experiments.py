@@ -89,13 +89,13 @@ def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, h
 
 
 def expand_starts(starts: Sequence[str], n_global_actions: int) -> list[str]:
-    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>'; checks every constant action exists."""
+    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>' (and 'l_first' likewise); checks the actions."""
     out: list[str] = []
     for start in starts:
-        if start == "constant":
-            out += [f"constant:{a}" for a in range(n_global_actions)]
+        if start in ("constant", "l_first"):
+            out += [f"{start}:{a}" for a in range(n_global_actions)]
             continue
-        if start.startswith("constant:") and int(start.split(":")[1]) >= n_global_actions:
+        if ":" in start and int(start.split(":")[1]) >= n_global_actions:
             raise ValueError(f"start {start!r}: the game has {n_global_actions} global actions")
         out.append(start)
     return list(dict.fromkeys(out))
@@ -153,6 +153,9 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     def start_pair(name: str) -> tuple[Any, TabularLocalPolicy]:
         if name.startswith("constant:"):
             return constant(int(name.split(":")[1])), uniform
+        if name.startswith("l_first:"):
+            pi_g0 = constant(int(name.split(":")[1]))
+            return pi_g0, learn_local(pi_g0, uniform)
         if name == "g_first":
             return learn_global(uniform), uniform
         return constant(0), chase_policy(game)  # "chase"
