@@ -18,6 +18,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from altmarl_ros.errors import is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
 from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
@@ -124,8 +125,9 @@ class _StopRequest:
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin until it is done or interrupted, always shut down cleanly.
 
-    Returns 0 on success and on Ctrl-C / SIGTERM, 2 when the node fails to start (bad parameters or
-    policy file: the message names the parameter or file), 1 on an unexpected error.
+    Returns 0 on success and on Ctrl-C / SIGTERM, 2 when the node fails to start on a user error (bad
+    parameter or policy file: one line naming it, see `altmarl_ros.errors`); a programming error
+    raises with its traceback (exit 1 from the console script), after a clean shutdown.
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -136,8 +138,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     try:
         try:
             node = factory()
-        except (ParameterError, PolicyFileError, ValueError) as exc:
-            rclpy.logging.get_logger(PACKAGE).fatal(f"cannot start: {exc}")
+        except (ValueError, OSError) as exc:
+            if not is_user_error(exc):
+                raise  # a programming error: its traceback, exit 1
+            rclpy.logging.get_logger(PACKAGE).fatal(f"cannot start: {exc}")  # bad parameter or file: one line
             return 2
         executor = make_executor(getattr(node, "n_entities", 0))
         executor.add_node(node)
