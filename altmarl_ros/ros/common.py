@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
@@ -96,6 +97,53 @@ def resolve_policy(path: str, *, k: int | None = None, n_zones: int | None = Non
         raise PolicyFileError(f"policy file {file}: global states ({game.n_global_states}) must be zones "
                               f"({game.n_local_states}) for the ROS swarm")
     return artifact
+
+
+class PoseSubscriber:
+    """Creates a node's pose subscriptions with the profile named by its `pose_qos` parameter and reports an
+    incompatible publisher as an error naming the topic, this profile and the publisher's (once per topic)."""
+
+    def __init__(self, node: Node) -> None:
+        from altmarl_ros.ros import topics
+
+        self.node = node
+        self.name = declare(node, "pose_qos", "latched", "pose subscription QoS: latched (reliable, "
+                            "transient-local: the embedded simulator), reliable (reliable volatile publishers), "
+                            "sensor_data (best effort: any publisher, e.g. robot drivers)",
+                            choices=tuple(topics.POSE_QOS_PROFILES))
+        self.qos = topics.POSE_QOS_PROFILES[self.name]
+        self.reported: set[str] = set()
+        self.incompatible: dict[str, str] = {}  # topic -> the error message
+
+    def subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None]):
+        from rclpy.event_handler import SubscriptionEventCallbacks
+
+        events = SubscriptionEventCallbacks(incompatible_qos=functools.partial(self._incompatible, topic))
+        return self.node.create_subscription(msg_type, topic, callback, self.qos, event_callbacks=events)
+
+    def _incompatible(self, topic: str, info: Any) -> None:
+        from rclpy.qos import qos_policy_name_from_kind
+
+        from altmarl_ros.ros import topics
+
+        if topic in self.reported:
+            return
+        self.reported.add(topic)
+        offered = "; ".join(f"{_endpoint_node(i)} offers {topics.describe_qos(i.qos_profile)}"
+                            for i in self.node.get_publishers_info_by_topic(topic)) or "a publisher that has left"
+        hint = "" if self.name == "sensor_data" else " (pose_qos: sensor_data matches any publisher)"
+        message = (f"{topic}: incompatible QoS ({qos_policy_name_from_kind(info.last_policy_kind)}), no pose will "
+                   f"arrive: this node requests {topics.describe_qos(self.qos)} (pose_qos: {self.name}), "
+                   f"{offered}{hint}")
+        self.incompatible[topic] = message
+        self.node.get_logger().error(message)
+
+
+def _endpoint_node(info: Any) -> str:
+    """'/ns/node' of a graph endpoint, or 'a publisher' while its node's name is not discovered yet."""
+    if "UNKNOWN" in info.node_name:
+        return "a publisher (node name not yet discovered)"
+    return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
