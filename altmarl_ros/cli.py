@@ -250,14 +250,18 @@ def _no_ros(exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from altmarl_ros.errors import is_user_error
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:  # ConfigError, PolicyFileError, bad files: one clear line
-        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if not is_user_error(exc):
+            raise  # a programming error: keep its traceback
+        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)  # bad config, file, option: one line
         return 2
 
 

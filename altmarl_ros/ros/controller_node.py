@@ -22,6 +22,7 @@ every `step_period` s and evolves the global state (the active zone) with the ga
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -34,6 +35,7 @@ from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    PoseSubscriber,
     declare,
     declare_string_list,
     resolve_policy,
@@ -64,6 +66,7 @@ class ControllerNode(Node):
         self.pose_wait = declare(self, "pose_wait", 0.5, "s to wait for fresh sampled poses", low=0.0, high=60.0)
         self.record_path = declare(self, "record_path", "", "write the per-step record (JSON) here at the end; "
                                    "'' = none")
+        self.poses = PoseSubscriber(self)
         self.record: list[dict] = []
         self.names = robot_list(self, robots, n_robots)
         self.n = len(self.names)
@@ -115,8 +118,8 @@ class ControllerNode(Node):
             if j not in keep_set:
                 self.destroy_subscription(self.subs.pop(j))
         for j in keep_set - set(self.subs):
-            self.subs[j] = self.create_subscription(PoseStamped, topics.robot_topic(self.names[j], topics.POSE),
-                                                    lambda msg, j=j: self._on_pose(j, msg), topics.POSE_QOS)
+            self.subs[j] = self.poses.subscribe(PoseStamped, topics.robot_topic(self.names[j], topics.POSE),
+                                                functools.partial(self._on_pose, j))
         self.max_subs = max(self.max_subs, len(self.subs))
 
     def _on_pose(self, j: int, msg: PoseStamped) -> None:

@@ -17,6 +17,7 @@ Topic names are relative: hosting one robot, the node runs in the robot's namesp
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -27,7 +28,14 @@ from rclpy.node import Node
 from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy, resolve_zones, run_node
+from altmarl_ros.ros.common import (
+    PoseSubscriber,
+    declare,
+    declare_string_list,
+    resolve_policy,
+    resolve_zones,
+    run_node,
+)
 
 
 class RobotNode(Node):
@@ -50,6 +58,7 @@ class RobotNode(Node):
                                      low=0.01, high=60.0)
         self.batch_offset = declare(self, "batch_offset", -1, "registry index of the first hosted robot: answers "
                                     "go batched on /swarm/zone_goals; -1 = one zone_goal message per robot", low=-1)
+        self.poses = PoseSubscriber(self)
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
         self.pi_l = artifact.pi_l
@@ -86,8 +95,7 @@ class RobotNode(Node):
         if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/poses message
             self.pose_subs = [self.create_subscription(PoseArray, topics.POSES, self._on_poses, topics.LATCHED_QOS)]
         else:
-            self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
-                                                       lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
+            self.pose_subs = [self.poses.subscribe(PoseStamped, p + topics.POSE, functools.partial(self._on_pose, i))
                               for i, p in enumerate(prefixes)]
         self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)

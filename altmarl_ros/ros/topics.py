@@ -55,6 +55,18 @@ def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATI
 
 LATCHED_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)  # the latest value reaches late joiners
 POSE_QOS = LATCHED_QOS  # a new pose subscription gets the robot's latest pose as soon as it matches
+# Pose subscription profiles (parameter `pose_qos` of controller_node and robot_node), by the publishers they match:
+POSE_QOS_PROFILES = {
+    # reliable + transient-local, depth 1: only reliable transient-local publishers (sim_node, latched
+    # localization); a new subscription gets the latest pose on match (what rotating subscriptions need)
+    "latched": LATCHED_QOS,
+    # reliable + volatile, depth 1: reliable publishers of either durability (most odometry / EKF nodes)
+    "reliable": _reliable(1),
+    # best effort + volatile, depth 1 (rclpy's qos_profile_sensor_data with depth 1): every publisher,
+    # including best-effort drivers and mocap; the first pose arrives with the publisher's next message
+    "sensor_data": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                              durability=DurabilityPolicy.VOLATILE),
+}
 ANSWER_QOS = _reliable(10)
 # one shared topic for every robot host, several batches each per step: deep enough never to overwrite, and
 # transient-local so that a batch published before the simulator's subscription matched still arrives
@@ -66,6 +78,15 @@ DIAGNOSTICS_QOS = _reliable(100)
 METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
                   "bad_answers", "late_answers", "duplicate_answers", "live_robots", "step_seconds",
                   "controller_rtt_ms")
+
+
+def describe_qos(qos: QoSProfile) -> str:
+    """'reliable/transient_local/keep_last(1)': the policies that decide whether two endpoints match (the
+    history only when known: the graph does not carry a remote endpoint's)."""
+    text = f"{qos.reliability.name.lower()}/{qos.durability.name.lower()}"
+    if qos.history == HistoryPolicy.KEEP_LAST:
+        return f"{text}/keep_last({qos.depth})"
+    return text if qos.history == HistoryPolicy.UNKNOWN else f"{text}/{qos.history.name.lower()}"
 
 
 def robot_topic(robot: str, leaf: str) -> str:
