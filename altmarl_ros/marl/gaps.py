@@ -53,14 +53,23 @@ class Rollouts(NamedTuple):
     s_l0: np.ndarray  # (E,) agent 0's initial local state
 
 
+def fresh_rng(seed: SeedLike) -> np.random.Generator:
+    """A generator from `seed` that is the same on every call. (`Generator.spawn` advances the
+    SeedSequence it was built from, so reusing one SeedSequence object would silently break the
+    common random numbers; a SeedSequence is copied with no children spawned.)"""
+    if isinstance(seed, np.random.SeedSequence):
+        seed = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
+    return np.random.default_rng(seed)
+
+
 def rollouts(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, seed: SeedLike, *,
              n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
              batch_size: int = 64) -> Rollouts:
-    """Simulate `n_episodes` episodes exactly as `sim.evaluate(..., np.random.default_rng(seed))` does
-    (same streams, same draws, so `system` equals its `returns`), also recording agent 0's own return."""
+    """Simulate `n_episodes` episodes exactly as `sim.evaluate(..., fresh_rng(seed))` does (same streams,
+    same draws, so `system` equals its `returns`), also recording agent 0's own return and the s_g path."""
     if ordering not in sim.ORDERINGS:
         raise ValueError(f"ordering must be one of {sim.ORDERINGS}, got {ordering!r}")
-    env_rng, obs_rng, act_rng = np.random.default_rng(seed).spawn(3)
+    env_rng, obs_rng, act_rng = fresh_rng(seed).spawn(3)
     system, own = np.empty(n_episodes), np.empty(n_episodes)
     path = np.empty((n_episodes, horizon + 1), dtype=np.int64)
     s_l0 = np.empty(n_episodes, dtype=np.int64)
