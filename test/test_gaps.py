@@ -24,6 +24,7 @@ from altmarl_ros.marl.gaps import (
     restricted_candidates,
     restricted_oracle_rule,
     rollouts,
+    shared_returns,
     streams,
 )
 from altmarl_ros.marl.metrics import (
@@ -81,6 +82,23 @@ def test_rollouts_reproduce_sim_evaluate_and_the_tagged_robot_keeps_the_others_d
     a_all = pi_l.sample(np.random.default_rng(9), s_g, s_l)
     np.testing.assert_array_equal(a_tag[:, 1:], a_all[:, 1:])
     np.testing.assert_array_equal(a_tag[:, 0], dev.probs[s_g, s_l[:, 0]].argmax(-1))
+
+
+def test_shared_returns_share_random_numbers_across_candidates_and_are_unbiased():
+    game = random_game(6)
+    rng = np.random.default_rng(6)
+    pi_g = TabularGlobalPolicy(rng.integers(0, 2, (2, 6)), 2, 3, 2)
+    probs = rng.dirichlet([1, 1], size=(3, 2, 3))  # three stochastic shared policies
+    together = shared_returns(game, pi_g, probs, 11, n_agents=3, horizon=H, n_episodes=3000)
+    alone = shared_returns(game, pi_g, probs[2:], 11, n_agents=3, horizon=H, n_episodes=3000)
+    np.testing.assert_array_equal(together[2], alone[0])  # a candidate's episodes do not depend on the others
+    for c in range(3):
+        exact = exact_value(game, pi_g, TabularLocalPolicy(probs[c]), n_agents=3, horizon=H)
+        assert within(sim.Estimate.of(together[c]), exact)
+    diff = sim.Estimate.of(together[0] - together[1])  # paired differences are unbiased too
+    exact_diff = (exact_value(game, pi_g, TabularLocalPolicy(probs[0]), n_agents=3, horizon=H)
+                  - exact_value(game, pi_g, TabularLocalPolicy(probs[1]), n_agents=3, horizon=H))
+    assert within(diff, exact_diff)
 
 
 def test_own_returns_on_paths_is_exact_for_a_single_robot_without_influence():

@@ -273,38 +273,84 @@ class Deviation(NamedTuple):
     search_gain: float  # its gain on the search episodes (optimistic: it was selected there)
 
 
+def _inverse_cdf(u: np.ndarray, cum: np.ndarray) -> np.ndarray:
+    out = np.zeros(u.shape, dtype=np.int64)
+    for j in range(cum.shape[-1] - 1):
+        out += u >= cum[..., j]
+    return out
+
+
+def _cumulative(P: np.ndarray) -> np.ndarray:
+    cum = np.cumsum(P, axis=-1)
+    cum[..., -1] = 1.0
+    return cum
+
+
+def shared_returns(game: TabularGame, pi_g: GlobalController, probs: np.ndarray, seed: SeedLike, *,
+                   n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
+                   batch_size: int = 64) -> np.ndarray:
+    """Discounted system returns of C shared local policies, (C, S_g, S_l, A_l) probs -> (C, E), every
+    candidate on the same episodes and the same uniforms (common random numbers across candidates; one
+    vectorised simulation of C x batch rows, which is what makes the local search affordable). The
+    dynamics are those of `sim.step`; the random streams are not those of `rollouts`."""
+    C, S_l = probs.shape[0], game.n_local_states
+    cum_pi, cum_g, cum_l = _cumulative(probs), _cumulative(game.P_g), _cumulative(game.P_l)
+    env_rng, obs_rng, act_rng = fresh_rng(seed).spawn(3)
+    totals = np.zeros((C, n_episodes))
+    for start in range(0, n_episodes, batch_size):
+        B = min(batch_size, n_episodes - start)
+        rows = slice(start, start + B)
+        state = sim.reset(game, env_rng, n_agents=n_agents, batch=B)
+        s_g, s_l = np.tile(state.s_g, C), np.tile(state.s_l, (C, 1))  # row c * B + b
+        cand = np.repeat(np.arange(C), B)[:, None]
+        discount = 1.0
+        for _ in range(horizon):
+            if isinstance(pi_g, TabularGlobalPolicy):  # the same k-subset for every candidate
+                idx = np.tile(cv.subsample(obs_rng, n_agents, pi_g.k, B), (C, 1))
+                a_g = pi_g.act(s_g, cv.counts_from_states(np.take_along_axis(s_l, idx, 1), S_l))
+            else:
+                a_g = pi_g.act_on(obs_rng, s_g, s_l)
+            a_l = _inverse_cdf(np.tile(act_rng.random((B, n_agents)), (C, 1)), cum_pi[cand, s_g[:, None], s_l])
+            reward = game.r_g[s_g, a_g] + game.r_l[s_l, s_g[:, None], a_l].mean(-1)
+            totals[:, rows] += discount * reward.reshape(C, B)
+            s_g_next = _inverse_cdf(np.tile(env_rng.random(B), C), cum_g[s_g, a_g])
+            drive = s_g_next if ordering == "authors" else s_g
+            s_l = _inverse_cdf(np.tile(env_rng.random((B, n_agents)), (C, 1)), cum_l[s_l, drive[:, None], a_l])
+            s_g = s_g_next
+            discount *= game.gamma
+    return totals
+
+
 def gap_l_shared(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, seed: int,
                  n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
-                 search_agents: int = 100, search_episodes: int = 64, max_passes: int = 1,
+                 search_agents: int = 100, search_episodes: int = 64, max_passes: int = 2,
                  baseline: Rollouts | None = None) -> Deviation:
-    """`gap_l_shared`: every robot switches to one shared deterministic table pi_l'(s_g, s_l).
+    """`gap_l_shared`: every robot switches to one shared policy pi_l'(a | s_l, s_g).
 
     gain = V(pi_g, pi_l') - V(pi_g, pi_l) on the final n-agent episodes: an estimate of a lower bound of
     the shared local gap max_{pi_l'} V(pi_g, pi_l') - V(pi_g, pi_l) (exact: `metrics.exact_shared_gap`).
-    Search (independent of L-LEARN), every candidate scored by the system value of the search episodes
-    (the same seed for all: common random numbers): pi_l, `local_panel`, uniform; then coordinate ascent
-    from the best table. The search runs on min(n, search_agents) agents, so it only ranks candidates."""
+    Search (independent of L-LEARN), candidates scored by `shared_returns` on the search episodes
+    (common random numbers across candidates): pi_l, uniform and `local_panel`; then coordinate ascent
+    over deterministic (s_g, s_l) tables from the best panel table (each entry's alternatives in one
+    simulation). The search runs on min(n, search_agents) agents, so it only ranks candidates."""
     setup = _setup(seed, n_agents, search_agents, horizon, ordering, _k_of(pi_g))
 
-    def value_of(local: LocalController) -> float:
-        return float(rollouts(game, pi_g, local, setup.streams.search, n_agents=setup.search_agents,
-                              n_episodes=search_episodes, **setup.kwargs).system.mean())  # type: ignore[arg-type]
+    def values(probs: np.ndarray) -> np.ndarray:
+        return shared_returns(game, pi_g, probs, setup.streams.search, n_agents=setup.search_agents,
+                              n_episodes=search_episodes, **setup.kwargs).mean(1)  # type: ignore[arg-type]
 
-    def objective(tables: np.ndarray) -> np.ndarray:
-        return np.array([value_of(TabularLocalPolicy(_one_hot(game, t))) for t in tables])
-
-    v_base = value_of(pi_l)
+    uniform = TabularLocalPolicy.uniform(*pi_l.probs.shape)
     panel = local_panel(game, pi_l)
     names = list(panel)
-    values = objective(np.stack([panel[n] for n in names]))
-    start = int(values.argmax())
-    table, value = _coordinate_ascent(objective, panel[names[start]], float(values[start]),
-                                      game.n_local_actions, max_passes)
-    v_uniform = value_of(TabularLocalPolicy.uniform(*pi_l.probs.shape))
+    scores = values(np.stack([pi_l.probs, uniform.probs, *(_one_hot(game, panel[n]) for n in names)]))
+    v_base, v_uniform, scores = float(scores[0]), float(scores[1]), scores[2:]
+    start = int(scores.argmax())
+    table, value = _coordinate_ascent(lambda tables: values(_one_hot(game, tables)), panel[names[start]],
+                                      float(scores[start]), game.n_local_actions, max_passes)
     if max(value, v_uniform) <= v_base + 1e-12:
         return Deviation(_zero(n_episodes), pi_l, "pi_l", 0.0)
     if v_uniform > value:
-        pi_dev, source, value = TabularLocalPolicy.uniform(*pi_l.probs.shape), "uniform", v_uniform
+        pi_dev, source, value = uniform, "uniform", v_uniform
     else:
         pi_dev, source = TabularLocalPolicy(_one_hot(game, table)), names[start]
     base = baseline if baseline is not None else rollouts(game, pi_g, pi_l, setup.streams.final, n_agents=n_agents,
@@ -435,7 +481,7 @@ class Gaps(NamedTuple):
     shared: Deviation
     restricted: Deviation
     full: Deviation
-    seconds: float  # wall time of `estimate_gaps`
+    seconds: dict[str, float]  # wall time of `estimate_gaps`: per part (baseline, each gap) and total
 
     @property
     def gap_l_unilateral(self) -> Estimate:
@@ -473,19 +519,30 @@ def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLoc
                   sample_budget: int = 1_500_000) -> Gaps:
     """All four gaps with one shared baseline (final episodes of `streams(seed).final`); see each estimator.
     `oracle_g` reuses a full-information oracle (cache it by pi_l: it does not depend on pi_g or k)."""
-    t0 = time.perf_counter()
     if pi_g.k > n_agents:
         raise ValueError(f"pi_g observes k={pi_g.k} robots but n_agents={n_agents}")
     common = {"seed": seed, "n_agents": n_agents, "horizon": horizon, "n_episodes": n_episodes,
               "ordering": ordering, "search_agents": search_agents}
+    seconds: dict[str, float] = {}
+    t0 = clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name], clock = now - clock, now
+
     base = rollouts(game, pi_g, pi_l, streams(seed).final, n_agents=n_agents, horizon=horizon,
                     n_episodes=n_episodes, ordering=ordering)
+    lap("baseline")
     unilateral = gap_l_unilateral(game, pi_g, pi_l, search_episodes=unilateral_search_episodes, baseline=base,
                                   **common)  # type: ignore[arg-type]
+    lap("gap_l_unilateral")
     shared = gap_l_shared(game, pi_g, pi_l, search_episodes=search_episodes, baseline=base,
                           **common)  # type: ignore[arg-type]
+    lap("gap_l_shared")
     restricted = gap_g_restricted(game, pi_g, pi_l, search_episodes=search_episodes, exact_max_d=exact_max_d,
                                   sample_budget=sample_budget, baseline=base, **common)  # type: ignore[arg-type]
+    lap("gap_g_restricted")
     extra: dict[str, GlobalController] = {}
     known: dict[str, Estimate] = {}
     if restricted.source != "pi_g":  # a k-subsampling dispatcher is feasible for a full-information one
@@ -493,4 +550,6 @@ def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLoc
         known[f"restricted_{restricted.source}"] = restricted.gain
     full = gap_g_full(game, pi_g, pi_l, k_oracle=k_oracle, oracle_g=oracle_g, extra=extra, known=known,
                       search_episodes=search_episodes, baseline=base, **common)  # type: ignore[arg-type]
-    return Gaps(Estimate.of(base.system), unilateral, shared, restricted, full, time.perf_counter() - t0)
+    lap("gap_g_full")
+    seconds["total"] = time.perf_counter() - t0
+    return Gaps(Estimate.of(base.system), unilateral, shared, restricted, full, seconds)
