@@ -43,10 +43,11 @@ def test_the_shipped_config_names_the_shipped_game():
 
 def test_federated_trains_and_reports_its_certificate_and_gaps(config):
     rows = {r.metric: r for r in run_one(config, k=3, seed=0, with_gap=True)}
-    assert {"reward", "fixed_point", "rounds", "gap_g", "gap_l", "nash_gap"} <= set(rows)
+    gaps = ("gap_l_unilateral", "gap_l_shared", "gap_g_restricted", "gap_g_full")
+    assert {"reward", "fixed_point", "rounds", "nash_gap_lower_bound", *gaps} <= set(rows)
     assert rows["fixed_point"].value in (0.0, 1.0) and 1 <= rows["rounds"].value <= 4
-    assert all(np.isfinite(rows[m].value) and np.isfinite(rows[m].stderr) for m in ("reward", "gap_g", "gap_l"))
-    assert rows["nash_gap"].value == max(rows["gap_g"].value, rows["gap_l"].value)
+    assert all(np.isfinite(rows[m].value) and np.isfinite(rows[m].stderr) for m in ("reward", *gaps))
+    assert rows["nash_gap_lower_bound"].value == max(rows["gap_g_restricted"].value, rows["gap_l_unilateral"].value)
 
 
 def test_the_loop_certifies_and_its_clients_upload_when_it_pays(config):

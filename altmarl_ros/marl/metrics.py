@@ -1,17 +1,15 @@
-"""Metrics: the Nash gap on the n-agent system (Monte Carlo) and exact brute-force values for tiny games.
+"""Metrics: the full-information global oracle, and exact brute-force values and gaps for tiny games.
 
-Nash gap (PAPER.md 7.3; not in the paper or its code):
-    gap_g = V(BR_g(pi_l), pi_l) - V(pi_g, pi_l)      gap_l = V(pi_g, BR_l(pi_g)) - V(pi_g, pi_l)
-`nash_gap` estimates both on the full n-agent system with paired episodes (common random numbers), so
-each gap carries the standard error of a paired difference. Its oracles: BR_g is G-LEARN with the
-deterministic mean-field transition at a much larger k_oracle, executed with full information (the
-whole population's histogram rounded to k_oracle counts); BR_l is L-LEARN's exact best response in the
-induced (s_g, s_l) MDP. A gap can come out negative when the oracle is not better than the policy.
+The Monte Carlo gap estimators on the n-agent system are in `marl.gaps` (gap_l_unilateral,
+gap_l_shared, gap_g_restricted, gap_g_full). `global_oracle` is G-LEARN with the deterministic
+mean-field transition at a large k_oracle, executed with full information (the whole population's
+histogram rounded to k_oracle counts): a feasible full-information dispatcher, so gaps against it are
+lower bounds of the full-information gap.
 
-`exact_value` / `exact_nash_gap` are exact (no sampling): they build the joint chain over
+`exact_value` and the `exact_*` gaps are exact (no sampling): they build the joint chain over
 S_g x S_l^n for tiny n, and take best responses by enumerating every deterministic policy of the
-restricted classes (pi_g over (s_g, count vector of k), shared pi_l over (s_g, s_l)). They validate
-the estimators and the learners on toy games.
+restricted classes (pi_g over (s_g, count vector of k), shared pi_l over (s_g, s_l), one tagged robot's
+table). They validate the estimators and the learners on toy games.
 """
 
 from __future__ import annotations
@@ -24,54 +22,17 @@ import numpy as np
 from scipy.special import gammaln
 
 from altmarl_ros.marl import counts as cv
-from altmarl_ros.marl import sim
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.learners.g_learn import g_learn
-from altmarl_ros.marl.learners.l_learn import l_learn
 from altmarl_ros.marl.mdp import policy_evaluation
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.sim import Estimate, GlobalController, Ordering
-
-
-class NashGap(NamedTuple):
-    gap_g: Estimate  # V(BR_g(pi_l), pi_l) - V(pi_g, pi_l)
-    gap_l: Estimate  # V(pi_g, BR_l(pi_g)) - V(pi_g, pi_l)
-    value: Estimate  # V(pi_g, pi_l) on the same episodes
-
-    @property
-    def nash_gap(self) -> Estimate:
-        """The larger of the two gaps (with its own standard error)."""
-        return self.gap_g if self.gap_g.mean >= self.gap_l.mean else self.gap_l
-
-
-def value_difference(game: TabularGame, a: tuple[GlobalController, TabularLocalPolicy],
-                     b: tuple[GlobalController, TabularLocalPolicy], *, seed: int, n_agents: int, horizon: int,
-                     n_episodes: int, ordering: Ordering = "paper") -> tuple[Estimate, Estimate]:
-    """Paired estimate of V(a) - V(b) over the same episodes, and the estimate of V(b)."""
-    ea = sim.evaluate(game, *a, np.random.default_rng(seed), n_agents=n_agents, horizon=horizon,
-                      n_episodes=n_episodes, ordering=ordering)
-    eb = sim.evaluate(game, *b, np.random.default_rng(seed), n_agents=n_agents, horizon=horizon,
-                      n_episodes=n_episodes, ordering=ordering)
-    return Estimate.of(ea.returns - eb.returns), eb.reward
 
 
 def global_oracle(game: TabularGame, pi_l: TabularLocalPolicy, *, k_oracle: int) -> FullInformationPolicy:
-    """BR_g oracle: deterministic mean-field G-LEARN at k_oracle, observing the whole population."""
+    """A full-information dispatcher: deterministic mean-field G-LEARN at k_oracle, observing the whole
+    population (its histogram rounded to k_oracle counts)."""
     result = g_learn(game, pi_l, k=k_oracle, transition="deterministic", stopping="span", tol=1e-3)
     return FullInformationPolicy(result.pi_g)
-
-
-def nash_gap(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, seed: int,
-             n_agents: int, horizon: int, n_episodes: int, k_oracle: int, ordering: Ordering = "paper",
-             oracle_g: GlobalController | None = None) -> NashGap:
-    """Estimate (gap_g, gap_l) on the n-agent system; `oracle_g` may be passed to reuse an oracle."""
-    oracle_g = oracle_g if oracle_g is not None else global_oracle(game, pi_l, k_oracle=k_oracle)
-    br_l = l_learn(game, pi_g, pi_l).pi_l
-    gap_g, value = value_difference(game, (oracle_g, pi_l), (pi_g, pi_l), seed=seed, n_agents=n_agents,
-                                    horizon=horizon, n_episodes=n_episodes, ordering=ordering)
-    gap_l, _ = value_difference(game, (pi_g, br_l), (pi_g, pi_l), seed=seed, n_agents=n_agents, horizon=horizon,
-                                n_episodes=n_episodes, ordering=ordering)
-    return NashGap(gap_g, gap_l, value)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ class CountTransitions(NamedTuple):
     """The count-vector transition of one G-LEARN operator, reusable across calls with the same pi_l.
 
     `per_global_state` is what `count_transitions` returns: S_g (D, D) CSR matrices (sampled: with
-    read-only arrays; exact) or S_g (D,) arrays of rank(d') (deterministic). `key` identifies (game, pi_l, k, transition, m);
+    read-only arrays; exact) or S_g (D,) arrays of rank(d') (deterministic).
+    `key` identifies (game, pi_l, k, transition, m);
     `g_learn(transitions=...)` refuses a transition built for another key. Memory: about
     S_g * D * m * 4 + D * m * 8 bytes when sampled (270 MB at k = 50, m = 30).
     """
