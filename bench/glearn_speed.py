@@ -17,7 +17,8 @@ comes from the uniform pi_l. Printed: min / median / max wall-clock and CPU seco
 CPU time: the machine is shared, and under load wall-clock mostly measures waiting), the Bellman
 backups (sweeps), peak RSS, and the speed-up old/new of the median CPU seconds; `max|V_new - V_old|`
 and the fraction of identical actions compare the two cold solutions of the same empirical operator.
-Cases with m > --old-max-m run `new` only.
+Cases with m > --old-max-m run `new` only. `--summarize A.jsonl B.jsonl` prints one table from runs made
+by concurrent invocations (each child's CPU time and peak RSS are its own).
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ def main() -> int:
     parser.add_argument("--cases", default="10:30,30:30,50:30,50:300", help="k:m pairs")
     parser.add_argument("--old-max-m", type=int, default=30,
                         help="old implementation and warm/reuse cases only for m <= this (old at m = 300 needs ~8 GB)")
+    parser.add_argument("--variants", default="old,new,new_warm",
+                        help="cases to run, of old, new, new_warm, new_reuse")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--summarize", nargs="*", default=None,
+                        help="print the table of these JSON-lines files (of runs made concurrently) and exit")
     parser.add_argument("--out", default="bench/results/glearn_speed.jsonl")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, default=50, help=argparse.SUPPRESS)
@@ -103,13 +108,17 @@ def main() -> int:
     if args.one:  # child process: one measurement, one JSON line
         print(json.dumps(_one(args.one, args.k, args.m)))
         return 0
+    if args.summarize is not None:
+        rows = [json.loads(line) for path in args.summarize for line in Path(path).read_text().splitlines()]
+        pairs = sorted({(r["k"], r["m"]) for r in rows})
+        return _table(rows, pairs)
     pairs = [tuple(int(x) for x in pair.split(":")) for pair in args.cases.split(",")]
+    variants = args.variants.split(",")
     plan = []
     for k, m in pairs:
-        if m <= args.old_max_m:
-            plan += [("old", k, m), ("new", k, m), ("new_warm", k, m), ("new_reuse", k, m)]
-        else:  # large m: the cold call only (each warm/reuse case also runs an untimed cold solve)
-            plan += [("new", k, m)]
+        for case in variants:
+            if case == "new" or m <= args.old_max_m:  # large m: the cold call only
+                plan.append((case, k, m))
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -119,6 +128,10 @@ def main() -> int:
                   flush=True)
             rows.append({"repeat": rep, **_measure(case, k, m)})
             out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return _table(rows, pairs)
+
+
+def _table(rows: list[dict], pairs: list) -> int:
     import numpy as np
 
     print("| k | m | implementation | wall s min / median / max | CPU s min / median / max | sweeps "
