@@ -59,9 +59,8 @@ class CountTransitions(NamedTuple):
     """The count-vector transition of one G-LEARN operator, reusable across calls with the same pi_l.
 
     `per_global_state` is what `count_transitions` returns: S_g (D, D) CSR matrices (sampled: with
-    read-only arrays; exact) or S_g (D,) arrays of rank(d') (deterministic).
-    `key` identifies (game, pi_l, k, transition, m);
-    `g_learn(transitions=...)` refuses a transition built for another key. Memory: about
+    read-only arrays; exact) or S_g (D,) arrays of rank(d') (deterministic). `key` identifies (game,
+    pi_l, k, transition, m); `g_learn(transitions=...)` refuses a transition built for another key. Memory: about
     S_g * D * m * 4 + D * m * 8 bytes when sampled (270 MB at k = 50, m = 30).
     """
 
@@ -197,31 +196,38 @@ class _Anderson:
     over the last `depth` differences (Walker & Ni 2011; for value iteration: Geist & Scherrer 2018).
     With `center`, residuals are compared up to a constant: the span stopping rule ignores constants, and
     the constant mode (which T contracts only by gamma) would otherwise dominate the least squares.
+    The differences live in two (depth, N) ring buffers, so a step costs O(depth * N).
     """
 
     def __init__(self, depth: int, center: bool) -> None:
         self.depth, self.center = depth, center
-        self.images: list[np.ndarray] = []
-        self.residuals: list[np.ndarray] = []
+        self.dF: np.ndarray | None = None  # (depth, N) residual differences
+        self.dX: np.ndarray | None = None  # (depth, N) image differences
+        self.filled = 0
+        self.slot = 0
+        self.last: tuple[np.ndarray, np.ndarray] | None = None  # (T V, f) of the previous step, flat
 
     def reset(self) -> None:
-        self.images.clear()
-        self.residuals.clear()
+        self.filled, self.slot, self.last = 0, 0, None
 
     def propose(self, TV: np.ndarray, f: np.ndarray) -> np.ndarray:
         """The next point to apply T to, from T V (any shape) and f = T V - V."""
-        self.images.append(TV.ravel().copy())
-        self.residuals.append((f - f.mean() if self.center else f).ravel())
-        if len(self.residuals) > self.depth + 1:
-            self.images.pop(0)
-            self.residuals.pop(0)
-        if len(self.residuals) < 2:
+        x = TV.ravel()
+        r = (f - f.mean()).ravel() if self.center else f.ravel()
+        if self.last is not None:
+            if self.dF is None or self.dX is None:
+                self.dF = np.empty((self.depth, r.size))
+                self.dX = np.empty((self.depth, r.size))
+            np.subtract(r, self.last[1], out=self.dF[self.slot])
+            np.subtract(x, self.last[0], out=self.dX[self.slot])
+            self.slot = (self.slot + 1) % self.depth
+            self.filled = min(self.filled + 1, self.depth)
+        self.last = (x, r)
+        if self.filled == 0 or self.dF is None or self.dX is None:
             return TV
-        dF = np.diff(np.stack(self.residuals), axis=0)  # (h, N)
-        gram = dF @ dF.T
-        gamma = np.linalg.lstsq(gram, dF @ self.residuals[-1], rcond=1e-12)[0]
-        dX = np.diff(np.stack(self.images), axis=0)
-        return (self.images[-1] - gamma @ dX).reshape(TV.shape)
+        dF, dX = self.dF[:self.filled], self.dX[:self.filled]
+        gamma = np.linalg.lstsq(dF @ dF.T, dF @ r, rcond=1e-12)[0]
+        return (x - gamma @ dX).reshape(TV.shape)
 
 
 def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.random.Generator | None = None,
@@ -273,6 +279,7 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     all_d = cv.enumerate_counts(k, S_l)
     D = all_d.shape[0]
     local = (all_d @ r_tilde).T / k  # (S_g, D): (1/k) sum_j d_j r~_l(j, s_g), the local part of r_Delta
+    C = game.r_g[:, :, None] + local[:, None, :]  # (S_g, A_g, D) reward r_Delta(s_g, d, a_g)
     gamma_P_g = game.gamma * game.P_g  # (S_g, A_g, S_g')
     V = np.zeros((S_g, D)) if V0 is None else np.array(V0, dtype=np.float64)
     if V.shape != (S_g, D):
@@ -295,8 +302,7 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
             else:
                 W = (M[g] @ VT).T if every else (M[g][rows] @ VT).T
             Q = gamma_P_g[g] @ W  # (A_g, |rows|)
-            Q += local[g] if every else local[g, rows]
-            Q += game.r_g[g][:, None]
+            Q += C[g] if every else C[g][:, rows]
             best = V_new[g]
             best[:] = Q[0]
             for a in range(1, A_g):  # running max; ties keep the lowest action, like np.argmax
