@@ -4,7 +4,8 @@ Every gap is the paired gain V(deviation) - V(pi_g, pi_l) of ONE deviation found
 search is independent of the learner that produced the policies (no L-LEARN here; G-LEARN only as a
 global oracle, with other settings than training). Two episode sets, two streams of one seed:
 
-- the SEARCH set (`search_episodes` episodes on min(n, `search_agents`) agents) ranks candidates;
+- the SEARCH set (`search_episodes` episodes on min(n, `search_agents`) agents; min(n, max(search_agents,
+  10 k)) for dispatchers, whose value depends on the sampled fraction k / n) ranks candidates;
 - the FINAL set (`n_episodes` fresh episodes on n agents) re-estimates the chosen deviation's gain,
   paired with V(pi_g, pi_l) on the same episodes (common random numbers: `rollouts` and
   `sim.evaluate` use the same environment / observation / action streams, and one uniform per agent
@@ -323,7 +324,7 @@ def shared_returns(game: TabularGame, pi_g: GlobalController, probs: np.ndarray,
 
 def gap_l_shared(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, seed: int,
                  n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
-                 search_agents: int = 100, search_episodes: int = 64, max_passes: int = 2,
+                 search_agents: int = 100, search_episodes: int = 64, max_passes: int = 1,
                  baseline: Rollouts | None = None) -> Deviation:
     """`gap_l_shared`: every robot switches to one shared policy pi_l'(a | s_l, s_g).
 
@@ -437,8 +438,9 @@ def gap_g_restricted(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: Tabular
     `metrics.exact_restricted_global_gap`); G-LEARN's surrogate MDP (k observed robots) is not the
     n-robot system, so even its exact solution is only a candidate. Candidates: `restricted_candidates`
     (G-LEARN exact / with more samples than training / deterministic mean-field), chosen by the search
-    episodes; pi_g itself wins (gain 0) when none beats it there."""
-    setup = _setup(seed, n_agents, search_agents, horizon, ordering, pi_g.k)
+    episodes on min(n, max(search_agents, 10 k)) robots; pi_g itself wins (gain 0) when none beats it there.
+    The final estimate can come out negative: the chosen candidate is then worse than pi_g on n robots."""
+    setup = _setup(seed, n_agents, search_agents, horizon, ordering, 10 * pi_g.k)
     cands: dict[str, GlobalController] = dict(restricted_candidates(
         game, pi_l, pi_g.k, np.random.default_rng(setup.streams.learn), exact_max_d=exact_max_d,
         sample_budget=sample_budget))
@@ -458,8 +460,9 @@ def gap_g_full(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPoli
     `metrics.exact_full_information_gap`), because every candidate is a feasible dispatcher. Candidates:
     `metrics.global_oracle` (deterministic mean-field G-LEARN at k_oracle on the rounded whole-population
     histogram; pass `oracle_g` to reuse one, it costs ~45 s at k_oracle = 100 on the warehouse) and the
-    `extra` ones (e.g. the restricted winner: a k-subsampling dispatcher is also feasible here)."""
-    setup = _setup(seed, n_agents, search_agents, horizon, ordering, _k_of(pi_g))
+    `extra` ones (e.g. the restricted winner: a k-subsampling dispatcher is also feasible here), chosen on
+    the search episodes on min(n, max(search_agents, 10 k)) robots."""
+    setup = _setup(seed, n_agents, search_agents, horizon, ordering, 10 * _k_of(pi_g))
     oracle = oracle_g if oracle_g is not None else global_oracle(game, pi_l, k_oracle=k_oracle)
     cands = {"full_information_oracle": oracle, **(extra or {})}
     return _select_global(game, pi_g, pi_l, cands, setup, n_agents=n_agents, n_episodes=n_episodes,
