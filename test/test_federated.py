@@ -51,7 +51,7 @@ def test_federated_trains_and_reports_its_certificate_and_gaps(config):
 def test_the_loop_certifies_and_its_clients_upload_when_it_pays(config):
     """The alternation stops with the 2 eta certificate; once a client best response has been accepted,
     ready clients upload in aggregation rounds (the file's only reward). Which equilibrium it reaches
-    (clients that train, or the "nobody works" one) depends on the budgets: bench/README.md 6."""
+    (clients that train, or the "nobody works" one) depends on the budgets: bench/README.md 5."""
     trained = train_policies(config, k=5, seed=0)
     assert trained.alternation.certified
     assert any(r.local_accepted for r in trained.alternation.history)
