@@ -5,8 +5,9 @@
 The grid: config/train_federated.yaml, k = 1,5, seeds 0,1, no Nash gap (4 cells; each trains and evaluates
 on 15 x 50 episodes of n = 1000). Runs alternate local, ray, local, ray, ... in one invocation; the Ray
 time includes starting and stopping the Ray runtime (what `altmarl sweep --backend ray` pays without
---address), and `ray.init` + `ray.shutdown` alone are timed too. Prints min / median / max over the repeats, the ratio of the medians, and whether every
-run gave the same rows (all metrics but the wall-clock `train_seconds`).
+--address), and `ray.init` + `ray.shutdown` alone are timed too. Prints min / median / max over the
+repeats, the ratio of the medians, and whether every run gave the same rows (all metrics but the
+wall-clock `train_seconds`).
 """
 
 from __future__ import annotations
