@@ -125,8 +125,15 @@ def ray_local(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
     os.environ["RAY_AUTH_MODE"] = "disabled"  # no token written to the home directory
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+    for attempt in (1, 2):  # Ray gives its raylet a fixed 30 s to register: a loaded machine can miss that once
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+                     _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+            break
+        except Exception as exc:  # ray raises a bare Exception("The current node timed out during startup...")
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
     yield ray
     ray.shutdown()
     for key, value in saved.items():
