@@ -4,7 +4,7 @@ Per decision tick [step, s_g, stamp] each hosted robot maps its own latest pose 
 samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal` (a node
 hosting many simulated robots with `batch_offset` >= 0 instead publishes the answers it has ready as
 one [step, i, goal, ...] message on /swarm/zone_goals, i = batch_offset + position, and reads the
-poses from the simulator's /swarm/poses array: one message each way instead of one per robot, which
+poses from the simulator's /swarm/pose_table: one message each way instead of one per robot, which
 is what limited the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
@@ -22,10 +22,10 @@ import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.duration import Duration
 from rclpy.node import Node
-from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
+from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
@@ -92,8 +92,9 @@ class RobotNode(Node):
                           for p in prefixes]
         self.cmd_pubs = ([self.create_publisher(Twist, p + topics.CMD_VEL, topics.CMD_VEL_QOS) for p in prefixes]
                          if self.drive else [])
-        if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/poses message
-            self.pose_subs = [self.create_subscription(PoseArray, topics.POSES, self._on_poses, topics.LATCHED_QOS)]
+        if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/pose_table message
+            self.pose_subs = [self.create_subscription(Float64MultiArray, topics.POSE_TABLE, self._on_poses,
+                                                       topics.LATCHED_QOS)]
         else:
             self.pose_subs = [self.poses.subscribe(PoseStamped, p + topics.POSE, functools.partial(self._on_pose, i))
                               for i, p in enumerate(prefixes)]
@@ -122,13 +123,13 @@ class RobotNode(Node):
         if self.drive:
             self._drive(i)
 
-    def _on_poses(self, msg: PoseArray) -> None:
-        """The hosted robots' slice of /swarm/poses: update every pose, then answer the fresh ones at once."""
+    def _on_poses(self, msg: Float64MultiArray) -> None:
+        """The hosted robots' slice of the pose table: update every pose, then answer the fresh ones at once."""
         try:
             block = topics.parse_pose_block(msg, self.batch_offset, len(self.names))
         except ValueError as exc:
             if not self.bad_array_warned:
-                self.get_logger().warning(f"{topics.POSES}: {exc}; ignored")
+                self.get_logger().warning(f"{topics.POSE_TABLE}: {exc}; ignored")
                 self.bad_array_warned = True
             return
         bad = np.flatnonzero(~block.finite & ~self.bad_pose_warned)
