@@ -103,6 +103,10 @@ class RobotNode(Node):
         self.create_timer(0.05, self._on_timer)
         self.goals_pub = (self.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
                           if self.batch_offset >= 0 else None)
+        self.poll: tuple[int, np.ndarray] | None = None  # (step, hosted positions) of a poll still to answer
+        if self.batch_offset >= 0:  # the controller's observation 'polling'
+            self.create_subscription(Int32MultiArray, topics.POLL, self._on_poll, topics.LATCHED_QOS)
+            self.poll_pub = self.create_publisher(Float64MultiArray, topics.POLL_POSES, topics.POLL_POSES_QOS)
         self.n_entities = len(self.goal_pubs) + len(self.cmd_pubs) + len(self.pose_subs) + 4
         self.get_logger().info(f"hosting {n} robot(s) ({self.names[0]}..{self.names[-1]}), drive={self.drive}")
 
@@ -146,9 +150,37 @@ class RobotNode(Node):
             fresh = np.flatnonzero(~self.answered & (self.pose_stamp >= self.tick.stamp_ns))
             if fresh.size:
                 self._answer(fresh)
+        self._answer_poll()
         if self.drive:
             for i in np.flatnonzero(ok):
                 self._drive(int(i))
+
+    def _on_poll(self, msg: Int32MultiArray) -> None:
+        try:
+            step, indices = topics.parse_poll(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f"{topics.POLL}: {exc}")
+            return
+        local = indices - self.batch_offset
+        mine = local[(local >= 0) & (local < len(self.names))]
+        if mine.size:
+            self.poll = (step, mine)
+            self._answer_poll()
+
+    def _answer_poll(self, force: bool = False) -> None:
+        """Answer the pending poll once the polled robots' poses are at least as new as its tick (or `force`)."""
+        if self.poll is None or self.tick is None or self.tick.step < self.poll[0]:
+            return
+        step, mine = self.poll
+        if self.tick.step > step:  # a later tick overtook the poll: the controller has decided without it
+            self.poll = None
+            return
+        if not force and not np.all(self.pose_stamp[mine] >= self.tick.stamp_ns):
+            return
+        usable = mine[self.pose_stamp[mine] >= 0]
+        self.poll = None
+        self.poll_pub.publish(topics.poll_reply_msg(step, self.batch_offset + usable, self.pose_xy[usable],
+                                                    self.pose_yaw[usable], self.pose_stamp[usable]))
 
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
@@ -168,6 +200,7 @@ class RobotNode(Node):
             fresh = np.flatnonzero(self.pose_stamp >= tick.stamp_ns)
             if fresh.size:
                 self._answer(fresh)
+        self._answer_poll()
 
     def _on_command(self, msg: String) -> None:
         if msg.data == topics.STOP:
@@ -188,6 +221,7 @@ class RobotNode(Node):
             if late.size:
                 self._answer(late)  # stale pose: still the best information this robot has
             self.answered[:] = True
+            self._answer_poll(force=True)  # stale poses: still the best information the controller can get
         if self.drive:
             stale = np.flatnonzero((now - self.pose_time > self.stale_timeout) & ~self.stopped_sent)
             for i in stale:

@@ -6,6 +6,8 @@
 | /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
 | /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
 | /swarm/pose_table | std_msgs/Float64MultiArray [sec, nanosec, x_0, y_0, yaw_0, ...] | sim_node | R, TL, 1 |
+| /swarm/poll | std_msgs/Int32MultiArray [step, i_0, ..., i_{k-1}] (observation: polling) | controller_node | R, TL, 1 |
+| /swarm/poll_poses | std_msgs/Float64MultiArray [step; i, x, y, yaw, stamp_ns per row] | robot hosts | R, TL, 64 |
 | /swarm/zone_goals | std_msgs/Int32MultiArray [step, i_0, goal_0, ...] | robot_node hosting many | R, TL, 1024 |
 | /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
 | /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
@@ -41,6 +43,8 @@ CMD_VEL = "cmd_vel"
 ZONE_GOAL = "zone_goal"
 ZONE_COMMAND = "/swarm/zone_command"
 ZONE_GOALS = "/swarm/zone_goals"  # batched answers of a node hosting many simulated robots
+POLL = "/swarm/poll"  # observation 'polling': the controller names its k-subset for a step
+POLL_POSES = "/swarm/poll_poses"  # ... and only the hosts of sampled robots answer with their poses
 POSE_TABLE = "/swarm/pose_table"  # every simulated robot's pose in one flat message, for nodes hosting many
 TICK = "/swarm/tick"
 GLOBAL_STATE = "/swarm/global_state"
@@ -73,6 +77,8 @@ ANSWER_QOS = _reliable(10)
 # transient-local so that a batch published before the simulator's subscription matched still arrives
 GOALS_QOS = _reliable(1024, DurabilityPolicy.TRANSIENT_LOCAL)
 CMD_VEL_QOS = _reliable(1)
+POLL_POSES_QOS = _reliable(64, DurabilityPolicy.TRANSIENT_LOCAL)  # a reply per host and step; TL: one sent
+# before the controller's subscription matched still arrives
 METRICS_QOS = _reliable(1000)
 DIAGNOSTICS_QOS = _reliable(100)
 
@@ -202,6 +208,48 @@ def pose_table_msg(xy: np.ndarray, yaw: np.ndarray, stamp_ns: int) -> Float64Mul
     head = np.array([stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000], dtype=np.float64)
     msg.data = array.array("d", np.concatenate([head, rows.ravel()]).tobytes())
     return msg
+
+
+def poll_msg(step: int, sample: np.ndarray) -> Int32MultiArray:
+    return Int32MultiArray(data=[int(step), *map(int, sample)])
+
+
+def parse_poll(msg: Int32MultiArray) -> tuple[int, np.ndarray]:
+    """(step, sampled registry indices); raises ValueError for a malformed poll."""
+    data = np.asarray(msg.data, dtype=np.int64)
+    if data.size < 2 or data[0] < 0 or (data[1:] < 0).any():
+        raise ValueError(f"malformed poll {data.tolist()[:8]}: expected [step, i_0, ...] with indices >= 0")
+    return int(data[0]), data[1:]
+
+
+class PollReply(NamedTuple):
+    """Poses answered to a poll: registry indices (m,), xy (m, 2), yaw (m,), stamps (m,) ns."""
+
+    step: int
+    indices: np.ndarray
+    xy: np.ndarray
+    yaw: np.ndarray
+    stamp_ns: np.ndarray
+
+
+def poll_reply_msg(step: int, indices: np.ndarray, xy: np.ndarray, yaw: np.ndarray,
+                   stamp_ns: np.ndarray) -> Float64MultiArray:
+    """[step; rows of (i, x, y, yaw, stamp_ns)] (data_offset 1; stamps as float64: exact below 2^53 ns)."""
+    rows = np.column_stack([indices, xy, yaw, stamp_ns]).astype(np.float64)
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="robot", size=rows.shape[0], stride=rows.size),
+                      MultiArrayDimension(label="i,x,y,yaw,stamp_ns", size=5, stride=5)]
+    msg.layout.data_offset = 1
+    msg.data = array.array("d", np.concatenate([[float(step)], rows.ravel()]).tobytes())
+    return msg
+
+
+def parse_poll_reply(msg: Float64MultiArray) -> PollReply:
+    data = np.asarray(msg.data, dtype=np.float64)
+    if data.size < 1 or (data.size - 1) % 5 or int(msg.layout.data_offset) != 1 or not np.isfinite(data[0]):
+        raise ValueError(f"malformed poll reply of {data.size} values: expected [step; i, x, y, yaw, stamp_ns ...]")
+    rows = data[1:].reshape(-1, 5)
+    return PollReply(int(data[0]), rows[:, 0].astype(np.int64), rows[:, 1:3], rows[:, 3], rows[:, 4].astype(np.int64))
 
 
 class PoseBlock(NamedTuple):
