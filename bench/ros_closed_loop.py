@@ -116,6 +116,34 @@ def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Pa
     return row
 
 
+def wire_per_step(n: int, k: int, robots_per_host: int = 250) -> str:
+    """Messages and serialized (CDR) payload bytes per decision step on the controller's observation path,
+    per mode, computed by serializing the messages the nodes send (DDS headers and discovery not counted)."""
+    from rclpy.serialization import serialize_message
+
+    from altmarl_ros.ros import topics
+
+    rng = np.random.default_rng(0)
+    pose = len(serialize_message(topics.pose_msg(1.0, 2.0, 0.3, 123_456_789, "world")))
+    sample = np.sort(rng.choice(n, size=k, replace=False))
+    hosts = np.unique(sample // robots_per_host)
+    poll = len(serialize_message(topics.poll_msg(7, sample)))
+    replies = [len(serialize_message(topics.poll_reply_msg(7, sample[sample // robots_per_host == h],
+                                                             np.zeros((int((sample // robots_per_host == h).sum()), 2)),
+                                                             np.zeros(int((sample // robots_per_host == h).sum())),
+                                                             np.zeros(int((sample // robots_per_host == h).sum()),
+                                                                      dtype=np.int64))))
+               for h in hosts]
+    rows = [("rotating", f"{k} PoseStamped to the controller (+ {k} subscriptions created and {k} destroyed: "
+             "discovery announcements to every participant)", k, k * pose),
+            ("aggregate", f"{n} PoseStamped to the controller", n, n * pose),
+            ("polling", f"1 poll ({k} indices) + {len(hosts)} host replies", 1 + len(hosts), poll + sum(replies))]
+    lines = [f"n={n}, k={k}, {robots_per_host} robots per host; payload bytes (CDR), DDS headers not counted",
+             "| observation | messages per step | count | payload bytes |", "|---|---|---|---|"]
+    lines += [f"| {m} | {what} | {c} | {b} |" for m, what, c, b in rows]
+    return "\n".join(lines) + "\n"
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     """One row per case: steps/s min / median / max over the repeats; medians of the other figures."""
     cases: dict[tuple, list[dict]] = {}
@@ -153,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", default="rotating,aggregate", help="controller observation modes")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (min/median/max of steps/s)")
     parser.add_argument("--free-running", action="store_true", help="add n=1000 k=35 free-running at 10 Hz")
+    parser.add_argument("--wire", action="store_true", help="only print the messages/bytes per step per mode")
     args = parser.parse_args(argv)
+    if args.wire:
+        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1000]
+        for n in sizes:
+            for k in (int(k) for k in args.ks.split(",")):
+                print(wire_per_step(n, k))
+        return 0
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     os.environ.setdefault("ROS_DOMAIN_ID", "97")
     out = Path(args.out)
