@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
 
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
+PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
 
 
 class ParameterError(ValueError):
@@ -193,8 +195,19 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             return 2
         executor = make_executor(getattr(node, "n_entities", 0))
         executor.add_node(node)
-        while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
-            executor.spin_once(timeout_sec=0.1)
+        profile_dir = os.environ.get(PROFILE_ENV)
+        profiler = None
+        if profile_dir:  # bench/ros_closed_loop.py --profile: where this node's Python time goes
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
+        try:
+            while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(str(Path(profile_dir or ".") / f"{node.get_name()}.prof"))
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="", help="policy artifact (.npz); trained into --out when omitted")
     parser.add_argument("--out", required=True, help="run directory (summary.json, plots, logs)")
     parser.add_argument("--single-process", action="store_true", help="run every node in this process")
-    parser.add_argument("--observation", choices=("rotating", "aggregate"), default="rotating",
-                        help="controller: rotating k-subset subscriptions (default) or subscribe-all")
+    parser.add_argument("--observation", choices=("rotating", "aggregate", "polling"), default="rotating",
+                        help="controller: rotating k-subset subscriptions (default), subscribe-all, or poll the k "
+                             "robots (their hosts answer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator, controller and robots")
     parser.add_argument("--bag", action="store_true", help="record a rosbag2 (mcap) of the run into DIR/bag")
     parser.add_argument("--robots-per-process", type=int, default=250,
