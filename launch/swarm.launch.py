@@ -146,9 +146,6 @@ def generate_launch_description() -> LaunchDescription:
         _arg('lockstep', 'true: a step completes when every live robot and the controller answered.'),
         _arg('step_period', 'Seconds per decision step (free-running), or the minimum step period (lockstep).'),
         _arg('step_timeout', 'Lockstep: seconds after which missing answers count as dropped.'),
-        _arg('startup_timeout', 'Seconds for every node to match and answer the first step.'),
-        _arg('tolerate_lost_robots', 'true: robots that never answer the first step are run as dead; '
-             'false: sim_node stops naming their host.'),
         _arg('steps', 'sim_node stops after this many steps; 0 = run until stopped.'),
         _arg('zones', "Zones YAML; '' = share/altmarl_ros/config/zones.yaml."),
         _arg('record_path', "sim_node writes its per-step record (JSON) here at the end; '' = none."),
