@@ -518,10 +518,13 @@ METRIC_NAMES: tuple[str, ...] = ("value", "gap_l_unilateral", "gap_l_unilateral_
 def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, seed: int,
                   n_agents: int, horizon: int, n_episodes: int = 400, ordering: Ordering = "paper",
                   k_oracle: int = 100, oracle_g: GlobalController | None = None, search_agents: int = 100,
-                  search_episodes: int = 64, unilateral_search_episodes: int = 256, exact_max_d: int = 210,
-                  sample_budget: int = 1_500_000) -> Gaps:
+                  search_episodes: int = 64, unilateral_search_episodes: int = 256, shared_passes: int = 1,
+                  exact_max_d: int = 210, sample_budget: int = 1_500_000) -> Gaps:
     """All four gaps with one shared baseline (final episodes of `streams(seed).final`); see each estimator.
-    `oracle_g` reuses a full-information oracle (cache it by pi_l: it does not depend on pi_g or k)."""
+
+    `oracle_g` reuses a full-information oracle (cache it by pi_l: it does not depend on pi_g or k).
+    `shared_passes`: coordinate-ascent passes of the shared search (each pass scores S_g S_l (A_l - 1)
+    tables; more passes find larger shared deviations at a proportional search cost)."""
     if pi_g.k > n_agents:
         raise ValueError(f"pi_g observes k={pi_g.k} robots but n_agents={n_agents}")
     common = {"seed": seed, "n_agents": n_agents, "horizon": horizon, "n_episodes": n_episodes,
@@ -540,8 +543,8 @@ def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLoc
     unilateral = gap_l_unilateral(game, pi_g, pi_l, search_episodes=unilateral_search_episodes, baseline=base,
                                   **common)  # type: ignore[arg-type]
     lap("gap_l_unilateral")
-    shared = gap_l_shared(game, pi_g, pi_l, search_episodes=search_episodes, baseline=base,
-                          **common)  # type: ignore[arg-type]
+    shared = gap_l_shared(game, pi_g, pi_l, search_episodes=search_episodes, max_passes=shared_passes,
+                          baseline=base, **common)  # type: ignore[arg-type]
     lap("gap_l_shared")
     restricted = gap_g_restricted(game, pi_g, pi_l, search_episodes=search_episodes, exact_max_d=exact_max_d,
                                   sample_budget=sample_budget, baseline=base, **common)  # type: ignore[arg-type]
