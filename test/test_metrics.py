@@ -6,7 +6,7 @@ import pytest
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.gaps import estimate_gaps
-from altmarl_ros.marl.metrics import exact_nash_gap, exact_value
+from altmarl_ros.marl.metrics import exact_full_information_gap, exact_nash_gap, exact_value
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 STAY = TabularLocalPolicy(np.tile([1.0, 0.0], (2, 2, 1)))
@@ -86,3 +86,16 @@ def test_exact_metrics_refuse_large_problems():
         exact_value(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=8)
     with pytest.raises(ValueError, match="enumerate"):
         exact_nash_gap(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=2)
+
+
+def test_finite_horizon_exact_values_match_hand_computation():
+    """(stay, stay) in the coordination game: 1/2 per step, so sum_{t<H} 0.9^t / 2; (stay, follow): 1/2 then 1.
+    The full-information optimum against "stay" also earns 1/2 then, with 2 agents, 1 if they share a zone
+    (probability 1/2 under uniform initial states) and 1/2 otherwise."""
+    game = make_game("coordination")
+    H = 7
+    geo = (1 - 0.9 ** H) / 0.1
+    assert exact_value(game, global_stay(1), STAY, n_agents=2, horizon=H) == pytest.approx(0.5 * geo)
+    assert exact_value(game, global_stay(1), FOLLOW, n_agents=2, horizon=H) == pytest.approx(0.5 + (geo - 1))
+    full = exact_full_information_gap(game, global_stay(1), STAY, n_agents=2, horizon=H)
+    assert full == pytest.approx(0.5 + 0.75 * (geo - 1) - 0.5 * geo)

@@ -2,7 +2,8 @@
 
 Every gap is the paired gain V(deviation) - V(pi_g, pi_l) of ONE deviation found by a search, and every
 search is independent of the learner that produced the policies (no L-LEARN here; G-LEARN only as a
-global oracle, with other settings than training). Two episode sets, two streams of one seed:
+global oracle, with other settings than training: see `gap_g_restricted` for the one exception).
+Two episode sets, from two of the three streams of one seed (`streams`):
 
 - the SEARCH set (`search_episodes` episodes on min(n, `search_agents`) agents; min(n, max(search_agents,
   10 k)) for dispatchers, whose value depends on the sampled fraction k / n) ranks candidates;
@@ -17,7 +18,7 @@ of the deviation it found, and so an estimate of a LOWER BOUND of the correspond
 policy, whose gain is exactly 0 (stderr 0). Values are discounted returns over `horizon` steps.
 
 - `gap_l_unilateral`: one tagged robot (agent 0) deviates, n - 1 keep pi_l.
-- `gap_l_shared`: every robot switches to one shared table pi_l'(s_g, s_l).
+- `gap_l_shared`: every robot switches to one shared policy pi_l' (a (s_g, s_l) table, or uniform).
 - `gap_g_restricted`: the dispatcher switches to another pi_g' over count vectors of the same k.
 - `gap_g_full`: the dispatcher switches to one observing the whole population.
 Exact brute-force counterparts for tiny games: `metrics.exact_unilateral_gap`, `exact_shared_gap`,
@@ -439,7 +440,11 @@ def gap_g_restricted(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: Tabular
     n-robot system, so even its exact solution is only a candidate. Candidates: `restricted_candidates`
     (G-LEARN exact / with more samples than training / deterministic mean-field), chosen by the search
     episodes on min(n, max(search_agents, 10 k)) robots; pi_g itself wins (gain 0) when none beats it there.
-    The final estimate can come out negative: the chosen candidate is then worse than pi_g on n robots."""
+    The final estimate can come out negative: the chosen candidate is then worse than pi_g on n robots.
+    Caveat: where `restricted_oracle_rule` gives None (k >= 35 on the warehouse at the default budget)
+    the only G-LEARN candidate is the deterministic mean-field one, which is the training learner itself
+    when training used the authors' deterministic transition: the gap is then ~0 by construction for
+    a converged pair, as the old gap_l was. Raise `sample_budget` (G-LEARN cost grows with D x m) to avoid it."""
     setup = _setup(seed, n_agents, search_agents, horizon, ordering, 10 * pi_g.k)
     cands: dict[str, GlobalController] = dict(restricted_candidates(
         game, pi_l, pi_g.k, np.random.default_rng(setup.streams.learn), exact_max_d=exact_max_d,
@@ -518,10 +523,13 @@ METRIC_NAMES: tuple[str, ...] = ("value", "gap_l_unilateral", "gap_l_unilateral_
 def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, seed: int,
                   n_agents: int, horizon: int, n_episodes: int = 400, ordering: Ordering = "paper",
                   k_oracle: int = 100, oracle_g: GlobalController | None = None, search_agents: int = 100,
-                  search_episodes: int = 64, unilateral_search_episodes: int = 256, exact_max_d: int = 210,
-                  sample_budget: int = 1_500_000) -> Gaps:
+                  search_episodes: int = 64, unilateral_search_episodes: int = 256, shared_passes: int = 1,
+                  exact_max_d: int = 210, sample_budget: int = 1_500_000) -> Gaps:
     """All four gaps with one shared baseline (final episodes of `streams(seed).final`); see each estimator.
-    `oracle_g` reuses a full-information oracle (cache it by pi_l: it does not depend on pi_g or k)."""
+
+    `oracle_g` reuses a full-information oracle (cache it by pi_l: it does not depend on pi_g or k).
+    `shared_passes`: coordinate-ascent passes of the shared search (each pass scores S_g S_l (A_l - 1)
+    tables; more passes find larger shared deviations at a proportional search cost)."""
     if pi_g.k > n_agents:
         raise ValueError(f"pi_g observes k={pi_g.k} robots but n_agents={n_agents}")
     common = {"seed": seed, "n_agents": n_agents, "horizon": horizon, "n_episodes": n_episodes,
@@ -540,8 +548,8 @@ def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLoc
     unilateral = gap_l_unilateral(game, pi_g, pi_l, search_episodes=unilateral_search_episodes, baseline=base,
                                   **common)  # type: ignore[arg-type]
     lap("gap_l_unilateral")
-    shared = gap_l_shared(game, pi_g, pi_l, search_episodes=search_episodes, baseline=base,
-                          **common)  # type: ignore[arg-type]
+    shared = gap_l_shared(game, pi_g, pi_l, search_episodes=search_episodes, max_passes=shared_passes,
+                          baseline=base, **common)  # type: ignore[arg-type]
     lap("gap_l_shared")
     restricted = gap_g_restricted(game, pi_g, pi_l, search_episodes=search_episodes, exact_max_d=exact_max_d,
                                   sample_budget=sample_budget, baseline=base, **common)  # type: ignore[arg-type]
