@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -65,9 +66,8 @@ def _load_config(args: argparse.Namespace) -> Any:
 
 
 def _round_printer(progress: Progress) -> Any:
-    def on_round(record: Any) -> None:
-        flags = ("G" if record.global_accepted else "g") + ("L" if record.local_accepted else "l")
-        progress.update(record.round, f"value {record.value:.2f} [{flags}]")
+    def on_round(start: str, record: Any) -> None:
+        progress.advance(1, f"{start}: round {record.round}, value {record.value.mean:.2f} [{record.accepted}]")
 
     return on_round
 
@@ -80,13 +80,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     k = args.k or config.k
     print(f"training {config.game} {config.game_options} k={k} n={config.n_agents} seed={args.seed} "
           f"(G-LEARN {config.g_learn.transition}, L-LEARN {config.l_learn.kind}, rule {config.loop.rule})")
-    with Progress(config.loop.max_rounds, "rounds") as progress:
+    from altmarl_ros.marl.experiments import expand_starts
+    from altmarl_ros.marl.games import make_game
+
+    n_starts = len(expand_starts(config.loop.starts, make_game(config.game, **config.game_options).n_global_actions))
+    with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
-    print(f"stopped: {result.stop_reason} after {len(result.history)} rounds in {trained.train_seconds:.2f} s"
+    for outcome in trained.selection.outcomes:
+        print(f"  start {outcome.start:<11} {outcome.result.stop_reason:<10} after {len(outcome.result.history)} "
+              f"rounds: welfare {outcome.welfare.mean:.2f} +- {outcome.welfare.stderr:.2f}")
+    print(f"chosen: {trained.selection.best.start} ({trained.selection.reason}) in {trained.train_seconds:.2f} s"
           + (f" (2*eta = {2 * result.eta:.3f})" if result.eta == result.eta else ""))
     metrics: dict[str, Any] = {"train_seconds": trained.train_seconds, "stop_reason": result.stop_reason,
-                               "rounds": [r._asdict() for r in result.history]}
+                               "rounds": [r.to_dict() for r in result.history],
+                               "selection": trained.selection.to_dict()}
     if not args.no_eval:
         final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=args.seed)
         metrics.update(reward=final.reward_mean, reward_std=final.reward_std, reward_stderr=final.reward_stderr,
@@ -104,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.artifacts import load_policies
     from altmarl_ros.marl.config import config_from_dict
-    from altmarl_ros.marl.experiments import estimate_nash_gap, evaluate_policies, with_overrides
+    from altmarl_ros.marl.experiments import estimate_gaps_for, evaluate_policies, gap_rows, with_overrides
 
     artifact = load_policies(args.policy)
     if args.config is None and isinstance(artifact.meta.get("config"), dict):  # the settings it was trained with
@@ -118,10 +126,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               "ordering": config.ordering, "reward": final.reward_mean,
                               "reward_std": final.reward_std, "reward_stderr": final.reward_stderr,
                               "mode_accuracy": final.mode_accuracy}
-    if args.nash_gap:
-        gap = estimate_nash_gap(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
-        report.update(gap_g=gap.gap_g.mean, gap_g_stderr=gap.gap_g.stderr, gap_l=gap.gap_l.mean,
-                      gap_l_stderr=gap.gap_l.stderr, nash_gap=gap.nash_gap.mean)
+    if args.gaps:
+        gaps = estimate_gaps_for(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
+        for row in gap_rows(artifact.k, args.seed, gaps):
+            report.update({row.metric: row.value, row.metric + "_stderr": row.stderr})
+        report["gap_seconds"] = gaps.seconds
     print(json.dumps(report, indent=2))
     if args.out:
         from altmarl_ros.marl.artifacts import atomic_write_text
@@ -131,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.backends import grid, run_sweep
+    from altmarl_ros.marl.backends import grid, run_cell, run_sweep
 
     if args.address and args.backend != "ray":
         raise ValueError("--address needs --backend ray")
@@ -148,25 +157,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             reward = next(r.value for r in new if r.metric == "reward")
             progress.advance(1, f"k={cell.k} seed={cell.seed} reward {reward:.2f}")
 
+        cell_fn = functools.partial(run_cell, policy_dir=args.save_policies)
         rows = run_sweep(config, cells, out=out, backend=args.backend, address=args.address, resume=args.resume,
-                         on_cell=on_cell)
+                         on_cell=on_cell, cell_fn=cell_fn)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.experiments import read_rows
+    from altmarl_ros.marl.experiments import GAP_METRIC, read_rows
     from altmarl_ros.marl.plotting import fit_loglog_slope, plot_rows, summarize
 
     rows = read_rows(args.csv)
     written = plot_rows(rows, args.out, title=args.title)
     for metric, path in written.items():
         print(f"{metric}: {path}")
-    gap = summarize(rows, "nash_gap")
-    if (gap.mean > 0).sum() >= 3:
-        fit = fit_loglog_slope(gap.k, gap.mean)
-        print(f"Nash gap log-log slope {fit.slope:.3f} (95 % CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], "
-              f"{fit.n_points} k values; theory about -0.5)")
+    for metric in ("gap_l_unilateral", "gap_l_shared", "gap_g_restricted", "gap_g_full", GAP_METRIC):
+        gap = summarize(rows, metric)
+        if (gap.mean > 0).sum() >= 3:
+            fit = fit_loglog_slope(gap.k, gap.mean)
+            print(f"{metric} log-log slope {fit.slope:.3f} (95 % CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], "
+                  f"{fit.n_points} k values with a positive mean; theory about -0.5)")
     return 0
 
 
@@ -197,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(config=None)  # default: the config stored in the policy's metadata
     p.add_argument("--policy", required=True, help="policy artifact (.npz with its .json)")
     p.add_argument("--ordering", choices=("paper", "authors"), default=None, help="override the update ordering")
-    p.add_argument("--nash-gap", action="store_true", help="also estimate the Nash gap (slower)")
+    p.add_argument("--gaps", "--nash-gap", action="store_true",
+                   help="also estimate the named gaps (gap_l_unilateral, gap_l_shared, gap_g_restricted, gap_g_full; "
+                        "each a lower-bound estimate, see README) and nash_gap_lower_bound (slower)")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
@@ -214,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--gap-seeds", type=int, default=None, help="estimate the Nash gap on the first N seeds only")
     p.add_argument("--out", required=True, help="CSV path (columns k,seed,metric,value,stderr)")
+    p.add_argument("--save-policies", metavar="DIR", default=None,
+                   help="also save every trained pair as DIR/k<k>_seed<seed>.npz/.json")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="plot a sweep CSV as PNGs")
@@ -239,14 +254,18 @@ def _no_ros(exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from altmarl_ros.errors import is_user_error
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:  # ConfigError, PolicyFileError, bad files: one clear line
-        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if not is_user_error(exc):
+            raise  # a programming error: keep its traceback
+        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)  # bad config, file, option: one line
         return 2
 
 

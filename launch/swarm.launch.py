@@ -140,7 +140,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='auto',
                               description='true/false; auto = true with gazebo (the /clock bridge), else false.'),
         _arg('robots_per_process', 'Robots hosted by one robot_node process; 1 = one namespaced node per robot.'),
-        _arg('observation', 'Controller observation: rotating k-subset subscriptions or aggregate.',
+        _arg('observation', 'Controller observation: rotating k-subset subscriptions, aggregate or polling.',
              choices=list(OBSERVATIONS)),
         _arg('seed', 'Base seed of every node.'),
         _arg('lockstep', 'true: a step completes when every live robot and the controller answered.'),
@@ -151,6 +151,9 @@ def generate_launch_description() -> LaunchDescription:
         _arg('record_path', "sim_node writes its per-step record (JSON) here at the end; '' = none."),
         _arg('bag_path', "sim_node records a rosbag2 (mcap) here; '' = none."),
         _arg('autostart', "true: stepping starts once every node is matched; false: wait for 'start'."),
+        _arg('startup_timeout', 'Seconds for every node to match and answer the first step (the handshake).'),
+        _arg('tolerate_lost_robots', 'false: robots that never answer the first step stop sim_node (exit 3) naming '
+                                     'their host; true: run without them.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         # Gazebo only (sim:=gazebo).
         DeclareLaunchArgument('headless', default_value='true',

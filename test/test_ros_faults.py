@@ -92,7 +92,8 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
             rogue_cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
             rogue_tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             rogue_batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
-            p.spin(1.0)  # let them match
+            rogues = (rogue_goal, rogue_cmd, rogue_tick, rogue_batch)  # (the controller may not hold /robot_0/pose)
+            p.spin_until(lambda: all(pub.get_subscription_count() > 0 for pub in rogues), 30, "the rogues to match")
             t_garbage = p.metrics[-1]["step"]
             for _ in range(20):
                 step = int(p.metrics[-1]["step"]) + 1
@@ -103,13 +104,12 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
                 rogue_tick.publish(Int64MultiArray(data=[1, 2]))
                 rogue_batch.publish(topics.goals_msg(step, np.array([999]), np.array([1])))  # no such robot
                 rogue_batch.publish(Int32MultiArray(data=[step, 3]))  # malformed
-                p.spin(0.05)
+                p.spin_until(lambda step=step: p.metrics[-1]["step"] >= step, 30, f"step {step}")  # one round a step
             p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 30, 30, "30 steps after the garbage")
             assert sum(m["bad_answers"] for m in _after(p.metrics, t_garbage)) > 0
             assert [proc.label for proc in group.exited()] == []  # nobody crashed
             steps_before = len(p.metrics)
-            p.spin(1.0)
-            assert len(p.metrics) > steps_before  # still stepping
+            p.spin_until(lambda: len(p.metrics) > steps_before + 5, 30, "more steps")  # still stepping
     finally:
         group.stop()
     logs = {path.name: path.read_text() for path in tmp_path.rglob("*.log")}
@@ -119,6 +119,41 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
     record = (tmp_path / "record.json").read_text()  # written on SIGINT, complete JSON
     import json
     assert json.loads(record)["steps"] >= 50
+
+
+def test_a_live_host_that_never_answers_stops_the_start_naming_it(ros_domain, policy, tmp_path):
+    """A host that is on the graph (its robots' zone_goal publishers are matched) but never answers:
+    the simulator does not quietly run without its robots; it exits 3 naming the host and the robots."""
+    from std_msgs.msg import Int32MultiArray
+
+    from altmarl_ros.ros import topics
+    from altmarl_ros.ros.testing import probe
+
+    names = [f"robot_{i}" for i in range(3)]
+    common = ["-p", f"policy_path:={policy}", "-p", "n_robots:=3"]
+    sim = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.sim_node", "--ros-args", *common,
+                            "-p", "startup_timeout:=4.0", "-p", "steps:=5"], stderr=subprocess.PIPE, text=True)
+    ctrl = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.controller_node", "--ros-args", *common,
+                             "-p", "k:=2"], stderr=subprocess.DEVNULL)
+    try:
+        with probe() as p:
+            from rclpy.node import Node
+
+            host = Node("mute_host", context=p.context)
+            pubs = [host.create_publisher(Int32MultiArray, topics.robot_topic(r, topics.ZONE_GOAL), topics.ANSWER_QOS)
+                    for r in names]
+            p.executor.add_node(host)
+            p.spin_until(lambda: sim.poll() is not None, 60, "the simulator to give up")
+            del pubs
+            host.destroy_node()
+        stderr = sim.stderr.read()
+    finally:
+        for proc in (sim, ctrl):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(10)
+    assert sim.returncode == 3, stderr
+    assert "never answered the first step" in stderr and "/mute_host: 3 robot(s) (robot_0..robot_2)" in stderr, stderr
 
 
 def test_malformed_parameters_fail_clearly(ros_domain, policy):
@@ -169,13 +204,11 @@ def test_swarm_cli_ctrl_c_stops_everything(ros_domain, policy, tmp_path):
                              "--n-robots", "20", "--steps", "100000", "--step-period", "0.02", "--out", str(out),
                              "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        sim_log = out / "logs" / "altmarl_sim.log"
         end = time.monotonic() + 60
-        while not (out / "sim_record.json").exists() and time.monotonic() < end:
-            if (out / "logs" / "altmarl_sim.log").exists() and "stepping" in (out / "logs" /
-                                                                              "altmarl_sim.log").read_text():
-                break
-            time.sleep(0.2)
-        time.sleep(2.0)
+        while not (sim_log.exists() and "first step answered" in sim_log.read_text()):  # it is stepping
+            assert time.monotonic() < end and proc.poll() is None, "the swarm never started stepping"
+            time.sleep(0.1)  # polling a file, bounded by `end`
         children = subprocess.run(["pgrep", "-f", f"params-file {out}"], capture_output=True, text=True).stdout.split()
         assert len(children) == 3, children  # sim, controller, one robot process
         os.killpg(proc.pid, signal.SIGINT)

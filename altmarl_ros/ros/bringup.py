@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from altmarl_ros.ros.backends import MODES, drives
+
 SIMS = ("embedded", "gazebo")
-MODES = ("model", "kinematic")
-OBSERVATIONS = ("rotating", "aggregate")
+OBSERVATIONS = ("rotating", "aggregate", "polling")
 EXECUTABLES = ("sim_node", "controller_node", "robot_node")
 SIM_NODE_NAME = "altmarl_sim"
 CONTROLLER_NODE_NAME = "altmarl_controller"
@@ -70,7 +71,7 @@ class SwarmOptions:
     k: int = 5
     policy: str = ""  # policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz
     sim: str = "embedded"  # 'embedded' (sim_node) or 'gazebo' (no sim_node; Gazebo plays it)
-    mode: str = "model"  # sim_node mode: 'model' (exact P_g/P_l transitions) or 'kinematic' (unicycle)
+    mode: str = "model"  # sim_node backend (backends.MODES): 'model' (exact P_g/P_l), 'kinematic' (unicycle), ...
     use_sim_time: bool = False
     robots_per_process: int = 250  # robots hosted by one robot_node; 1 = one namespaced node per robot
     observation: str = "rotating"  # controller: 'rotating' k-subset subscriptions or 'aggregate'
@@ -84,6 +85,8 @@ class SwarmOptions:
     # its own beside it (controller_record_path); '' = none
     bag_path: str = ""  # sim_node records a rosbag2 (mcap) here; '' = none
     autostart: bool = True  # sim_node starts stepping once every node is matched (else waits for 'start')
+    startup_timeout: float = 60.0  # s for every node to match and answer the first step
+    tolerate_lost_robots: bool = False  # robots that never answer the first step: False = sim_node stops (exit 3)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ class SwarmOptions:
                               ("log_level", ("debug", "info", "warn", "error"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("step_period", "step_timeout"):
+        for name in ("step_period", "step_timeout", "startup_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
@@ -106,14 +109,18 @@ class SwarmOptions:
             raise ValueError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
         if not self.lockstep and self.step_period <= 0:
             raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
-        for name in ("use_sim_time", "lockstep", "autostart"):
+        for name in ("use_sim_time", "lockstep", "autostart", "tolerate_lost_robots"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
-        if self.sim == "gazebo" and self.mode == "model":
-            raise ValueError("SwarmOptions.mode must be 'kinematic' with sim='gazebo' (Gazebo moves the robots)")
+        if self.observation == "polling" and (self.robots_per_process == 1 or self.sim == "gazebo"):
+            raise ValueError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
+                             "it needs sim='embedded' and robots_per_process > 1")
+        if self.sim == "gazebo" and not drives(self.mode):
+            raise ValueError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
+                             f"(Gazebo moves the robots), got {self.mode!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -146,6 +153,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
             "step_period": float(options.step_period), "step_timeout": float(options.step_timeout),
             "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
             "bag_path": options.bag_path, "autostart": options.autostart,
+            "startup_timeout": float(options.startup_timeout), "tolerate_lost_robots": options.tolerate_lost_robots,
         }))
     specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
         **common, "robots": names, "k": options.k, "seed": options.seed + 1,
@@ -158,7 +166,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
         "clock": "timer" if options.sim == "gazebo" else "tick",
         "step_period": float(options.step_period) if (free or options.sim == "gazebo") else 0.1,
     }))
-    drive = options.mode == "kinematic"
+    drive = drives(options.mode)
     if options.robots_per_process == 1:
         for i, name in enumerate(names):
             specs.append(NodeSpec("robot_node", "robot_node", name, {

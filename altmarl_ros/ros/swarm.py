@@ -25,6 +25,7 @@ import numpy as np
 
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
 from altmarl_ros.progress import Progress
+from altmarl_ros.ros.backends import MODES, drives
 from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
@@ -35,13 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-robots", type=int, default=50, help="robots in the swarm (default 50)")
     parser.add_argument("--k", type=int, default=5, help="robots the controller observes per step (default 5)")
     parser.add_argument("--steps", type=int, default=200, help="decision steps to run (default 200)")
-    parser.add_argument("--mode", choices=("model", "kinematic"), default="model",
-                        help="simulator: exact game transitions (model) or unicycle robots (kinematic)")
+    parser.add_argument("--mode", choices=MODES, default="model",
+                        help="simulator backend: exact game transitions (model), unicycle robots (kinematic), ...")
     parser.add_argument("--policy", default="", help="policy artifact (.npz); trained into --out when omitted")
     parser.add_argument("--out", required=True, help="run directory (summary.json, plots, logs)")
     parser.add_argument("--single-process", action="store_true", help="run every node in this process")
-    parser.add_argument("--observation", choices=("rotating", "aggregate"), default="rotating",
-                        help="controller: rotating k-subset subscriptions (default) or subscribe-all")
+    parser.add_argument("--observation", choices=("rotating", "aggregate", "polling"), default="rotating",
+                        help="controller: rotating k-subset subscriptions (default), subscribe-all, or poll the k "
+                             "robots (their hosts answer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator, controller and robots")
     parser.add_argument("--bag", action="store_true", help="record a rosbag2 (mcap) of the run into DIR/bag")
     parser.add_argument("--robots-per-process", type=int, default=250,
@@ -50,8 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-period", type=float, default=None,
                         help="s per step (minimum in lockstep); default 0 (model) or 2.0 (kinematic)")
     parser.add_argument("--step-timeout", type=float, default=1.0, help="s before missing answers are dropped")
-    parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for every node to match")
-    parser.add_argument("--numpy-episodes", type=int, default=200, help="episodes of the NumPy reference")
+    parser.add_argument("--startup-timeout", type=float, default=60.0,
+                        help="s for every node to match and answer the first step (default 60)")
+    parser.add_argument("--tolerate-lost-robots", action="store_true",
+                        help="run on without robots that never answer (or stop answering); default: fail naming "
+                             "their host")
+    parser.add_argument("--numpy-episodes", type=int, default=200,
+                        help="episodes of the NumPy reference (a quarter of them, >= 10, for the random baseline)")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--dds-defaults", action="store_true",
@@ -90,12 +97,14 @@ class RunOutcome:
 def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
     step_period = args.step_period
     if step_period is None:
-        step_period = KINEMATIC_STEP_PERIOD if args.mode == "kinematic" else (0.1 if args.free_running else 0.0)
+        step_period = KINEMATIC_STEP_PERIOD if drives(args.mode) else (0.1 if args.free_running else 0.0)
     return SwarmOptions(n_robots=args.n_robots, k=args.k, policy=str(policy.resolve()), mode=args.mode,
                         robots_per_process=args.robots_per_process, observation=args.observation,
                         seed=args.seed, lockstep=not args.free_running, step_period=float(step_period),
                         step_timeout=float(args.step_timeout), steps=args.steps,
                         record_path=str((out / "sim_record.json").resolve()),
+                        startup_timeout=float(args.startup_timeout),
+                        tolerate_lost_robots=bool(args.tolerate_lost_robots),
                         bag_path=str((out / "bag").resolve()) if args.bag else "")
 
 
@@ -197,8 +206,14 @@ def run_single_process(options: SwarmOptions, out: Path, args: argparse.Namespac
         executor = make_executor(sum(getattr(n, "n_entities", 0) for n in nodes))
         for node in nodes:
             executor.add_node(node)
-        _spin_until_done(executor, monitor, lambda: sim.done, lambda: None, outcome, options.steps,
+        def check_exit() -> None:
+            if sim.done and sim.exit_code and not any(f.startswith("sim") for f in outcome.failures):
+                outcome.failures.append(f"sim ({sim.get_name()}) stopped with exit code {sim.exit_code}; see its "
+                                        "log above")
+
+        _spin_until_done(executor, monitor, lambda: sim.done, check_exit, outcome, options.steps,
                          args.startup_timeout, options.step_timeout)
+        check_exit()
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -243,8 +258,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
     horizon = max(steps, 1)
     ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, steps=horizon,
                     episodes=args.numpy_episodes)
+    # the random loop's episode spread is far smaller than the policies' (a baseline, not the tested value)
     rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, steps=horizon,
-                    episodes=args.numpy_episodes)
+                    episodes=max(10, args.numpy_episodes // 4))
     closed = float(rewards.mean()) if steps else math.nan
     spread = math.sqrt(ref.episode_std ** 2 + ref.stderr ** 2)
     latencies = [r["controller_latency_ms"] for r in per_step]
@@ -263,8 +279,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "random_policy_reward": rnd.mean, "random_policy_reward_stderr": rnd.stderr,
         "dropped_answers": int(sum(r["dropped_robots"] for r in per_step)),
         "controller_dropped": int(sum(r["controller_dropped"] for r in per_step)),
-        "bad_answers": int(sum(r["bad_answers"] for r in per_step)),
-        "late_answers": int(sum(r.get("late_answers", 0) for r in per_step)),
+        # the simulator's totals also hold what was heard after its last recorded step
+        **{key: int((sim_record or {}).get(key, sum(r.get(key, 0) for r in per_step)))
+           for key in ("bad_answers", "late_answers", "duplicate_answers")},
         "steps_per_second": (sim_record or {}).get("steps_per_second", steps / busy if busy > 0 else math.nan),
         "controller_latency_ms_p50": _percentile(latencies, 50),
         "controller_latency_ms_p95": _percentile(latencies, 95),
@@ -273,6 +290,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "step_seconds_p50": _percentile(seconds, 50), "step_seconds_p95": _percentile(seconds, 95),
         "missing_poses": int(sum(max(r["missing_poses"], 0) for r in per_step)),
         "stale_poses": int(sum(max(r["stale_poses"], 0) for r in per_step)),
+        "lost_robots": (sim_record or {}).get("lost_robots", {}),
+        "silent_at_end": (sim_record or {}).get("silent_at_end", {}),
+        "tolerate_lost_robots": bool(args.tolerate_lost_robots),
         "max_pose_subscriptions": max((int(c.get("max_pose_subscriptions", 0)) for c in controller), default=0),
         "node_failures": outcome.failures, "interrupted": outcome.interrupted, "stalled": outcome.stalled,
         "wall_seconds": outcome.wall_seconds, "bag": options.bag_path or None,
@@ -365,6 +385,11 @@ def run(args: argparse.Namespace) -> int:
           f"dropped answers {summary['dropped_answers']}; {out / 'summary.json'}")
     if outcome.interrupted:
         return 130
+    silent = summary["silent_at_end"]
+    if silent and not args.tolerate_lost_robots:
+        outcome.failures.append("robots stopped answering during the run: " + "; ".join(
+            f"{host}: {len(robots)} robot(s) ({robots[0]}..{robots[-1]})" for host, robots in silent.items())
+            + " (--tolerate-lost-robots to accept)")
     if outcome.failures or summary["steps"] < args.steps:
         for failure in outcome.failures:
             print(f"altmarl swarm: {failure}", file=sys.stderr)
