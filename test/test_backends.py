@@ -183,3 +183,11 @@ def test_cli_sweep_resume_and_backend_flags(tmp_path):
     assert "(resuming)" in second.stdout
     bad = altmarl("sweep", "--config", config, "--k", "1", "--out", out, "--address", "auto")
     assert bad.returncode == 2 and bad.stderr.strip().endswith("--address needs --backend ray")
+
+
+def test_without_ray_the_ray_backend_is_one_clear_error(monkeypatch):
+    """Ray is optional: the local backend never imports it, and --backend ray without it is a user error."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    assert run_sweep(TINY, grid([1], [0], gap_seeds=0))  # local: fine
+    with pytest.raises(ValueError, match=r"the ray backend needs Ray: pip install 'altmarl_ros\[ray\]'"):
+        run_sweep(TINY, grid([1], [0], gap_seeds=0), backend="ray")

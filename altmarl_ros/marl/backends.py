@@ -81,7 +81,7 @@ def run_ray(config: TrainConfig, cells: Iterable[Cell], on_cell: OnCell, *, addr
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("the ray backend needs Ray: pip install 'altmarl_ros[ray]' (or `pip install ray`)") from exc
+        raise ValueError("the ray backend needs Ray: pip install 'altmarl_ros[ray]' (or `pip install ray`)") from exc
     started = not ray.is_initialized()
     if started:
         if address:
