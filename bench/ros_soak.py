@@ -5,7 +5,9 @@ default process layout) with the heuristic policy. Per run it records the exit s
 whose robots never answered the first step (`lost_robots`, the run then fails with exit 1 naming
 them) or stopped answering later (`silent_at_end`), dropped / late answers, the first step's
 (handshake's) duration and steps/s, and what every robot host logged about its first tick (a host
-that never got one logs what it was matched with after 10 s). Target: 0 lost hosts.
+that never got one logs what it was matched with after 10 s). A run that hangs past --run-timeout is
+recorded as exit "hung" with every thread's Python stack, killed, and the soak goes on.
+Target: 0 lost hosts.
 
     .venv/bin/python bench/ros_soak.py --runs 20 --out bench/results/ros_soak
 """
@@ -13,8 +15,10 @@ that never got one logs what it was matched with after 10 s). Target: 0 lost hos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +31,23 @@ def run_once(i: int, args: argparse.Namespace, out: Path, policy: Path) -> dict:
            "--steps", str(args.steps), "--mode", "model", "--policy", str(policy), "--out", str(run_dir),
            "--numpy-episodes", "20", "--no-plots", "--seed", str(i)]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.run_timeout)
+    # -X faulthandler: a run that hangs past --run-timeout gets SIGABRT, which prints every thread's Python
+    # stack to stderr (recorded in the row), then its process group is killed and the soak goes on
+    proc = subprocess.Popen([cmd[0], "-X", "faulthandler", *cmd[1:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    hung = False
+    try:
+        _, stderr = proc.communicate(timeout=args.run_timeout)
+    except subprocess.TimeoutExpired:
+        hung = True
+        os.kill(proc.pid, signal.SIGABRT)
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            stderr = ""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     wall = time.monotonic() - t0
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
@@ -39,13 +59,14 @@ def run_once(i: int, args: argparse.Namespace, out: Path, policy: Path) -> dict:
                            "NO TICK: " + next((line for line in text.splitlines() if "no tick after" in line), "")
                            if "no tick after" in text else "no tick, nothing logged")
     lost = {**summary.get("lost_robots", {}), **summary.get("silent_at_end", {})}
-    return {"run": i, "exit": proc.returncode, "wall_s": round(wall, 1), "steps": summary.get("steps", 0),
+    return {"run": i, "exit": "hung" if hung else proc.returncode, "wall_s": round(wall, 1),
+            "steps": summary.get("steps", 0), "sim_finished": (run_dir / "sim_record.json").is_file(),
             "steps_per_second": round(summary.get("steps_per_second", float("nan")), 2),
             "handshake_s": round(per_step[0]["step_seconds"], 2) if per_step else None,
             "lost_hosts": sorted(lost), "lost_robots": sum(len(v) for v in lost.values()),
             "dropped_answers": summary.get("dropped_answers"), "late_answers": summary.get("late_answers"),
             "controller_dropped": summary.get("controller_dropped"), "hosts": hosts,
-            "stderr_tail": proc.stderr.strip().splitlines()[-3:] if proc.returncode else []}
+            "stderr_tail": stderr.strip().splitlines()[-40 if hung else -3:] if (hung or proc.returncode) else []}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-robots", type=int, default=1000)
     parser.add_argument("--k", type=int, default=35)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--run-timeout", type=float, default=600.0, help="s before a run is abandoned")
+    parser.add_argument("--run-timeout", type=float, default=300.0,
+                        help="s before a run counts as hung (its Python stacks are recorded) and is killed")
     parser.add_argument("--out", default="bench/results/ros_soak")
     args = parser.parse_args(argv)
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

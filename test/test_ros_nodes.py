@@ -34,14 +34,22 @@ def test_plan_one_namespaced_node_per_robot_and_gazebo():
     assert specs[0].parameters["clock"] == "timer"
 
 
-def test_plan_parameters_are_plain_ros_values():
-    for spec in plan(SwarmOptions()):
-        for value in spec.parameters.values():
-            assert isinstance(value, (bool, int, float, str, list))
+def test_plan_params_files_load_in_rclpy_with_their_types(tmp_path):
+    """Every node's --params-file, as the launcher writes it, parses in rclpy's own YAML loader under the
+    node's fully qualified name, with the same values and ROS types (bool stays bool, lists stay arrays)."""
+    from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
+
+    from altmarl_ros.ros.launcher import write_params
+
+    for spec in plan(SwarmOptions(n_robots=7, k=3, robots_per_process=3, steps=5, tolerate_lost_robots=True)):
+        loaded = parameter_dict_from_yaml_file(str(write_params(spec, tmp_path)), target_nodes=[spec.fqn])
+        assert set(loaded) == set(spec.parameters)
+        for name, value in spec.parameters.items():
+            parsed = Parameter.from_parameter_msg(loaded[name]).value
             if isinstance(value, list):
-                assert len({type(v) for v in value}) == 1
-        (fqn,) = spec.params_yaml()
-        assert fqn.endswith(spec.name)
+                assert list(parsed) == value, (spec.fqn, name)
+            else:
+                assert parsed == value and type(parsed) is type(value), (spec.fqn, name, parsed)
 
 
 @pytest.mark.parametrize(("field", "value"), [("n_robots", 0), ("k", 0), ("mode", "teleport"), ("sim", "unity"),

@@ -32,8 +32,11 @@ def write_params(spec: NodeSpec, directory: Path) -> Path:
 
 
 def command(spec: NodeSpec, params_file: Path) -> list[str]:
-    """`python -m <module> --ros-args -r __node:=NAME [-r __ns:=/NS] --params-file FILE`."""
-    cmd = [sys.executable, "-m", MODULES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
+    """`python -X faulthandler -m <module> --ros-args -r __node:=NAME [-r __ns:=/NS] --params-file FILE`
+    (faulthandler: a node that ignores SIGINT is sent SIGABRT by `stop`, which writes its Python stacks
+    into its log before it is killed: a hung node names where it hung)."""
+    cmd = [sys.executable, "-X", "faulthandler", "-m", MODULES[spec.executable], "--ros-args", "-r",
+           f"__node:={spec.name}"]
     if spec.namespace:
         cmd += ["-r", f"__ns:=/{spec.namespace}"]
     return [*cmd, "--params-file", str(params_file)]
@@ -94,7 +97,8 @@ class ProcessGroup:
         return proc.popen.returncode
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGINT every process group, wait up to `timeout` s in total, then SIGKILL the rest."""
+        """SIGINT every process group, wait up to `timeout` s in total, then SIGABRT (stacks into the log)
+        and SIGKILL the rest."""
         for proc in self.processes:
             proc.stopped = True
             if proc.popen.poll() is None:
@@ -103,7 +107,13 @@ class ProcessGroup:
         for proc in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(max(0.0, deadline - time.monotonic()))
-        for proc in self.processes:
+        hung = [proc for proc in self.processes if proc.popen.poll() is None]
+        for proc in hung:  # Python stacks into the node's log (faulthandler), then kill
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.popen.pid, signal.SIGABRT)
+        for proc in hung:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(3.0)
             if proc.popen.poll() is None:
                 _signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait(5.0)
