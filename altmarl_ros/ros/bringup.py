@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from altmarl_ros.ros.backends import MODES, drives
+
 SIMS = ("embedded", "gazebo")
-MODES = ("model", "kinematic")
 OBSERVATIONS = ("rotating", "aggregate")
 EXECUTABLES = ("sim_node", "controller_node", "robot_node")
 SIM_NODE_NAME = "altmarl_sim"
@@ -70,7 +71,7 @@ class SwarmOptions:
     k: int = 5
     policy: str = ""  # policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz
     sim: str = "embedded"  # 'embedded' (sim_node) or 'gazebo' (no sim_node; Gazebo plays it)
-    mode: str = "model"  # sim_node mode: 'model' (exact P_g/P_l transitions) or 'kinematic' (unicycle)
+    mode: str = "model"  # sim_node backend (backends.MODES): 'model' (exact P_g/P_l), 'kinematic' (unicycle), ...
     use_sim_time: bool = False
     robots_per_process: int = 250  # robots hosted by one robot_node; 1 = one namespaced node per robot
     observation: str = "rotating"  # controller: 'rotating' k-subset subscriptions or 'aggregate'
@@ -112,8 +113,9 @@ class SwarmOptions:
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
-        if self.sim == "gazebo" and self.mode == "model":
-            raise ValueError("SwarmOptions.mode must be 'kinematic' with sim='gazebo' (Gazebo moves the robots)")
+        if self.sim == "gazebo" and not drives(self.mode):
+            raise ValueError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
+                             f"(Gazebo moves the robots), got {self.mode!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -158,7 +160,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
         "clock": "timer" if options.sim == "gazebo" else "tick",
         "step_period": float(options.step_period) if (free or options.sim == "gazebo") else 0.1,
     }))
-    drive = options.mode == "kinematic"
+    drive = drives(options.mode)
     if options.robots_per_process == 1:
         for i, name in enumerate(names):
             specs.append(NodeSpec("robot_node", "robot_node", name, {

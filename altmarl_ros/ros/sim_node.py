@@ -2,19 +2,24 @@
 
 Each decision step t it publishes every robot's pose (stamped with the step's time), the global
 state and a tick [t, s_g, stamp]; it collects the robots' zone goals and the controller's zone
-command for step t; then it applies them:
-
-- `mode: model`: the next zones are drawn exactly from the game's P_g and P_l with
-  `altmarl_ros.marl.sim.step` (batch 1), so the closed loop can be compared with the NumPy evaluation;
-  poses are the zone centres plus a fixed per-robot offset.
-- `mode: kinematic`: robots are unicycles integrated at `physics_rate` from their cmd_vel (with
-  noise); zones are derived from positions; s_g still follows P_g. Decision steps every
-  `step_period` s of simulated time.
+command for step t; then it hands the joint action to the simulator backend chosen by `mode`
+(`altmarl_ros.ros.backends`: `model` draws the next zones exactly from the game's P_g and P_l, so the
+closed loop can be compared with the NumPy evaluation; `kinematic` integrates unicycles from their
+cmd_vel at `physics_rate` and derives zones from positions). This node keeps only the ROS side:
+topics, the clock, lockstep, drops and records. Decision steps of driving backends are every
+`step_period` s of simulated time.
 
 `lockstep: true`: a step completes when every live robot and the controller have answered, or after
 `step_timeout` s; missing answers count as dropped and apply 'stay' (robots) or the last command
 (controller). A participant that misses `max_missed` steps in a row is no longer waited for until it
-answers again. `lockstep: false`: steps run in real time every `step_period` s.
+answers again. Step accounting is by set, not by count: at a step's start the live robots are
+*owed* an answer; each robot's first answer for the step is applied and clears it from the owed
+set; the step completes when the owed set is empty (so an answer from a robot not waited for can
+never stand in for a live one). Every other answer is counted, never applied: `late_answers` (for
+an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
+same step), `bad_answers` (out of range, not one move away, or for a step not announced yet).
+Counters go into the next recorded step's row; the summary's totals include what was heard after
+the last row. `lockstep: false`: steps run in real time every `step_period` s.
 
 Publishes /swarm/metrics per step, writes the per-step record to `record_path` (atomically) at the
 end, and optionally records a rosbag2 (mcap) at `bag_path`.
@@ -32,10 +37,10 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
-from altmarl_ros.marl import sim as marl_sim
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.games.warehouse import MOVES
 from altmarl_ros.ros import topics
+from altmarl_ros.ros.backends import MODES, backend_class
 from altmarl_ros.ros.common import (
     ParameterError,
     declare,
@@ -56,7 +61,7 @@ class SimNode(Node):
         super().__init__(node_name, **kwargs)
         robots = declare_string_list(self, "robots", "robot registry (names); empty = robot_0..n_robots-1")
         n_robots = declare(self, "n_robots", 0, "number of robots when 'robots' is empty", low=0)
-        self.mode = declare(self, "mode", "model", "transition model", choices=("model", "kinematic"))
+        self.mode = declare(self, "mode", "model", "simulator backend (altmarl_ros.ros.backends)", choices=MODES)
         self.lockstep = declare(self, "lockstep", True, "wait for every live answer (else real-time steps)")
         self.step_period = declare(self, "step_period", 0.1, "s per step (free-running / kinematic), or minimum "
                                    "s per step in model lockstep (0 = as fast as answers come)", low=0.0, high=3600.0)
@@ -77,12 +82,8 @@ class SimNode(Node):
         zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
         self.physics_rate = declare(self, "physics_rate", 20.0, "Hz, kinematic integration rate", low=1.0,
                                     high=1000.0)
-        self.noise_std = declare(self, "noise_std", 0.02, "m/sqrt(s) position noise (kinematic)", low=0.0, high=10.0)
-        self.max_speed = declare(self, "max_speed", 1.0, "m/s speed clamp (kinematic)", low=0.0, high=20.0)
         self.cmd_timeout = declare(self, "cmd_timeout", 0.5, "s after which a cmd_vel is stale -> zero",
                                    low=0.0, high=60.0)
-        jitter = declare(self, "pose_jitter", 0.5, "m, radius of each robot's fixed offset in its zone (model)",
-                         low=0.0, high=10.0)
         self.names = robot_list(self, robots, n_robots)
         self.n = n = len(self.names)
         self.zones = resolve_zones(zones_path)
@@ -104,14 +105,10 @@ class SimNode(Node):
                                  f"encodes {len(MOVES)} ring moves")
         if not self.lockstep and self.step_period <= 0:
             raise ParameterError(f"{NODE_NAME}: parameter 'step_period' must be > 0 when lockstep is false")
-        self.rng = np.random.default_rng(seed)
-        state = marl_sim.reset(self.game, self.rng, n_agents=n, batch=1)
-        self.s_g, self.s_l = int(state.s_g[0]), state.s_l[0].copy()
-        radius = jitter * np.sqrt(self.rng.random(n))
-        angle = 2 * np.pi * self.rng.random(n)
-        self.offset = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
-        self.xy = self.zones.centres[self.s_l] + self.offset
-        self.yaw = 2 * np.pi * self.rng.random(n) - np.pi
+        self.backend = backend_class(self.mode)(self.game, self.zones, n,
+                                                lambda *a, **kw: declare(self, *a, **kw))
+        self.drives = self.backend.drives
+        self.snap = self.backend.reset(np.random.default_rng(seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
         self.cmd_time = np.full(n, -np.inf)
         self.period_ns = round((self.step_period if self.step_period > 0 else 0.1) * 1e9)
@@ -123,15 +120,15 @@ class SimNode(Node):
         self.step_t0 = 0.0
         self.next_begin = 0.0
         self.goals = np.full(n, -1, dtype=np.int64)
-        self.answered = np.zeros(n, dtype=bool)
+        self.answered = np.zeros(n, dtype=bool)  # robots whose answer for the current step was applied
+        self.owed = np.zeros(n, dtype=bool)  # live robots still owed an answer for the current step
         self.misses = np.zeros(n, dtype=np.int64)
         self.ctrl_misses = 0
         self.a_g: int | None = None
+        self.controller_owed = False
         self.last_a_g: int | None = None
         self.ctrl_rtt = math.nan
-        self.late = 0
-        self.bad = 0
-        self.pending = 0
+        self.late = self.bad = self.duplicate = 0  # heard since the last recorded row
         self.record: list[dict[str, float]] = []
         self.started_wall = 0.0
         self.t_start = time.monotonic()
@@ -151,7 +148,7 @@ class SimNode(Node):
                                                    lambda msg, j=j: self._on_goal(j, msg), topics.ANSWER_QOS)
                           for j, r in enumerate(self.names)]
         self.cmd_subs = []
-        if self.mode == "kinematic":
+        if self.drives:
             self.cmd_subs = [self.create_subscription(Twist, topics.robot_topic(r, topics.CMD_VEL),
                                                       lambda msg, j=j: self._on_cmd_vel(j, msg), topics.CMD_VEL_QOS)
                              for j, r in enumerate(self.names)]
@@ -164,7 +161,7 @@ class SimNode(Node):
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.create_timer(0.002, self._loop)
-        if self.mode == "kinematic":
+        if self.drives:
             self.create_timer(1.0 / self.physics_rate, self._physics)
         self.n_entities = len(self.pose_pubs) + len(self.goal_subs) + len(self.cmd_subs) + 8
         self._publish_poses()  # latched: late joiners see where the robots are before the first step
@@ -202,17 +199,33 @@ class SimNode(Node):
         self._take_goals(batch.step, batch.indices[known], batch.goals[known])
 
     def _take_goals(self, step: int, robots: np.ndarray, goals: np.ndarray) -> None:
-        """Answers [step] of `robots` (registry indices): record the first answer of each for the current step."""
-        self.misses[robots] = 0  # they are alive, even if late
-        if not self.in_step or step != self.step:
-            self.late += robots.size if step < self.step else 0
+        """Answers [step] of `robots` (registry indices): apply each robot's first answer for the current step."""
+        self.misses[robots] = 0  # heard from: alive, even if late (waited for again from the next step)
+        if not self._current(step, robots.size, "zone goals"):
             return
+        robots, first = np.unique(robots, return_index=True)  # np.unique sorts; `first` keeps the first goal
+        self.duplicate += goals.size - robots.size
+        goals = goals[first]
         new = ~self.answered[robots]
+        self.duplicate += int((~new).sum())
         robots, goals = robots[new], goals[new]
         self.answered[robots] = True
         self.goals[robots] = goals
-        self.pending -= int(np.unique(robots).size)
+        self.owed[robots] = False
         self._maybe_finish()
+
+    def _current(self, step: int, count: int, what: str) -> bool:
+        """Whether answers for `step` belong to the step in progress; count the others (late or bad)."""
+        if self.in_step and step == self.step:
+            return True
+        announced = self.step if self.in_step else self.step - 1  # the last step whose tick was published
+        if step <= announced:
+            self.late += count
+        else:
+            self.bad += count
+            self._warn_once(f"future_{what}", f"{what} for step {step}, which was not announced yet (last "
+                            f"announced: {announced}); ignored")
+        return False
 
     def _on_command(self, msg: Int32MultiArray) -> None:
         try:
@@ -223,8 +236,10 @@ class SimNode(Node):
         if self.bag is not None:
             self.bag.write(topics.ZONE_COMMAND, msg)
         self.ctrl_misses = 0
-        if not self.in_step or answer.step != self.step or self.a_g is not None:
-            self.late += answer.step < self.step
+        if not self._current(answer.step, 1, "zone command"):
+            return
+        if self.a_g is not None:
+            self.duplicate += 1
             return
         if not 0 <= answer.value < self.game.n_global_actions:
             self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
@@ -232,6 +247,7 @@ class SimNode(Node):
             self.bad += 1
             return
         self.a_g = answer.value
+        self.controller_owed = False
         self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
         self._maybe_finish()
 
@@ -283,45 +299,44 @@ class SimNode(Node):
                 self.get_logger().info("all nodes matched; stepping")
             return
         if self.in_step:
-            limit = self.step_timeout if self.lockstep else (self.step_period if self.mode == "model" else math.inf)
+            limit = self.step_timeout if self.lockstep else (math.inf if self.drives else self.step_period)
             if now - self.step_t0 >= limit:
                 self._finish_step()
-        elif self.phase == "running" and self.mode == "model" and now >= self.next_begin:
-            self._begin_step()  # kinematic steps begin at the physics clock's step boundaries
+        elif self.phase == "running" and not self.drives and now >= self.next_begin:
+            self._begin_step()  # driving backends' steps begin at the physics clock's step boundaries
 
     def _begin_step(self) -> None:
-        if self.mode == "kinematic":
-            self.s_l = self.zones.zone_of(self.xy)
-        self.sim_ns = self.step * self.period_ns if self.mode == "model" else self.sim_ns
+        self.snap = self.backend.observe()
+        self.sim_ns = self.sim_ns if self.drives else self.step * self.period_ns
         self._publish_poses()
-        self.state_pub.publish(Int32(data=self.s_g))
-        tick = topics.tick_msg(topics.Tick(self.step, self.s_g, self.sim_ns))
+        self.state_pub.publish(Int32(data=self.snap.s_g))
+        tick = topics.tick_msg(topics.Tick(self.step, self.snap.s_g, self.sim_ns))
         self.tick_pub.publish(tick)
         if self.bag is not None:
             self.bag.write(topics.TICK, tick)
-            self.bag.write(topics.GLOBAL_STATE, Int32(data=self.s_g))
+            self.bag.write(topics.GLOBAL_STATE, Int32(data=self.snap.s_g))
         self.in_step = True
         self.step_t0 = time.monotonic()
         if self.step == 0:
             self.started_wall = self.step_t0
         self.answered[:] = False
         self.goals[:] = -1
+        self.owed = self._live().copy()
         self.a_g = None
+        self.controller_owed = self._controller_live()
         self.ctrl_rtt = math.nan
-        self.late = self.bad = 0
-        self.pending = int(self._live().sum())
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if self.lockstep and self.in_step and self.pending <= 0 and (self.a_g is not None
-                                                                      or not self._controller_live()):
+        if self.lockstep and self.in_step and not self.owed.any() and not self.controller_owed:
             self._finish_step()
 
     def _finish_step(self) -> None:
         self.in_step = False
         dropped = ~self.answered
         self.misses[dropped] += 1
-        a_l = topics.action_from_goal(self.s_l, self.goals, self.zones.n_zones)
+        s_g, s_l = self.snap.s_g, self.snap.s_l
+        a_l = topics.action_from_goal(s_l, self.goals, self.zones.n_zones)
         bad = self.answered & (a_l < 0)
         if bad.any():
             self.bad += int(bad.sum())
@@ -332,49 +347,40 @@ class SimNode(Node):
         controller_dropped = self.a_g is None
         if self.a_g is None:
             self.ctrl_misses += 1
-            a_g = self.last_a_g if self.last_a_g is not None else self.s_g
+            a_g = self.last_a_g if self.last_a_g is not None else s_g
         else:
             a_g = self.a_g
         self.last_a_g = a_g
-        state = marl_sim.JointState(np.array([self.s_g]), self.s_l[None, :])
-        result = marl_sim.step(self.game, self.rng, state, np.array([a_g]), a_l[None, :])
+        result = self.backend.apply(a_g, a_l)
         step_seconds = time.monotonic() - self.step_t0
-        row = {"step": self.step, "s_g": self.s_g, "a_g": a_g, "reward": float(result.reward[0]),
-               "r_g": float(result.r_g[0]), "r_l_mean": float(result.r_l[0].mean()),
+        row = {"step": self.step, "s_g": s_g, "a_g": a_g, "reward": result.reward,
+               "r_g": result.r_g, "r_l_mean": result.r_l_mean,
                "dropped_robots": int(dropped.sum()), "controller_dropped": int(controller_dropped),
-               "bad_answers": self.bad, "late_answers": self.late, "live_robots": int(self._live().sum()),
+               "bad_answers": self.bad, "late_answers": self.late, "duplicate_answers": self.duplicate,
+               "live_robots": int(self._live().sum()),
                "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
         self.record.append(row)
+        self.late = self.bad = self.duplicate = 0
         metrics = topics.metrics_msg(row)
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
-        self.s_g = int(result.state.s_g[0])
-        if self.mode == "model":
-            self.s_l = result.state.s_l[0].copy()
-            self.xy = self.zones.centres[self.s_l] + self.offset
         self.step += 1
         if self.max_steps and self.step >= self.max_steps:
             self.phase = "done"
             self.done = True
             self.get_logger().info(f"finished {self.step} steps")
             return
-        period = self.step_period if (self.mode == "model" or not self.lockstep) else 0.0
+        period = self.step_period if (not self.drives or not self.lockstep) else 0.0
         self.next_begin = self.step_t0 + period if self.lockstep else time.monotonic()
 
-    # --- kinematic physics --------------------------------------------------------------------
+    # --- the physics clock of driving backends ------------------------------------------------
     def _physics(self) -> None:
         if self.phase != "running" or (self.in_step and self.lockstep):
             return  # lockstep: the world waits for the decision
         dt = 1.0 / self.physics_rate
         fresh = (time.monotonic() - self.cmd_time) <= self.cmd_timeout
-        v = np.clip(np.where(fresh, self.cmd[:, 0], 0.0), -self.max_speed, self.max_speed)
-        w = np.where(fresh, self.cmd[:, 1], 0.0)
-        self.yaw = np.angle(np.exp(1j * (self.yaw + w * dt)))
-        step = np.stack([v * np.cos(self.yaw), v * np.sin(self.yaw)], -1) * dt
-        step += self.noise_std * math.sqrt(dt) * self.rng.standard_normal((self.n, 2))
-        bound = self.zones.arena_half_size - 0.2
-        self.xy = np.clip(self.xy + step, -bound, bound)
+        self.backend.integrate(np.where(fresh[:, None], self.cmd, 0.0), dt)  # a stale cmd_vel is a stop
         dt_ns = round(dt * 1e9)
         self.sim_ns += dt_ns
         boundary = self.sim_ns // self.period_ns > (self.sim_ns - dt_ns) // self.period_ns
@@ -388,7 +394,8 @@ class SimNode(Node):
 
     def _publish_poses(self) -> None:
         frame = self.zones.frame_id
-        stamped = [topics.pose_msg(self.xy[j, 0], self.xy[j, 1], self.yaw[j], self.sim_ns, frame)
+        xy, yaw = self.backend.poses()
+        stamped = [topics.pose_msg(xy[j, 0], xy[j, 1], yaw[j], self.sim_ns, frame)
                    for j in range(self.n)]
         self.poses_pub.publish(topics.poses_msg(stamped, self.sim_ns, frame))  # for hosts of many robots
         for topic, pub, msg in zip(self.pose_topics, self.pose_pubs, stamped, strict=True):
@@ -405,6 +412,8 @@ class SimNode(Node):
                 "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
                 "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
                 "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
+                **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
+                   for what, extra in (("late", self.late), ("bad", self.bad), ("duplicate", self.duplicate))},
                 "steps_per_second": len(self.record) / elapsed if elapsed > 0 else math.nan,
                 "per_step": self.record}
 

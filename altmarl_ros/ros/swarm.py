@@ -25,6 +25,7 @@ import numpy as np
 
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
 from altmarl_ros.progress import Progress
+from altmarl_ros.ros.backends import MODES, drives
 from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
@@ -35,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-robots", type=int, default=50, help="robots in the swarm (default 50)")
     parser.add_argument("--k", type=int, default=5, help="robots the controller observes per step (default 5)")
     parser.add_argument("--steps", type=int, default=200, help="decision steps to run (default 200)")
-    parser.add_argument("--mode", choices=("model", "kinematic"), default="model",
-                        help="simulator: exact game transitions (model) or unicycle robots (kinematic)")
+    parser.add_argument("--mode", choices=MODES, default="model",
+                        help="simulator backend: exact game transitions (model), unicycle robots (kinematic), ...")
     parser.add_argument("--policy", default="", help="policy artifact (.npz); trained into --out when omitted")
     parser.add_argument("--out", required=True, help="run directory (summary.json, plots, logs)")
     parser.add_argument("--single-process", action="store_true", help="run every node in this process")
@@ -90,7 +91,7 @@ class RunOutcome:
 def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
     step_period = args.step_period
     if step_period is None:
-        step_period = KINEMATIC_STEP_PERIOD if args.mode == "kinematic" else (0.1 if args.free_running else 0.0)
+        step_period = KINEMATIC_STEP_PERIOD if drives(args.mode) else (0.1 if args.free_running else 0.0)
     return SwarmOptions(n_robots=args.n_robots, k=args.k, policy=str(policy.resolve()), mode=args.mode,
                         robots_per_process=args.robots_per_process, observation=args.observation,
                         seed=args.seed, lockstep=not args.free_running, step_period=float(step_period),
@@ -263,8 +264,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "random_policy_reward": rnd.mean, "random_policy_reward_stderr": rnd.stderr,
         "dropped_answers": int(sum(r["dropped_robots"] for r in per_step)),
         "controller_dropped": int(sum(r["controller_dropped"] for r in per_step)),
-        "bad_answers": int(sum(r["bad_answers"] for r in per_step)),
-        "late_answers": int(sum(r.get("late_answers", 0) for r in per_step)),
+        # the simulator's totals also hold what was heard after its last recorded step
+        **{key: int((sim_record or {}).get(key, sum(r.get(key, 0) for r in per_step)))
+           for key in ("bad_answers", "late_answers", "duplicate_answers")},
         "steps_per_second": (sim_record or {}).get("steps_per_second", steps / busy if busy > 0 else math.nan),
         "controller_latency_ms_p50": _percentile(latencies, 50),
         "controller_latency_ms_p95": _percentile(latencies, 95),

@@ -64,7 +64,8 @@ METRICS_QOS = _reliable(1000)
 DIAGNOSTICS_QOS = _reliable(100)
 
 METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
-                  "bad_answers", "late_answers", "live_robots", "step_seconds", "controller_rtt_ms")
+                  "bad_answers", "late_answers", "duplicate_answers", "live_robots", "step_seconds",
+                  "controller_rtt_ms")
 
 
 def robot_topic(robot: str, leaf: str) -> str:

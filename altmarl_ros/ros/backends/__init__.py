@@ -1,0 +1,40 @@
+"""Simulator backends of sim_node, chosen by its `mode` parameter (see `base` for the interface).
+
+Adding a mode is one registry line: `'name': Entry('module:Class', drives)`. The module is imported
+only when its mode is chosen (so e.g. a MuJoCo backend's import costs nothing to the others), and
+`drives` is known without importing it (the bringup plan and the CLI need it to decide whether robot
+nodes publish cmd_vel). This package imports no rclpy.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import NamedTuple
+
+
+class Entry(NamedTuple):
+    target: str  # 'package.module:Class', a SimBackend subclass
+    drives: bool  # robots move by cmd_vel (see SimBackend.drives)
+
+
+BACKENDS: dict[str, Entry] = {
+    "model": Entry("altmarl_ros.ros.backends.model:ModelBackend", drives=False),
+    "kinematic": Entry("altmarl_ros.ros.backends.kinematic:KinematicBackend", drives=True),
+}
+MODES = tuple(BACKENDS)
+
+
+def backend_class(mode: str):
+    """The SimBackend subclass registered for `mode` (ValueError naming the known modes otherwise)."""
+    if mode not in BACKENDS:
+        raise ValueError(f"unknown simulator mode {mode!r}; known: {list(BACKENDS)}")
+    module, _, name = BACKENDS[mode].target.partition(":")
+    cls = getattr(import_module(module), name)
+    if cls.drives != BACKENDS[mode].drives:
+        raise TypeError(f"{BACKENDS[mode].target}.drives is {cls.drives} but its registry entry says "
+                        f"{BACKENDS[mode].drives}")
+    return cls
+
+
+def drives(mode: str) -> bool:
+    return BACKENDS[mode].drives
