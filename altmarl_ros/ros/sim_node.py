@@ -111,6 +111,15 @@ class SimNode(Node):
         self.snap = self.backend.reset(np.random.default_rng(seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
         self.cmd_time = np.full(n, -np.inf)
+        # Lockstep control cycles (backends with lockstep_control, e.g. physics): after each pose publication
+        # the world waits until every driving robot has answered with a cmd_vel (or step_timeout).
+        self.cycles = self.drives and self.lockstep and getattr(self.backend, "lockstep_control", False)
+        self.drivers = np.zeros(n, dtype=bool)  # robots that answered a decision (their node drives them)
+        self.cmd_heard = np.zeros(n, dtype=bool)  # cmd_vel heard since the last pose publication
+        self.cmd_owed = np.zeros(n, dtype=bool)
+        self.cmd_misses = np.zeros(n, dtype=np.int64)
+        self.cycle_t0 = 0.0
+        self.cmd_dropped = 0
         self.period_ns = round((self.step_period if self.step_period > 0 else 0.1) * 1e9)
         self.sim_ns = 0
         # Step bookkeeping.
@@ -161,7 +170,7 @@ class SimNode(Node):
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.create_timer(0.002, self._loop)
-        if self.drives:
+        if self.drives and not self.cycles:
             self.create_timer(1.0 / self.physics_rate, self._physics)
         self.n_entities = len(self.pose_pubs) + len(self.goal_subs) + len(self.cmd_subs) + 8
         self._publish_poses()  # latched: late joiners see where the robots are before the first step
@@ -258,6 +267,13 @@ class SimNode(Node):
             v = w = 0.0
         self.cmd[j] = (v, w)
         self.cmd_time[j] = time.monotonic()
+        if self.cycles:
+            self.cmd_heard[j] = True
+            self.cmd_misses[j] = 0
+            if self.cmd_owed[j]:
+                self.cmd_owed[j] = False
+                if not self.cmd_owed.any() and not self.in_step and self.phase == "running":
+                    self._physics()  # every driving robot answered: the next control cycle runs now
 
     def _on_swarm_command(self, msg: String) -> None:
         if msg.data == topics.STOP and self.phase in ("running", "waiting"):
@@ -293,6 +309,13 @@ class SimNode(Node):
 
     def _loop(self) -> None:
         now = time.monotonic()
+        if self.cycles and self.phase == "running" and not self.in_step and (
+                not self.cmd_owed.any() or now - self.cycle_t0 >= self.step_timeout):
+            late = self.cmd_owed
+            self.cmd_dropped += int(late.sum())
+            self.cmd_misses[late] += 1
+            self._physics()
+            return
         if self.phase == "waiting":
             if self.autostart and self._ready():
                 self.phase = "running"
@@ -333,6 +356,9 @@ class SimNode(Node):
 
     def _finish_step(self) -> None:
         self.in_step = False
+        if self.cycles:  # the answers' cmd_vels for this step's poses may still be on their way
+            self.drivers |= self.answered
+            self.cmd_owed = self.answered & ~self.cmd_heard & (self.cmd_misses < self.max_missed)
         dropped = ~self.answered
         self.misses[dropped] += 1
         s_g, s_l = self.snap.s_g, self.snap.s_l
@@ -359,6 +385,7 @@ class SimNode(Node):
                "bad_answers": self.bad, "late_answers": self.late, "duplicate_answers": self.duplicate,
                "live_robots": int(self._live().sum()),
                "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
+        row.update(self.backend.step_metrics())
         self.record.append(row)
         self.late = self.bad = self.duplicate = 0
         metrics = topics.metrics_msg(row)
@@ -403,6 +430,10 @@ class SimNode(Node):
             if self.bag is not None:
                 self.bag.write(topic, msg)
         self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
+        if self.cycles:
+            self.cmd_heard[:] = False
+            self.cmd_owed = self.drivers & (self.cmd_misses < self.max_missed)
+            self.cycle_t0 = time.monotonic()
 
     # --- results ------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -415,6 +446,9 @@ class SimNode(Node):
                 **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
                    for what, extra in (("late", self.late), ("bad", self.bad), ("duplicate", self.duplicate))},
                 "steps_per_second": len(self.record) / elapsed if elapsed > 0 else math.nan,
+                "sim_seconds": self.sim_ns / 1e9,
+                "real_time_factor": self.sim_ns / 1e9 / elapsed if (self.drives and elapsed > 0) else math.nan,
+                "cmd_vel_dropped": self.cmd_dropped, **self.backend.summary(),
                 "per_step": self.record}
 
     def close(self) -> None:
