@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/games", glob("config/games/*.yaml")),
         (f"share/{PACKAGE}/worlds", glob("worlds/*.sdf")),
         (f"share/{PACKAGE}/policies", glob("policies/*.npz") + glob("policies/*.json")),
     ],
@@ -24,6 +25,7 @@ setup(
         "plot": ["matplotlib"],
         # sim_node mode 'physics' (altmarl_ros/physics/engine.py); the three wheels must share one version
         "physics": ["mujoco==4.0.0", "mujoco-core==4.0.0", "mujoco-studio==4.0.0"],
+        "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis"],
     },
     zip_safe=True,

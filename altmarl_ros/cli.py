@@ -5,6 +5,8 @@ Examples
     altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
     altmarl evaluate --policy policies/warehouse_k10.npz --nash-gap
     altmarl sweep --config config/train_warehouse.yaml --k 1,5,10 --seeds 3 --out runs/sweep.csv
+    altmarl sweep --config config/train_federated.yaml --k 1,5,50 --backend ray --resume --out runs/fed.csv
+    altmarl train --game my_game.yaml --k 5 --out policies/my_game_k5
     altmarl plot runs/sweep.csv --out runs/plots
     altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
 """
@@ -52,7 +54,14 @@ def _positive_int(text: str) -> int:
 def _load_config(args: argparse.Namespace) -> Any:
     from altmarl_ros.marl.config import load_train_config
 
-    return load_train_config(_share_config(args.config), n_agents=getattr(args, "n_agents", None))
+    game = getattr(args, "game", None)
+    n_agents = getattr(args, "n_agents", None)
+    if game is not None:  # --game: a built-in name or a game file, replacing the config's game and its options
+        from altmarl_ros.marl.games import game_n_agents
+
+        n_agents = n_agents or game_n_agents(game)  # the file's n unless --n-agents is given
+        return load_train_config(_share_config(args.config), n_agents=n_agents, game=game, game_options={})
+    return load_train_config(_share_config(args.config), n_agents=n_agents)
 
 
 def _round_printer(progress: Progress) -> Any:
@@ -84,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        mode_accuracy=final.mode_accuracy)
         print(f"reward {final.reward_mean:.2f} +- {final.reward_std:.2f} (std over {config.evaluation.seeds} seeds), "
               f"mode accuracy {final.mode_accuracy:.3f}")
-    out = Path(args.out or f"policies/{config.game}_k{k}_seed{args.seed}")
+    out = Path(args.out or f"policies/{Path(config.game).stem}_k{k}_seed{args.seed}")
     path = save_policies(out, trained.pi_g, trained.pi_l, game=trained.game, game_spec=config.game_spec,
                          config=with_overrides(config, k=k).to_dict(), metrics=metrics, seed=args.seed,
                          n_agents=config.n_agents)
@@ -122,23 +131,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.experiments import sweep, write_rows
+    from altmarl_ros.marl.backends import grid, run_sweep
 
+    if args.address and args.backend != "ray":
+        raise ValueError("--address needs --backend ray")
     config = _load_config(args)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     gap_seeds = args.seeds if args.gap_seeds is None else args.gap_seeds
-    rows: list[Any] = []
+    cells = grid(args.k, seeds, gap_seeds=gap_seeds)
     out = Path(args.out)
-    print(f"sweep k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) -> {out}")
-    with Progress(len(args.k) * len(seeds), "runs") as progress:
+    print(f"sweep {config.game} k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) on {args.backend}"
+          f"{' at ' + args.address if args.address else ''} -> {out}{' (resuming)' if args.resume else ''}")
+    with Progress(len(cells), "runs") as progress:
 
-        def on_run(new: list[Any]) -> None:
-            rows.extend(new)
-            write_rows(out, rows)  # atomically, after every run: an interruption loses at most one run
+        def on_cell(cell: Any, new: list[Any]) -> None:  # the CSV is rewritten atomically after every cell
             reward = next(r.value for r in new if r.metric == "reward")
-            progress.advance(1, f"k={new[0].k} seed={new[0].seed} reward {reward:.2f}")
+            progress.advance(1, f"k={cell.k} seed={cell.seed} reward {reward:.2f}")
 
-        sweep(config, args.k, seeds, gap_seeds=gap_seeds, on_row=on_run)
+        rows = run_sweep(config, cells, out=out, backend=args.backend, address=args.address, resume=args.resume,
+                         on_cell=on_cell)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 
@@ -169,8 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
         p.add_argument("--n-agents", type=_positive_int, default=None, help="override n, the number of robots")
 
+    def game_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--game", default=None, help="a built-in game or a game file (YAML, see README 'Games from "
+                       "files'); replaces the config's game; n comes from the file unless --n-agents is given")
+
     p = sub.add_parser("train", help="train pi_g and pi_l with ALTERNATING-MARL and save them")
     common(p)
+    game_flag(p)
     p.add_argument("--k", type=_positive_int, default=None, help="agents observed per step (default: config k)")
     p.add_argument("--out", default=None, help="artifact path stem (writes STEM.npz and STEM.json)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -187,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="train and evaluate over k and seeds; write tidy CSV rows")
     common(p)
+    game_flag(p)
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="run the (k, seed) cells in this process or as Ray tasks (default: %(default)s)")
+    p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://head:10001); default: "
+                   "start Ray on this machine")
+    p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
     p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,5,10")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per k (default: %(default)s)")
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")

@@ -1,5 +1,6 @@
 """Policy artifacts: round trip, and every kind of bad file fails with a message naming it."""
 
+import hashlib
 import json
 import os
 
@@ -33,11 +34,27 @@ def test_round_trip(saved):
     assert sorted(p.name for p in path.parent.iterdir()) == ["pol.json", "pol.npz"]  # no temporary files left
 
 
-def _rewrite_json(path, **changes):
+def _rewrite_json(path, game=None, **changes):
     meta_path = path.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     meta.update(changes)
+    meta["game"].update(game or {})
     meta_path.write_text(json.dumps(meta))
+
+
+def _drop_from_npz(path, name):
+    with np.load(path) as data:
+        kept = {n: data[n] for n in data.files if n != name}
+    np.savez(path, **kept)
+    _rewrite_json(path, npz_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _rewrite_npz(path, **arrays):
+    """Replace arrays of the .npz (keeping the others) and record its hash, as a consistent writer would."""
+    with np.load(path) as data:
+        kept = {name: data[name] for name in data.files if name not in arrays}
+    np.savez(path, **kept, **arrays)
+    _rewrite_json(path, npz_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 @pytest.mark.parametrize(
@@ -47,15 +64,16 @@ def _rewrite_json(path, **changes):
         (lambda p: p.with_suffix(".json").write_text("{not json"), "not valid JSON"),
         (lambda p: _rewrite_json(p, version=99), "version 99"),
         (lambda p: _rewrite_json(p, format="something"), "not an altmarl_ros policy"),
-        (lambda p: _rewrite_json(p, game={**SPEC, "fingerprint": "0" * 16}), "fingerprint"),
-        (lambda p: _rewrite_json(p, game={"name": "nope", "options": {}}), "cannot rebuild game"),
-        (lambda p: p.write_bytes(p.read_bytes()[:100]), "cannot be read"),
-        (lambda p: np.savez(p, pi_g_actions=np.zeros((5, 35), int), pi_l_probs=np.ones((5, 4, 3)) / 3),
-         "pi_l_probs has shape"),
-        (lambda p: np.savez(p, pi_g_actions=np.zeros((5, 36), int), pi_l_probs=np.ones((5, 5, 3)) / 3),
-         "shape"),
-        (lambda p: np.savez(p, pi_g_actions=np.array([object()], dtype=object), pi_l_probs=np.ones(1)),
-         "cannot be read"),
+        (lambda p: _rewrite_json(p, game={"fingerprint": "0" * 16}), "fingerprint"),
+        (lambda p: _rewrite_json(p, game={"name": "nope"}), "cannot rebuild game"),
+        (lambda p: _rewrite_json(p, game={"options": {"r_g": "distance"}}), "definition changed"),
+        (lambda p: _rewrite_json(p, game={"gamma": 1.5}), "stored game tables are invalid.*gamma"),
+        (lambda p: _rewrite_npz(p, game_P_g=np.full((5, 5, 5), 0.2)), "fingerprint"),
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "torn pair"),
+        (lambda p: _rewrite_npz(p, pi_l_probs=np.ones((5, 4, 3)) / 3), "pi_l_probs has shape"),
+        (lambda p: _rewrite_npz(p, pi_g_actions=np.zeros((5, 36), int)), "shape"),
+        (lambda p: _rewrite_npz(p, pi_g_actions=np.array([object()], dtype=object)), "cannot be read"),
+        (lambda p: _drop_from_npz(p, "game_P_l"), "cannot be read"),
     ],
 )
 def test_bad_files_fail_clearly(saved, corrupt, message):
@@ -109,3 +127,65 @@ def test_the_shipped_default_policy_loads():
 
     art = load_policies(share_path("policies/default.npz"), expect_game=make_game("warehouse"), expect_k=5)
     assert art.meta["config"]["g_learn"]["transition"] == "sampled" and art.meta["config"]["k"] == 5
+
+
+def test_a_torn_pair_is_detected(saved, tmp_path):
+    """A crash between the two renames leaves a new .npz beside the old .json: loading refuses the pair."""
+    path, pi_g, _, game = saved
+    other = save_policies(tmp_path / "other" / "pol", pi_g, TabularLocalPolicy.uniform(5, 5, 3), game=game,
+                          game_spec=SPEC)
+    path.write_bytes(other.read_bytes())  # what the first rename of a second save would leave
+    with pytest.raises(PolicyFileError, match="torn pair") as info:
+        load_policies(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_crash_between_the_renames_leaves_a_detectable_pair(saved, monkeypatch):
+    """The .npz is renamed first; if the process dies before the .json's rename, the pair is torn, not mixed."""
+    path, pi_g, _, game = saved
+    real_replace = os.replace
+    calls = []
+
+    def die_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", die_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        save_policies(path, pi_g, TabularLocalPolicy.uniform(5, 5, 3), game=game, game_spec=SPEC)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert [p.suffix for p in calls] == [".npz", ".json"]
+    with pytest.raises(PolicyFileError, match="torn pair"):
+        load_policies(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pol.json", "pol.npz"]  # no temporaries left
+
+
+def test_the_artifact_carries_its_game(tmp_path):
+    """A policy trained on a game file loads after the file is gone (the tables are in the artifact), with
+    the file's names; the ROS nodes use `artifact.game`."""
+    from altmarl_ros.marl.games.files import write_game_file
+
+    game = make_game("coordination", slip=0.1)
+    game_path = write_game_file(tmp_path / "mine.yaml", game)
+    file_game = make_game(str(game_path))
+    pi_g = TabularGlobalPolicy.constant(1, n_global_states=2, n_local_states=2, n_global_actions=2, k=2)
+    pi_l = TabularLocalPolicy.uniform(2, 2, 2)
+    path = save_policies(tmp_path / "pol", pi_g, pi_l, game=file_game, game_spec={"name": str(game_path)})
+    game_path.unlink()
+    art = load_policies(path)
+    assert art.game.fingerprint == game.fingerprint and art.game_spec["name"] == str(game_path)
+    assert art.game.names == file_game.names and np.array_equal(art.game.P_l, game.P_l)
+
+
+def test_version_1_artifacts_still_load(saved):
+    """Version 1 (no tables, no hash): the game is rebuilt from its spec, as before."""
+    path, pi_g, pi_l, game = saved
+    np.savez(path, pi_g_actions=pi_g.actions, pi_l_probs=pi_l.probs)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta.update(version=1, game={"name": "warehouse", "options": {"r_g": "constant"}, "fingerprint": game.fingerprint})
+    del meta["npz_sha256"]
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    assert load_policies(path, expect_game=game).game.fingerprint == game.fingerprint
+

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from altmarl_ros.marl import sim
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import GAMES, make_game
 from altmarl_ros.marl.games.warehouse import ring_distance
@@ -13,22 +14,55 @@ def _arrays(game):
 
 
 @pytest.mark.parametrize("name", sorted(GAMES))
-def test_every_registered_game_is_valid(name):
+def test_every_registered_game_is_frozen_data_with_a_stable_fingerprint(name):
+    """Games are values: arrays cannot be changed after validation, the same build gives the same
+    fingerprint, and one simulated step stays in the state spaces with the reward of Eq. 1."""
     game = make_game(name)
-    assert np.allclose(game.P_g.sum(-1), 1) and np.allclose(game.P_l.sum(-1), 1)
-    assert game.r_g.shape == (game.n_global_states, game.n_global_actions)
-    assert game.r_l.shape == (game.n_local_states, game.n_global_states, game.n_local_actions)
-    with pytest.raises(ValueError):
-        game.P_g[0, 0, 0] = 0.5  # read-only
+    for arr in (game.P_g, game.P_l, game.r_g, game.r_l, game.init_g):
+        with pytest.raises(ValueError, match="read-only"):
+            arr.flat[0] = 0.5
+    assert make_game(name).fingerprint == game.fingerprint
+    rng = np.random.default_rng(0)
+    state = sim.reset(game, rng, n_agents=7, batch=3)
+    a_g = rng.integers(game.n_global_actions, size=3)
+    a_l = rng.integers(game.n_local_actions, size=(3, 7))
+    out = sim.step(game, rng, state, a_g, a_l)
+    assert np.all((out.state.s_g >= 0) & (out.state.s_g < game.n_global_states))
+    assert np.all((out.state.s_l >= 0) & (out.state.s_l < game.n_local_states))
+    expected = game.r_g[state.s_g, a_g] + game.r_l[state.s_l, state.s_g[:, None], a_l].mean(-1)
+    assert np.allclose(out.reward, expected)
+
+
+def test_fingerprints_tell_games_apart():
+    prints = {name: make_game(name).fingerprint for name in GAMES}
+    assert len(set(prints.values())) == len(prints)
+    assert make_game("coordination", slip=0.1).fingerprint != prints["coordination"]
 
 
 def test_unknown_game_and_option_name_the_problem():
     with pytest.raises(ValueError, match="known games"):
         make_game("nope")
-    with pytest.raises(ValueError, match="warehouse"):
+    with pytest.raises(ValueError, match=r"game 'warehouse' has no option 'colour'; its options: .*r_g"):
         make_game("warehouse", colour="red")
     with pytest.raises(ValueError, match="r_g"):
         make_game("warehouse", r_g="huge")
+    with pytest.raises(ValueError, match="option 'n_zones' must be int, got '5'"):
+        make_game("warehouse", n_zones="5")
+    with pytest.raises(ValueError, match="option 'gamma' must be float, got True"):
+        make_game("coordination", gamma=True)
+
+
+def test_a_programming_error_inside_a_factory_keeps_its_traceback(monkeypatch):
+    """A TypeError raised by the factory's own code is a bug, not bad options: it is not rewritten."""
+    from altmarl_ros.marl import games
+
+    def broken(*, gamma: float = 0.9) -> TabularGame:
+        return TabularGame(gamma=gamma)  # missing arguments: a TypeError from inside the factory
+
+    monkeypatch.setitem(games.GAMES._games, "broken", broken)
+    with pytest.raises(TypeError, match="missing") as info:
+        make_game("broken", gamma=0.5)
+    assert any(entry.name == "broken" for entry in info.traceback)  # the factory's frame is kept
 
 
 @pytest.mark.parametrize(

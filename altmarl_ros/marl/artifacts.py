@@ -1,14 +1,24 @@
 """Trained policies as a versioned artifact: one .npz (arrays) + one .json (metadata) beside it.
 
-`policy.npz` holds `pi_g_actions` (S_g, D) int and `pi_l_probs` (S_g, S_l, A_l) float; `policy.json`
-holds the format version, the game spec (registry name + overrides) and its fingerprint, k, the
-training config, metrics and seed. Loading uses `allow_pickle=False`, checks the version, the shapes
-and the game fingerprint, and fails with a `PolicyFileError` naming the file and the problem. Writes
-are atomic (temporary file + os.replace), so a crash never leaves a half-written artifact.
+`policy.npz` holds `pi_g_actions` (S_g, D) int, `pi_l_probs` (S_g, S_l, A_l) float and the game's tables
+(`game_P_g`, `game_P_l`, `game_r_g`, `game_r_l`, `game_init_g`), so an artifact carries its game: the ROS
+nodes and `altmarl evaluate` need neither the registry entry nor the game file it was trained on.
+`policy.json` holds the format version, the game spec (registry name or game-file path + options), its
+fingerprint, names and scalars, k, the SHA-256 of the .npz, the training config, metrics and seed.
+
+Loading uses `allow_pickle=False`, checks the version, the .npz hash, the shapes and the game
+fingerprint, and fails with a `PolicyFileError` naming the file and the problem.
+
+What a write guarantees: each file is written to a temporary file, fsynced and renamed over the old
+one (os.replace), so neither file is ever half-written; the .npz is renamed first and the .json last.
+The pair is replaced by two renames, not one, so a crash between them leaves the new .npz beside the
+old .json; the .json names the SHA-256 of its .npz, and loading such a torn pair raises
+PolicyFileError ("torn pair") instead of mixing two artifacts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.game import GameLabels, TabularGame
+from altmarl_ros.marl.games import game_from_spec, is_game_path
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 FORMAT = "altmarl_ros.policy"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1: no game tables and no .npz hash (the game is rebuilt from its spec)
+GAME_TABLES = ("P_g", "P_l", "r_g", "r_l", "init_g")
 
 
 class PolicyFileError(ValueError):
@@ -52,8 +64,8 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (same-directory temporary file + os.replace)."""
+def _write_temporary(path: Path, data: bytes) -> str:
+    """Write `data` to a same-directory temporary file with the usual permissions, fsynced; return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -64,10 +76,34 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
+
+
+def atomic_write_files(files: list[tuple[Path, bytes]]) -> None:
+    """Write several files, each atomically: all temporaries first, then the renames in the given order.
+
+    A failure before the renames leaves every old file untouched; a crash between two renames leaves
+    the files renamed so far new and the rest old (callers detect that, e.g. by a hash, see above).
+    """
+    temporaries: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            temporaries.append((_write_temporary(path, data), path))
+        while temporaries:
+            tmp, path = temporaries[0]
+            os.replace(tmp, path)
+            temporaries.pop(0)
+    finally:
+        for tmp, _ in temporaries:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (same-directory temporary file + os.replace)."""
+    atomic_write_files([(path, data)])
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,26 +114,30 @@ def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l:
                   game: TabularGame, game_spec: dict[str, Any], **meta: Any) -> Path:
     """Save to `<stem>.npz` + `<stem>.json`; returns the .npz path.
 
-    `game_spec` is {"name": registry name, "options": overrides}; `make_game(**)` of it must rebuild
-    `game` (checked here, so an artifact can always be loaded).
+    `game_spec` is {"name": registry name or game-file path, "options": overrides}; `game_from_spec` of
+    it must rebuild `game` (checked here). The game's tables are stored too, so loading never needs it.
     """
-    rebuilt = make_game(game_spec["name"], **game_spec.get("options", {}))
+    rebuilt = game_from_spec(game_spec)
     if rebuilt.fingerprint != game.fingerprint:
         raise ValueError(f"game_spec {game_spec} does not rebuild the game the policies were trained on")
     npz_path, json_path = _paths(path)
     buffer = io.BytesIO()
-    np.savez(buffer, pi_g_actions=pi_g.actions, pi_l_probs=pi_l.probs)
+    np.savez(buffer, pi_g_actions=pi_g.actions, pi_l_probs=pi_l.probs,
+             **{f"game_{name}": getattr(game, name) for name in GAME_TABLES})
+    npz_bytes = buffer.getvalue()
     header = {
         "format": FORMAT,
         "version": VERSION,
         "game": {"name": game_spec["name"], "options": dict(game_spec.get("options", {})),
-                 "fingerprint": game.fingerprint},
+                 "fingerprint": game.fingerprint, "label": game.name, "gamma": game.gamma,
+                 "init_l_concentration": game.init_l_concentration, "labels": game.names._asdict()},
         "k": pi_g.k,
         "shapes": {"pi_g_actions": list(pi_g.actions.shape), "pi_l_probs": list(pi_l.probs.shape)},
+        "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(),
         **meta,
     }
-    atomic_write_bytes(npz_path, buffer.getvalue())
-    atomic_write_text(json_path, json.dumps(header, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    json_bytes = (json.dumps(header, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
+    atomic_write_files([(npz_path, npz_bytes), (json_path, json_bytes)])  # the .json last (see module doc)
     return npz_path
 
 
@@ -123,23 +163,26 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PolicyFileError(f"{json_path} is not an altmarl_ros policy (format {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"{json_path} is not an altmarl_ros policy")
-    if meta.get("version") != VERSION:
-        raise PolicyFileError(f"{json_path} has format version {meta.get('version')!r}; this package reads "
-                              f"version {VERSION}")
+    version = meta.get("version")
+    if version not in READS:
+        raise PolicyFileError(f"{json_path} has format version {version!r}; this package reads "
+                              f"versions {list(READS)}")
     try:
-        with np.load(npz_path, allow_pickle=False) as data:
+        npz_bytes = npz_path.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(f"policy arrays {npz_path} cannot be read: {exc}") from exc
+    if version >= 2 and hashlib.sha256(npz_bytes).hexdigest() != meta.get("npz_sha256"):
+        raise PolicyFileError(f"{npz_path} is not the .npz that {json_path} was written with (torn pair: a write "
+                              f"was interrupted between the two files, or one was replaced); retrain or restore both")
+    try:
+        with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as data:
             actions = np.array(data["pi_g_actions"])
             probs = np.array(data["pi_l_probs"])
+            tables = {name: np.array(data[f"game_{name}"]) for name in GAME_TABLES} if version >= 2 else None
     except Exception as exc:  # zipfile.BadZipFile, KeyError, ValueError (pickled object arrays), OSError
         raise PolicyFileError(f"policy arrays {npz_path} cannot be read: {exc}") from exc
     spec = meta.get("game", {})
-    try:
-        game = make_game(spec["name"], **spec.get("options", {}))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PolicyFileError(f"{json_path}: cannot rebuild game {spec!r}: {exc}") from exc
-    if game.fingerprint != spec.get("fingerprint"):
-        raise PolicyFileError(f"{json_path}: game {spec.get('name')!r} has fingerprint {game.fingerprint} "
-                              f"here but {spec.get('fingerprint')!r} in the file (the game definition changed)")
+    game = _artifact_game(spec, tables, json_path)
     if expect_game is not None and expect_game.fingerprint != game.fingerprint:
         raise PolicyFileError(f"{npz_path} was trained on game {game.name} ({game.fingerprint}), not on "
                               f"{expect_game.name} ({expect_game.fingerprint})")
@@ -160,3 +203,38 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
         raise PolicyFileError(f"{npz_path}: pi_g has {pi_g.n_global_states} global states, game has "
                               f"{game.n_global_states}")
     return PolicyArtifact(pi_g, pi_l, game, {"name": spec["name"], "options": spec.get("options", {})}, meta)
+
+
+def _artifact_game(spec: Any, tables: dict[str, np.ndarray] | None, json_path: Path) -> TabularGame:
+    """The artifact's game: from its stored tables (version 2) or rebuilt from its spec (version 1).
+
+    A built-in name is always rebuilt and must give the stored fingerprint (the definition must not
+    have changed); a game-file path is not re-read: the stored tables are the game.
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise PolicyFileError(f"{json_path}: 'game' must be a mapping with a 'name', got {spec!r}")
+    name = spec["name"]
+    rebuilt = None
+    if tables is None or not is_game_path(name):
+        try:
+            rebuilt = game_from_spec(spec)
+        except ValueError as exc:
+            raise PolicyFileError(f"{json_path}: cannot rebuild game {spec!r}: {exc}") from exc
+    if tables is None:
+        assert rebuilt is not None
+        game = rebuilt
+    else:
+        try:
+            labels = spec.get("labels")
+            game = TabularGame(**tables, gamma=spec["gamma"], init_l_concentration=spec["init_l_concentration"],
+                               name=str(spec.get("label", name)),
+                               labels=GameLabels(**labels) if isinstance(labels, dict) else None)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PolicyFileError(f"{json_path}: the stored game tables are invalid: {exc}") from exc
+    if game.fingerprint != spec.get("fingerprint"):
+        raise PolicyFileError(f"{json_path}: game {name!r} has fingerprint {game.fingerprint} here but "
+                              f"{spec.get('fingerprint')!r} in the file (the game definition changed)")
+    if rebuilt is not None and rebuilt.fingerprint != game.fingerprint:
+        raise PolicyFileError(f"{json_path}: game {name!r} has fingerprint {rebuilt.fingerprint} here but "
+                              f"{game.fingerprint} in the file (the game definition changed)")
+    return game

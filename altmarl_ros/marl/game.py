@@ -42,6 +42,28 @@ def _check_stochastic(name: str, arr: np.ndarray) -> None:
         raise ValueError(f"{name}{list(where)} sums to {sums[where]:.6g}, not 1 (last axis is the next state)")
 
 
+class GameLabels(NamedTuple):
+    """Names of the global states, global actions, local states and local actions, in index order."""
+
+    global_states: tuple[str, ...]
+    global_actions: tuple[str, ...]
+    local_states: tuple[str, ...]
+    local_actions: tuple[str, ...]
+
+
+def _check_labels(labels: GameLabels | None, S_g: int, A_g: int, S_l: int, A_l: int) -> GameLabels:
+    sizes = (S_g, A_g, S_l, A_l)
+    if labels is None:
+        return GameLabels(*(tuple(str(i) for i in range(size)) for size in sizes))
+    labels = GameLabels(*(tuple(names) for names in labels))
+    for field_name, names, size in zip(GameLabels._fields, labels, sizes, strict=True):
+        if len(names) != size:
+            raise ValueError(f"labels.{field_name} has {len(names)} names for {size} entries")
+        if len(set(names)) != size or not all(isinstance(x, str) and x for x in names):
+            raise ValueError(f"labels.{field_name} must be distinct non-empty strings, got {list(names)}")
+    return labels
+
+
 @dataclass(frozen=True, eq=False)
 class TabularGame:
     """Finite cooperative game between one global agent and n homogeneous local agents.
@@ -58,6 +80,8 @@ class TabularGame:
         population distribution mu_0 ~ Dirichlet(c * 1) and then s_i(0) ~ mu_0 i.i.d. (PAPER.md 7.4).
         0 means "no Dirichlet": s_i(0) ~ uniform.
     name : label used in logs and artifact metadata.
+    labels : names of the states and actions (not part of the fingerprint); None at construction means
+        "0", "1", ...; after construction it is always a GameLabels (use `game.names`).
     """
 
     P_g: np.ndarray
@@ -68,6 +92,7 @@ class TabularGame:
     init_g: np.ndarray
     init_l_concentration: float = 0.0
     name: str = "custom"
+    labels: GameLabels | None = None
     _fingerprint: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
@@ -98,6 +123,7 @@ class TabularGame:
             raise ValueError(f"init_l_concentration must be >= 0, got {self.init_l_concentration!r}")
         for name, arr in (("P_g", P_g), ("P_l", P_l), ("r_g", r_g), ("r_l", r_l), ("init_g", init_g)):
             set_(self, name, arr)
+        set_(self, "labels", _check_labels(self.labels, S_g, A_g, S_l, A_l))
         set_(self, "gamma", float(self.gamma))
         set_(self, "init_l_concentration", float(self.init_l_concentration))
         digest = hashlib.sha256()
@@ -121,6 +147,12 @@ class TabularGame:
     @property
     def n_local_actions(self) -> int:
         return self.P_l.shape[2]
+
+    @property
+    def names(self) -> GameLabels:
+        """The state and action names (GameLabels)."""
+        assert self.labels is not None  # set in __post_init__
+        return self.labels
 
     @property
     def fingerprint(self) -> str:

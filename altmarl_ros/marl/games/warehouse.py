@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.game import GameLabels, TabularGame
 
 N_ZONES = 5
 MOVES = (0, +1, -1)  # a_l = stay, up, down (around the ring)
@@ -43,6 +43,7 @@ def warehouse(*, r_g: str = "constant", gamma: float = 0.95, n_zones: int = N_ZO
     if n_zones < 3:
         raise ValueError(f"n_zones must be >= 3, got {n_zones}")
     Z = n_zones
+    zones = tuple(f"zone{i}" for i in range(Z))
     eye = np.eye(Z)
     # P_g[s_g, a_g, :]
     P_g = _softmax(0.1 + 3.0 * eye[None, :, :] + 0.5 * eye[:, None, :])
@@ -63,4 +64,5 @@ def warehouse(*, r_g: str = "constant", gamma: float = 0.95, n_zones: int = N_ZO
     else:
         r_g_table = 4.0 - np.abs(s_l[:, None] - s_l[None, :]).astype(float)
     return TabularGame(P_g=P_g, P_l=P_l, r_g=r_g_table, r_l=r_l, gamma=gamma, init_g=np.full(Z, 1.0 / Z),
-                       init_l_concentration=dirichlet, name=f"warehouse(r_g={r_g})")
+                       init_l_concentration=dirichlet, name=f"warehouse(r_g={r_g})",
+                       labels=GameLabels(zones, tuple(f"activate_{z}" for z in zones), zones, ("stay", "up", "down")))
