@@ -16,22 +16,12 @@ import numpy as np
 
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import GlobalController
 from altmarl_ros.physics.backend import PhysicsBackend
 from altmarl_ros.physics.control import go_to_goal
 from altmarl_ros.zones import Zones
-
-
-class Transitions(NamedTuple):
-    """Per decision step t of one episode: (T,) s_g, a_g, s_g(t+1); (T, n) s_l, a_l, s_l(t+1)."""
-
-    s_g: np.ndarray
-    a_g: np.ndarray
-    s_g_next: np.ndarray
-    s_l: np.ndarray
-    a_l: np.ndarray
-    s_l_next: np.ndarray
 
 
 class Episode(NamedTuple):
