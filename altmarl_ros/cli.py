@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -67,9 +68,8 @@ def _load_config(args: argparse.Namespace) -> Any:
 
 
 def _round_printer(progress: Progress) -> Any:
-    def on_round(record: Any) -> None:
-        flags = ("G" if record.global_accepted else "g") + ("L" if record.local_accepted else "l")
-        progress.update(record.round, f"value {record.value:.2f} [{flags}]")
+    def on_round(start: str, record: Any) -> None:
+        progress.advance(1, f"{start}: round {record.round}, value {record.value.mean:.2f} [{record.accepted}]")
 
     return on_round
 
@@ -82,13 +82,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     k = args.k or config.k
     print(f"training {config.game} {config.game_options} k={k} n={config.n_agents} seed={args.seed} "
           f"(G-LEARN {config.g_learn.transition}, L-LEARN {config.l_learn.kind}, rule {config.loop.rule})")
-    with Progress(config.loop.max_rounds, "rounds") as progress:
+    from altmarl_ros.marl.experiments import expand_starts
+    from altmarl_ros.marl.games import make_game
+
+    n_starts = len(expand_starts(config.loop.starts, make_game(config.game, **config.game_options).n_global_actions))
+    with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
-    print(f"stopped: {result.stop_reason} after {len(result.history)} rounds in {trained.train_seconds:.2f} s"
+    for outcome in trained.selection.outcomes:
+        print(f"  start {outcome.start:<11} {outcome.result.stop_reason:<10} after {len(outcome.result.history)} "
+              f"rounds: welfare {outcome.welfare.mean:.2f} +- {outcome.welfare.stderr:.2f}")
+    print(f"chosen: {trained.selection.best.start} ({trained.selection.reason}) in {trained.train_seconds:.2f} s"
           + (f" (2*eta = {2 * result.eta:.3f})" if result.eta == result.eta else ""))
     metrics: dict[str, Any] = {"train_seconds": trained.train_seconds, "stop_reason": result.stop_reason,
-                               "rounds": [r._asdict() for r in result.history]}
+                               "rounds": [r.to_dict() for r in result.history],
+                               "selection": trained.selection.to_dict()}
     if not args.no_eval:
         final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=args.seed)
         metrics.update(reward=final.reward_mean, reward_std=final.reward_std, reward_stderr=final.reward_stderr,
@@ -133,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.backends import grid, run_sweep
+    from altmarl_ros.marl.backends import grid, run_cell, run_sweep
 
     if args.address and args.backend != "ray":
         raise ValueError("--address needs --backend ray")
@@ -150,8 +158,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             reward = next(r.value for r in new if r.metric == "reward")
             progress.advance(1, f"k={cell.k} seed={cell.seed} reward {reward:.2f}")
 
+        cell_fn = functools.partial(run_cell, policy_dir=args.save_policies)
         rows = run_sweep(config, cells, out=out, backend=args.backend, address=args.address, resume=args.resume,
-                         on_cell=on_cell)
+                         on_cell=on_cell, cell_fn=cell_fn)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 
@@ -254,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--gap-seeds", type=int, default=None, help="estimate the Nash gap on the first N seeds only")
     p.add_argument("--out", required=True, help="CSV path (columns k,seed,metric,value,stderr)")
+    p.add_argument("--save-policies", metavar="DIR", default=None,
+                   help="also save every trained pair as DIR/k<k>_seed<seed>.npz/.json")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="plot a sweep CSV as PNGs")

@@ -79,7 +79,7 @@ def main(authors_csv: str, paper_csv: str) -> int:
     runs = _by_run(paper)
     for (k, seed), m in sorted(runs.items()):
         print(f"| {k} | {seed} | {m['reward']:.2f} | {m['mode_accuracy']:.3f} | {m['gap_g']:.2f} | {m['gap_l']:.2f} "
-              f"| {m['nash_gap']:.2f} | {int(m['rounds'])} | {'yes' if m['certified'] else 'no'} "
+              f"| {m['nash_gap']:.2f} | {int(m['rounds'])} | {'yes' if m.get('certified') else 'no'} "
               f"| {m['train_seconds']:.1f} |")
     print("\nNash gap log-log slopes (mean over runs per k; 95 % CI):\n")
     for name, rows in (("authors config", authors), ("paper config", paper)):

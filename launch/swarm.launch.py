@@ -151,6 +151,8 @@ def generate_launch_description() -> LaunchDescription:
         _arg('record_path', "sim_node writes its per-step record (JSON) here at the end; '' = none."),
         _arg('bag_path', "sim_node records a rosbag2 (mcap) here; '' = none."),
         _arg('autostart', "true: stepping starts once every node is matched; false: wait for 'start'."),
+        _arg('startup_timeout', 'Seconds for every node to match and answer the first step.'),
+        _arg('tolerate_lost_robots', 'true: run without robots that never answer the first step; false: stop.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
              choices=['planar', 'wheeled']),

@@ -16,7 +16,7 @@ k: 2
 ordering: paper
 g_learn: {transition: sampled, m: 5, stopping: span, tol: 1.0e-2, max_iter: 500, warm_start: true}
 l_learn: {kind: induced}
-loop: {rule: two_eta, c: 1.0, max_rounds: 3, eval_episodes: 8, eval_horizon: 15}
+loop: {rule: two_eta, c: 0.01, max_rounds: 3, eval_episodes: 8, eval_horizon: 15}
 evaluation: {horizon: 15, episodes: 6, seeds: 2}
 nash_gap: {k_oracle: 6, episodes: 8}
 """
@@ -43,7 +43,7 @@ def test_help(command, tmp_path):
 def test_train_evaluate_sweep_plot(tiny, tmp_path):
     out = altmarl("train", "--config", tiny, "--k", 2, "--out", tmp_path / "pol", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "stopped:" in out.stdout and "rounds" in out.stderr  # progress bar on stderr
+    assert "chosen: constant:0" in out.stdout and "rounds" in out.stderr  # progress bar on stderr
     assert (tmp_path / "pol.npz").is_file() and (tmp_path / "pol.json").is_file()
 
     out = altmarl("evaluate", "--policy", tmp_path / "pol.npz", "--nash-gap", "--out", tmp_path / "ev.json",

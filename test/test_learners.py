@@ -10,11 +10,10 @@ from hypothesis import strategies as st
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.games import make_game
-from altmarl_ros.marl.learners.alternate import UpdateRule, alternate
 from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn, recurrence_chain
 from altmarl_ros.marl.learners.l_learn import effective_global_chain, l_learn, l_learn_authors
 from altmarl_ros.marl.mdp import value_iteration
-from altmarl_ros.marl.metrics import exact_global_best_response, exact_nash_gap, exact_value
+from altmarl_ros.marl.metrics import exact_global_best_response, exact_nash_gap
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 STAY = TabularLocalPolicy(np.tile([1.0, 0.0], (2, 2, 1)))
@@ -108,34 +107,6 @@ def test_authors_l_learn_is_a_softmax_policy():
     probs = result.pi_l.probs
     assert np.all(probs > 0) and np.allclose(probs.sum(-1), 1)
     assert np.array_equal(probs.argmax(-1), result.Q.argmax(-1))
-
-
-def _loop(game, k, rule, n_agents=3):
-    return alternate(
-        learn_global=lambda pi_l: g_learn(game, pi_l, k=k, transition="exact").pi_g,
-        learn_local=lambda pi_g, pi_l: l_learn(game, pi_g, pi_l).pi_l,
-        evaluate=lambda pi_g, pi_l, _round: exact_value(game, pi_g, pi_l, n_agents=n_agents),
-        pi_g0=TabularGlobalPolicy.constant(0, n_global_states=2, n_local_states=2, n_global_actions=2, k=k),
-        pi_l0=TabularLocalPolicy.uniform(2, 2, 2), rule=rule, max_rounds=10)
-
-
-def test_alternation_stops_with_a_certificate_at_a_nash_equilibrium():
-    game = make_game("coordination", slip=0.1)
-    result = _loop(game, 2, UpdateRule("two_eta", c=0.05))
-    assert result.certified and len(result.history) <= 5
-    assert result.history[0].global_accepted  # the first proposals improve on (constant, uniform)
-    values = [r.value for r in result.history]
-    assert values == sorted(values)  # accepted proposals only ever increase the value
-    gap = exact_nash_gap(game, result.pi_g, result.pi_l, n_agents=3)
-    assert gap.nash_gap <= 2 * result.eta + 1e-9
-
-
-def test_revert_rule_keeps_the_best_pair_and_reports_convergence():
-    game = make_game("coordination", slip=0.1)
-    result = _loop(game, 2, UpdateRule("revert", rtol=0.01))
-    assert result.stop_reason == "converged"
-    with pytest.raises(ValueError, match="update rule"):
-        UpdateRule("sometimes")
 
 
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 4))

@@ -121,6 +121,41 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
     assert json.loads(record)["steps"] >= 50
 
 
+def test_a_live_host_that_never_answers_stops_the_start_naming_it(ros_domain, policy, tmp_path):
+    """A host that is on the graph (its robots' zone_goal publishers are matched) but never answers:
+    the simulator does not quietly run without its robots; it exits 3 naming the host and the robots."""
+    from std_msgs.msg import Int32MultiArray
+
+    from altmarl_ros.ros import topics
+    from altmarl_ros.ros.testing import probe
+
+    names = [f"robot_{i}" for i in range(3)]
+    common = ["-p", f"policy_path:={policy}", "-p", "n_robots:=3"]
+    sim = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.sim_node", "--ros-args", *common,
+                            "-p", "startup_timeout:=4.0", "-p", "steps:=5"], stderr=subprocess.PIPE, text=True)
+    ctrl = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.controller_node", "--ros-args", *common,
+                             "-p", "k:=2"], stderr=subprocess.DEVNULL)
+    try:
+        with probe() as p:
+            from rclpy.node import Node
+
+            host = Node("mute_host", context=p.context)
+            pubs = [host.create_publisher(Int32MultiArray, topics.robot_topic(r, topics.ZONE_GOAL), topics.ANSWER_QOS)
+                    for r in names]
+            p.executor.add_node(host)
+            p.spin_until(lambda: sim.poll() is not None, 60, "the simulator to give up")
+            del pubs
+            host.destroy_node()
+        stderr = sim.stderr.read()
+    finally:
+        for proc in (sim, ctrl):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(10)
+    assert sim.returncode == 3, stderr
+    assert "never answered the first step" in stderr and "/mute_host: 3 robot(s) (robot_0..robot_2)" in stderr, stderr
+
+
 def test_malformed_parameters_fail_clearly(ros_domain, policy):
     bad_type = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "k:=abc"])
     assert bad_type.returncode == 2

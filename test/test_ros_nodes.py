@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -164,20 +163,36 @@ def _check_bag(path):
 
 
 def test_free_running_model_mode_keeps_time(ros_domain, policy, tmp_path):
-    """lockstep=false: steps every step_period s whatever the answers."""
+    """lockstep=false: a step ends after step_period s whether or not the answers came. With the robots
+    gone and a step timeout of 60 s, steps keep coming (lockstep would wait 60 s per step), none ends
+    before its period, and the ticks' stamps advance by exactly one period per step."""
+    from std_msgs.msg import Int64MultiArray
+
+    from altmarl_ros.ros import topics
     from altmarl_ros.ros.launcher import ProcessGroup
     from altmarl_ros.ros.testing import probe
 
-    options = SwarmOptions(n_robots=6, k=2, policy=str(policy), lockstep=False, step_period=0.1, steps=0)
+    options = SwarmOptions(n_robots=6, k=2, policy=str(policy), lockstep=False, step_period=0.1, step_timeout=60.0,
+                           steps=0)
     group = ProcessGroup.start(plan(options), tmp_path)
     try:
         with probe() as p:
+            stamps: dict[int, int] = {}
+            p.node.create_subscription(Int64MultiArray, topics.TICK, lambda m: stamps.setdefault(m.data[0], m.data[2]),
+                                       topics.LATCHED_QOS)
             p.spin_until(lambda: len(p.metrics) >= 5, 60, "first steps")
-            t0, s0 = time.monotonic(), len(p.metrics)
-            p.spin(2.0)
-            rate = (len(p.metrics) - s0) / (time.monotonic() - t0)
-            assert 7.0 <= rate <= 11.0, rate
-            assert sum(m["dropped_robots"] for m in p.metrics[-10:]) == 0
+            assert sum(m["dropped_robots"] for m in p.metrics[1:5]) == 0  # the robots answer within a period
+            robots = group.find("robot_node")[0]
+            os.killpg(robots.popen.pid, signal.SIGKILL)
+            robots.popen.wait(5)
+            robots.stopped = True
+            t_kill = p.metrics[-1]["step"]
+            p.spin_until(lambda: sum(m["step"] > t_kill + 2 for m in p.metrics) >= 10, 30, "10 steps without robots")
+            later = [m for m in p.metrics if m["step"] > t_kill + 2]
+            assert all(m["dropped_robots"] == 6 for m in later)
+            assert all(m["step_seconds"] >= 0.1 for m in p.metrics[1:])
+            period_ns = 100_000_000
+            assert all(stamp == step * period_ns for step, stamp in stamps.items()), stamps
     finally:
         group.stop()
 

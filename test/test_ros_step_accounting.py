@@ -117,3 +117,47 @@ def test_an_answer_for_a_step_not_yet_announced_is_rejected(sim):
     _command(sim, 1)
     _goals(sim, 1, [0, 1, 2, 3])
     assert sim.record[1]["bad_answers"] == 1
+
+
+# --- the first step is a handshake: every robot and the controller must answer it ---------------
+def _age(sim, seconds: float) -> None:
+    """Let `seconds` pass on the node's clocks (the start and the step's start), without waiting."""
+    sim.phase = "running"  # as after autostart or 'start'
+    sim.t_start -= seconds
+    sim.step_t0 -= seconds
+
+
+def test_the_first_step_waits_for_every_robot_beyond_the_step_timeout(sim):
+    sim._begin_step()
+    _command(sim, 0)
+    _goals(sim, 0, [0, 1, 2])
+    _age(sim, 10 * sim.step_timeout)  # far past the step timeout, within the startup budget
+    sim._loop()
+    assert sim.record == [] and not sim.done
+    _goals(sim, 0, [3])
+    assert len(sim.record) == 1 and sim.record[0]["dropped_robots"] == 0
+
+
+def test_robots_that_never_answer_the_first_step_stop_the_run_naming_them(sim):
+    sim._begin_step()
+    _command(sim, 0)
+    _goals(sim, 0, [0, 1])
+    _age(sim, sim.startup_timeout + 1)
+    sim._loop()
+    assert sim.done and sim.exit_code == 3 and sim.record == []
+    assert sim.summary()["lost_robots"] == {"no node publishes its zone_goal": ["robot_2", "robot_3"]}
+
+
+def test_tolerated_lost_robots_are_no_longer_waited_for(sim):
+    sim.tolerate_lost = True
+    sim._begin_step()
+    _command(sim, 0)
+    _goals(sim, 0, [0, 1])
+    _age(sim, sim.startup_timeout + 1)
+    sim._loop()
+    assert not sim.done and sim.record[0]["dropped_robots"] == 2 and sim.record[0]["live_robots"] == 2
+    sim._begin_step()
+    _command(sim, 1)
+    _goals(sim, 1, [0, 1])
+    assert len(sim.record) == 2  # robots 2 and 3 are not owed an answer any more
+    assert set(sim.summary()["lost_robots"]) == {"no node publishes its zone_goal"}

@@ -40,13 +40,18 @@ class Cell(NamedTuple):
     with_gap: bool = True
 
 
-CellFn = Callable[[TrainConfig, Cell, "dict[bytes, Any] | None"], list[SweepRow]]
+CellFn = Callable[[TrainConfig, Cell, "dict[str, Any] | None"], list[SweepRow]]
 OnCell = Callable[[Cell, list[SweepRow]], None]
 
 
-def run_cell(config: TrainConfig, cell: Cell, oracle_cache: dict[bytes, Any] | None = None) -> list[SweepRow]:
-    """The rows of one cell: `experiments.run_one` at (cell.k, cell.seed)."""
-    return run_one(config, k=cell.k, seed=cell.seed, with_gap=cell.with_gap, oracle_cache=oracle_cache)
+def run_cell(config: TrainConfig, cell: Cell, cache: dict[str, Any] | None = None, *,
+             policy_dir: str | None = None) -> list[SweepRow]:
+    """The rows of one cell: `experiments.run_one` at (cell.k, cell.seed). `cache` (local backend) shares
+    global oracles and full-information references between cells; `policy_dir` saves each cell's pair."""
+    cache = {} if cache is None else cache
+    return run_one(config, k=cell.k, seed=cell.seed, with_gap=cell.with_gap,
+                   oracle_cache=cache.setdefault("oracle", {}), full_cache=cache.setdefault("full", {}),
+                   policy_dir=policy_dir)
 
 
 def grid(ks: Sequence[int], seeds: Sequence[int], *, gap_seeds: int | None = None) -> list[Cell]:
@@ -56,7 +61,7 @@ def grid(ks: Sequence[int], seeds: Sequence[int], *, gap_seeds: int | None = Non
 
 def run_local(config: TrainConfig, cells: Iterable[Cell], on_cell: OnCell, *, cell_fn: CellFn = run_cell) -> None:
     """Run cells one after another in this process, sharing global oracles between them."""
-    cache: dict[bytes, Any] = {}
+    cache: dict[str, Any] = {}
     for cell in cells:
         on_cell(cell, cell_fn(config, cell, cache))
 

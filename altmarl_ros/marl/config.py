@@ -78,27 +78,65 @@ class LLearnConfig:
         _check(self.tau_scale > 0 and self.tau_min > 0, f"{key}.tau_scale", "tau_scale and tau_min must be > 0")
 
 
+START_KINDS = ("constant", "g_first", "chase")
+
+
+def check_start(name: str) -> None:
+    """A start is "constant" (every constant pi_g), "constant:<a_g>", "g_first" or "chase"."""
+    kind, _, arg = name.partition(":")
+    ok = kind in START_KINDS and (not arg or (kind == "constant" and arg.isdigit()))
+    if not ok:
+        raise ValueError(f"unknown start {name!r}; starts are 'constant', 'constant:<a_g>', 'g_first', 'chase'")
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     rule: str = "two_eta"
-    """two_eta (paper UPDATE, eta = c / sqrt(k)) | revert (authors' outer loop)."""
-    c: float = 1.0
-    """eta = c / sqrt(k)."""
+    """two_eta (paper UPDATE with a paired test) | revert (authors' outer loop)."""
+    c: float = 0.01
+    """eta = c * R / ((1 - gamma) sqrt(k)), R the per-step reward range (alternate.UpdateRule)."""
+    confidence: float = 0.95
+    """two_eta: a proposal is accepted when the one-sided lower confidence bound of its paired
+    improvement exceeds 2 eta."""
     rtol: float = 0.01
     """revert: relative tolerance for revert and convergence."""
     max_rounds: int = 10
     """N_steps: maximum rounds of (G-LEARN, L-LEARN)."""
     eval_episodes: int = 64
-    """Episodes of each in-loop evaluation."""
+    """Episodes of each in-loop evaluation (paired: the proposal and the incumbent share them)."""
     eval_horizon: int = 50
     """Horizon of each in-loop evaluation."""
+    starts: tuple[str, ...] = ("constant:0",)
+    """Starting pairs of the alternation (equilibrium selection keeps the best fixed point reached):
+    constant[:a_g] (pi_g constant, uniform robots), g_first (G-LEARN against uniform robots, uniform
+    robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
         _check(self.c >= 0, f"{key}.c", "must be >= 0")
+        _check(0.5 <= self.confidence < 1, f"{key}.confidence", "must lie in [0.5, 1)")
         _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
         for name in ("max_rounds", "eval_episodes", "eval_horizon"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
+        _check(self.eval_episodes >= 2, f"{key}.eval_episodes", "must be >= 2 (a paired test needs a stderr)")
+        _check(len(self.starts) >= 1, f"{key}.starts", "needs at least one start")
+        for start in self.starts:
+            try:
+                check_start(start)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.starts: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class FullInfoConfig:
+    enabled: bool = False
+    """Also train the full-information reference (a dispatcher that sees the whole population) in sweeps."""
+    k: int = 50
+    """Its observation: the population's histogram rounded to k counts (G-LEARN with the deterministic
+    mean-field transition at this k, as the population of n agents evolves almost deterministically)."""
+
+    def validate(self, key: str) -> None:
+        _check(self.k >= 1, f"{key}.k", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -145,6 +183,7 @@ class TrainConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     nash_gap: GapConfig = field(default_factory=GapConfig)
+    full_information: FullInfoConfig = field(default_factory=FullInfoConfig)
 
     def __post_init__(self) -> None:
         _check(self.game in GAMES, "game", f"unknown game {self.game!r}; known: {sorted(GAMES)}")
@@ -156,7 +195,7 @@ class TrainConfig:
         _check(self.n_agents >= 1, "n_agents", "must be >= 1")
         _check(1 <= self.k <= self.n_agents, "k", "must satisfy 1 <= k <= n_agents")
         _check(self.ordering in ORDERINGS, "ordering", f"must be one of {ORDERINGS}")
-        for name in ("g_learn", "l_learn", "loop", "evaluation", "nash_gap"):
+        for name in ("g_learn", "l_learn", "loop", "evaluation", "nash_gap", "full_information"):
             getattr(self, name).validate(name)
 
     @property
@@ -194,6 +233,10 @@ def _build(cls: type, data: Any, key: str) -> Any:
         elif hint is str:
             _check(isinstance(value, str), path, f"must be a string, got {value!r}")
             values[name] = value
+        elif hint == tuple[str, ...]:
+            _check(isinstance(value, list) and all(isinstance(v, str) for v in value), path,
+                   f"must be a list of strings, got {value!r}")
+            values[name] = tuple(value)
         else:  # dict[str, Any]
             _check(isinstance(value, dict), path, f"must be a mapping, got {value!r}")
             values[name] = dict(value)

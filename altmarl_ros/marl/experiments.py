@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,27 +18,35 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 
 from altmarl_ros.marl import sim
-from altmarl_ros.marl.artifacts import atomic_write_text
+from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import TrainConfig
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
-from altmarl_ros.marl.learners.alternate import AlternatingResult, RoundRecord, UpdateRule, alternate
+from altmarl_ros.marl.learners.alternate import (
+    AlternatingResult,
+    RoundRecord,
+    Selection,
+    UpdateRule,
+    alternate,
+    select_equilibrium,
+)
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
-from altmarl_ros.marl.learners.l_learn import l_learn, l_learn_authors
+from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.metrics import NashGap, global_oracle, nash_gap
-from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
 
 
 class TrainResult(NamedTuple):
-    pi_g: TabularGlobalPolicy
+    pi_g: Any  # TabularGlobalPolicy (FullInformationPolicy for the full-information reference)
     pi_l: TabularLocalPolicy
     game: TabularGame
     game_spec: dict[str, Any]
-    alternation: AlternatingResult
+    alternation: AlternatingResult  # the chosen start's run
+    selection: Selection  # every start's outcome and which was chosen
     train_seconds: float
-    g_learn_calls: int  # G-LEARN computations actually run (identical deterministic calls are reused)
+    g_learn_calls: int  # G-LEARN computations actually run (each distinct pi_l is solved once)
 
 
 class FinalEvaluation(NamedTuple):
@@ -49,63 +58,126 @@ class FinalEvaluation(NamedTuple):
     mode_accuracy: float
     mode_accuracy_stderr: float
     seed_means: np.ndarray  # (seeds,)
+    returns: np.ndarray  # (seeds * episodes,) every episode's return, in a fixed order (paired across policies)
 
 
 def _streams(seed: int, n: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence(seed).spawn(n)
 
 
-def train_policies(config: TrainConfig, *, k: int, seed: int,
-                   progress: Callable[[RoundRecord], None] | None = None) -> TrainResult:
-    """Run ALTERNATING-MARL on the config's game for budget k; `progress` is called after each round."""
+def _int_seed(seed: int, purpose: int) -> int:
+    """An integer seed for one purpose of a run (0 in-loop evaluations, 1 selection, ...)."""
+    return int(np.random.SeedSequence([seed, 1000 + purpose]).generate_state(1)[0])
+
+
+def value_scale(game: TabularGame) -> float:
+    """R / (1 - gamma), R = range(r_g) + range(r_l): an upper bound of the range of discounted values."""
+    return float((np.ptp(game.r_g) + np.ptp(game.r_l)) / (1.0 - game.gamma))
+
+
+def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, horizon: int):
+    """evaluate(pairs, seed) -> (len(pairs), episodes) returns, every pair on the episodes of `seed`
+    (sim.evaluate draws the environment, observation and action streams from a fresh generator)."""
+
+    def evaluate(pairs, seed: int) -> np.ndarray:
+        return np.stack([sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seed), n_agents=config.n_agents,
+                                      horizon=horizon, n_episodes=episodes,
+                                      ordering=config.ordering).returns  # type: ignore[arg-type]
+                         for pi_g, pi_l in pairs])
+
+    return evaluate
+
+
+def expand_starts(starts: Sequence[str], n_global_actions: int) -> list[str]:
+    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>'; checks every constant action exists."""
+    out: list[str] = []
+    for start in starts:
+        if start == "constant":
+            out += [f"constant:{a}" for a in range(n_global_actions)]
+            continue
+        if start.startswith("constant:") and int(start.split(":")[1]) >= n_global_actions:
+            raise ValueError(f"start {start!r}: the game has {n_global_actions} global actions")
+        out.append(start)
+    return list(dict.fromkeys(out))
+
+
+def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
+                   progress: Callable[[str, RoundRecord], None] | None = None) -> TrainResult:
+    """Run ALTERNATING-MARL on the config's game for budget k from every start of config.loop.starts,
+    and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
+
+    full_information: train the reference dispatcher that sees the whole population's histogram
+    (rounded to config.full_information.k counts) instead of k samples; `k` is then unused.
+    `progress(start, record)` is called after each round.
+    """
     t0 = time.perf_counter()
     game = make_game(config.game, **config.game_options)
     if not 1 <= k <= config.n_agents:
         raise ValueError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
-    learn_seq, eval_seq = _streams(seed, 2)
-    learn_rng = np.random.default_rng(learn_seq)
     gc, lc, loop = config.g_learn, config.l_learn, config.loop
-    state: dict[str, Any] = {"V": None, "cache_key": None, "cache": None, "calls": 0}
-    pure = gc.transition != "sampled" and not gc.warm_start  # then G-LEARN is a function of pi_l alone
+    k_learn = config.full_information.k if full_information else k
+    S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
+    cache: dict[bytes, Any] = {}
+    state: dict[str, Any] = {"V": None}
 
-    def learn_global(pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+    def learn_global(pi_l: TabularLocalPolicy) -> Any:
+        """G-LEARN, once per distinct pi_l: its samples come from a generator seeded by (seed, pi_l)."""
         key = pi_l.probs.tobytes()
-        if pure and key == state["cache_key"]:
-            return state["cache"]  # the authors' loop recomputes identical candidates (REFERENCE.md B7)
-        result = g_learn(game, pi_l, k=k, rng=learn_rng, transition=cast(Transition, gc.transition), m=gc.m,
-                         tol=gc.tol, max_iter=gc.max_iter, stopping=cast(Stopping, gc.stopping),
-                         V0=state["V"] if gc.warm_start else None)
-        state.update(V=result.V, cache_key=key, cache=result.pi_g, calls=state["calls"] + 1)
-        return result.pi_g
+        if key in cache:
+            return cache[key]
+        rng = np.random.default_rng([seed, zlib.crc32(key)])
+        if full_information:
+            result = g_learn(game, pi_l, k=k_learn, transition="deterministic", stopping="span", tol=gc.tol,
+                             max_iter=gc.max_iter)
+        else:
+            result = g_learn(game, pi_l, k=k, rng=rng, transition=cast(Transition, gc.transition), m=gc.m,
+                             tol=gc.tol, max_iter=gc.max_iter, stopping=cast(Stopping, gc.stopping),
+                             V0=state["V"] if gc.warm_start else None)
+            state["V"] = result.V
+        cache[key] = FullInformationPolicy(result.pi_g) if full_information else result.pi_g
+        return cache[key]
 
-    def learn_local(pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
+    def learn_local(pi_g: Any, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
         if lc.kind == "authors":
             return l_learn_authors(game, pi_g, pi_l, n_mc=lc.n_mc, mc_seed=lc.mc_seed, mu_iters=lc.mu_iters,
                                    max_iter=lc.max_iter, tau_scale=lc.tau_scale, tau_min=lc.tau_min).pi_l
         return l_learn(game, pi_g, pi_l, tol=lc.tol).pi_l
 
-    def evaluate(pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, rnd: int) -> float:
-        # two_eta: one stream for every evaluation (paired comparisons); revert: a new stream per round,
-        # as the authors' evaluate(seed=iteration)
-        entropy = eval_seq if loop.rule == "two_eta" else eval_seq.spawn(rnd + 1)[rnd]
-        return sim.evaluate(game, pi_g, pi_l, np.random.default_rng(entropy), n_agents=config.n_agents,
-                            horizon=loop.eval_horizon, n_episodes=loop.eval_episodes,
-                            ordering=config.ordering).reward.mean  # type: ignore[arg-type]
+    def constant(a: int) -> Any:
+        pi = TabularGlobalPolicy.constant(a, n_global_states=S_g, n_local_states=S_l, n_global_actions=A_g,
+                                          k=k_learn)
+        return FullInformationPolicy(pi) if full_information else pi
 
-    S_g, S_l = game.n_global_states, game.n_local_states
-    pi_g0 = TabularGlobalPolicy.constant(0, n_global_states=S_g, n_local_states=S_l,
-                                         n_global_actions=game.n_global_actions, k=k)
-    pi_l0 = TabularLocalPolicy.uniform(S_g, S_l, game.n_local_actions)
-    result = alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate, pi_g0=pi_g0,
-                       pi_l0=pi_l0, rule=UpdateRule(loop.rule, c=loop.c, rtol=loop.rtol),
-                       max_rounds=loop.max_rounds, on_round=progress)
-    return TrainResult(result.pi_g, result.pi_l, game, config.game_spec, result, time.perf_counter() - t0,
-                       state["calls"])
+    uniform = TabularLocalPolicy.uniform(S_g, S_l, game.n_local_actions)
+
+    def start_pair(name: str) -> tuple[Any, TabularLocalPolicy]:
+        if name.startswith("constant:"):
+            return constant(int(name.split(":")[1])), uniform
+        if name == "g_first":
+            return learn_global(uniform), uniform
+        return constant(0), chase_policy(game)  # "chase"
+
+    evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
+    rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
+    starts = expand_starts(loop.starts, A_g)
+    results = []
+    for i, name in enumerate(starts):
+        pi_g0, pi_l0 = start_pair(name)
+        on_round = None if progress is None else (lambda record, name=name: progress(name, record))
+        results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
+                                 pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
+                                 k=config.n_agents if full_information else k, value_scale=value_scale(game),
+                                 eval_seed=_int_seed(seed, 10 + i), on_round=on_round))
+    selection = select_equilibrium(starts, results, evaluate, _int_seed(seed, 1))
+    best = selection.best.result
+    return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, time.perf_counter() - t0,
+                       len(cache))
 
 
-def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: TabularGlobalPolicy,
-                      pi_l: TabularLocalPolicy, *, seed: int) -> FinalEvaluation:
-    """Final evaluation: config.evaluation.seeds independent seeds x episodes on n agents."""
+def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,
+                      seed: int) -> FinalEvaluation:
+    """Final evaluation: config.evaluation.seeds independent seeds x episodes on n agents. The same
+    `seed` gives every policy the same episodes (common random numbers), so `returns` pair up."""
     ev = config.evaluation
     means, returns, hits = [], [], []
     for seq in _streams(seed, ev.seeds):
@@ -115,11 +187,19 @@ def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: TabularGloba
         means.append(result.reward.mean)
         returns.append(result.returns)
         hits.append(result.mode_accuracy.mean)
-    all_returns = sim.Estimate.of(np.concatenate(returns))
+    all_returns = np.concatenate(returns)
     acc = sim.Estimate.of(np.asarray(hits))
     seed_means = np.asarray(means)
-    return FinalEvaluation(float(seed_means.mean()), float(seed_means.std()), all_returns.stderr, acc.mean,
-                           acc.stderr, seed_means)
+    return FinalEvaluation(float(seed_means.mean()), float(seed_means.std()), sim.Estimate.of(all_returns).stderr,
+                           acc.mean, acc.stderr, seed_means, all_returns)
+
+
+def ratio_estimate(num: np.ndarray, den: np.ndarray) -> sim.Estimate:
+    """mean(num) / mean(den) over paired samples, with its delta-method standard error."""
+    m_n, m_d = float(num.mean()), float(den.mean())
+    ratio = m_n / m_d
+    resid = (num - ratio * den) / m_d
+    return sim.Estimate(ratio, float(resid.std(ddof=1) / np.sqrt(num.size)), int(num.size))
 
 
 def estimate_nash_gap(config: TrainConfig, game: TabularGame, pi_g: TabularGlobalPolicy,
@@ -145,24 +225,53 @@ class SweepRow(NamedTuple):
     stderr: float
 
 
+def full_information_reference(config: TrainConfig, *, seed: int,
+                               cache: dict[int, FinalEvaluation] | None = None) -> FinalEvaluation:
+    """The full-information reference of a seed, trained the same way and evaluated on the same
+    episodes as every k (cached by seed when a dict is given: it does not depend on k)."""
+    if cache is not None and seed in cache:
+        return cache[seed]
+    trained = train_policies(config, k=1, seed=seed, full_information=True)
+    final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=seed)
+    if cache is not None:
+        cache[seed] = final
+    return final
+
+
 def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
-            oracle_cache: dict[bytes, Any] | None = None) -> list[SweepRow]:
-    """Train at (k, seed), evaluate, and return tidy rows (one per metric)."""
+            oracle_cache: dict[bytes, Any] | None = None,
+            full_cache: dict[int, FinalEvaluation] | None = None,
+            policy_dir: str | Path | None = None) -> list[SweepRow]:
+    """Train at (k, seed), evaluate, and return tidy rows (one per metric); with `policy_dir`, the
+    trained pair is also saved there as `k<k>_seed<seed>.npz/.json` (with every start's outcome)."""
     trained = train_policies(config, k=k, seed=seed)
+    if policy_dir is not None:
+        save_policies(Path(policy_dir) / f"k{k}_seed{seed}", trained.pi_g, trained.pi_l, game=trained.game,
+                      game_spec=config.game_spec, config=replace(config, k=k).to_dict(), seed=seed,
+                      n_agents=config.n_agents, train_seconds=trained.train_seconds,
+                      selection=trained.selection.to_dict(),
+                      rounds=[r.to_dict() for r in trained.alternation.history])
     final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=seed)
     nan = float("nan")
+    fixed = [o.result.fixed_point for o in trained.selection.outcomes]
     rows = [
         SweepRow(k, seed, "reward", final.reward_mean, final.reward_stderr),
         SweepRow(k, seed, "reward_seed_std", final.reward_std, nan),
         SweepRow(k, seed, "mode_accuracy", final.mode_accuracy, final.mode_accuracy_stderr),
         SweepRow(k, seed, "train_seconds", trained.train_seconds, nan),
         SweepRow(k, seed, "rounds", float(len(trained.alternation.history)), nan),
-        SweepRow(k, seed, "certified", float(trained.alternation.certified), nan),
+        SweepRow(k, seed, "fixed_point", float(trained.alternation.fixed_point), nan),
+        SweepRow(k, seed, "starts_fixed_point", float(np.mean(fixed)), nan),
     ]
     if config.ordering != "paper":  # the same policies under the model's ordering (REFERENCE.md B1)
         paper = evaluate_policies(replace(config, ordering="paper"), trained.game, trained.pi_g, trained.pi_l,
                                   seed=seed)
         rows.append(SweepRow(k, seed, "reward_paper_ordering", paper.reward_mean, paper.reward_stderr))
+    if config.full_information.enabled:
+        full = full_information_reference(config, seed=seed, cache=full_cache)
+        ratio = ratio_estimate(final.returns, full.returns)
+        rows += [SweepRow(k, seed, "reward_full_information", full.reward_mean, full.reward_stderr),
+                 SweepRow(k, seed, "ratio_full_information", ratio.mean, ratio.stderr)]
     if with_gap:
         gap = estimate_nash_gap(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
                                 oracle_cache=oracle_cache)
@@ -173,15 +282,18 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
 
 
 def sweep(config: TrainConfig, ks: Sequence[int], seeds: Iterable[int], *, gap_seeds: int | None = None,
-          on_row: Callable[[list[SweepRow]], None] | None = None) -> list[SweepRow]:
+          on_row: Callable[[list[SweepRow]], None] | None = None,
+          policy_dir: str | Path | None = None) -> list[SweepRow]:
     """Run `run_one` over the grid (k outer, seeds inner); the Nash gap only for the first `gap_seeds`
     seeds (None: all); `on_row` receives each run's rows as soon as it finishes."""
     rows: list[SweepRow] = []
     seeds = list(seeds)
-    cache: dict[bytes, Any] = {}
+    oracle_cache: dict[bytes, Any] = {}
+    full_cache: dict[int, FinalEvaluation] = {}
     for k in ks:
         for i, seed in enumerate(seeds):
-            out = run_one(config, k=k, seed=seed, with_gap=gap_seeds is None or i < gap_seeds, oracle_cache=cache)
+            out = run_one(config, k=k, seed=seed, with_gap=gap_seeds is None or i < gap_seeds,
+                          oracle_cache=oracle_cache, full_cache=full_cache, policy_dir=policy_dir)
             rows += out
             if on_row is not None:
                 on_row(out)

@@ -19,6 +19,11 @@ PLOTS = {  # metric -> (file name, y label, log-log)
     "train_seconds": ("train_seconds_vs_k.png", "training time (s)", False),
     "mode_accuracy": ("mode_accuracy_vs_k.png", "mode accuracy", False),
     "nash_gap": ("nash_gap_vs_k.png", "Nash gap max(gap_g, gap_l)", True),
+    "ratio_full_information": ("ratio_full_information_vs_k.png", "reward(k) / reward(full information)", False),
+    "gap_l_unilateral": ("gap_l_unilateral_vs_k.png", "gap_l_unilateral (estimate)", True),
+    "gap_l_shared": ("gap_l_shared_vs_k.png", "gap_l_shared (lower bound)", True),
+    "gap_g_restricted": ("gap_g_restricted_vs_k.png", "gap_g_restricted (lower bound)", True),
+    "gap_g_full": ("gap_g_full_vs_k.png", "gap_g_full (lower bound)", True),
 }
 
 
@@ -83,6 +88,10 @@ def plot_rows(rows: list[SweepRow], out_dir: str | Path, *, title: str = "") -> 
             continue
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         ax.errorbar(s.k, s.mean, yerr=1.96 * s.stderr, fmt="o-", capsize=3, label=f"{metric} (mean, 95 % CI)")
+        full = summarize(rows, "reward_full_information") if metric == "reward" else None
+        if full is not None and full.k.size:
+            ax.errorbar(full.k, full.mean, yerr=1.96 * full.stderr, fmt="s--", capsize=3,
+                        label="full-information reference (mean, 95 % CI)")
         if loglog:
             positive = s.mean > 0
             ax.set_xscale("log")

@@ -85,6 +85,8 @@ class SwarmOptions:
     # its own beside it (controller_record_path); '' = none
     bag_path: str = ""  # sim_node records a rosbag2 (mcap) here; '' = none
     autostart: bool = True  # sim_node starts stepping once every node is matched (else waits for 'start')
+    startup_timeout: float = 60.0  # s for every node to match and answer the first step
+    tolerate_lost_robots: bool = False  # robots that never answer the first step: False = sim_node stops (exit 3)
     log_level: str = "info"
     fidelity: str = "planar"  # mode 'physics': 'planar' base or 'wheeled' robots (altmarl_ros.physics.engine)
     physics_rate: float = 10.0  # mode 'physics': Hz of simulated time at which robots' cmd_vel is applied
@@ -102,7 +104,7 @@ class SwarmOptions:
                               ("log_level", ("debug", "info", "warn", "error"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("step_period", "step_timeout", "physics_rate"):
+        for name in ("step_period", "step_timeout", "startup_timeout", "physics_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
@@ -112,7 +114,7 @@ class SwarmOptions:
             raise ValueError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
         if not self.lockstep and self.step_period <= 0:
             raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
-        for name in ("use_sim_time", "lockstep", "autostart"):
+        for name in ("use_sim_time", "lockstep", "autostart", "tolerate_lost_robots"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("policy", "zones", "record_path", "bag_path"):
@@ -153,6 +155,7 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
             "step_period": float(options.step_period), "step_timeout": float(options.step_timeout),
             "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
             "bag_path": options.bag_path, "autostart": options.autostart,
+            "startup_timeout": float(options.startup_timeout), "tolerate_lost_robots": options.tolerate_lost_robots,
             **({"fidelity": options.fidelity, "physics_rate": float(options.physics_rate)}
                if options.mode == "physics" else {}),
         }))

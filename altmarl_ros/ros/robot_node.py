@@ -71,6 +71,8 @@ class RobotNode(Node):
         self.answered = np.ones(n, dtype=bool)
         self.tick: topics.Tick | None = None
         self.tick_time = 0.0
+        self.t_start = time.monotonic()
+        self.silence_reported = False
         self.running = True
         self.stopped_sent = np.zeros(n, dtype=bool)
         self.bad_pose_warned = np.zeros(n, dtype=bool)
@@ -87,7 +89,7 @@ class RobotNode(Node):
             self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
                                                        lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
                               for i, p in enumerate(prefixes)]
-        self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
+        self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         self.create_timer(0.05, self._on_timer)
         self.goals_pub = (self.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
@@ -146,6 +148,9 @@ class RobotNode(Node):
             return
         if self.tick is not None and tick.step <= self.tick.step:
             return  # duplicate (transient-local replay) or old
+        if self.tick is None:
+            self.get_logger().info(f"first tick: step {tick.step}; poses so far for "
+                                   f"{int((self.pose_stamp >= 0).sum())}/{len(self.names)} robots")
         self.tick = tick
         self.tick_time = time.monotonic()
         self.answered[:] = False
@@ -165,6 +170,9 @@ class RobotNode(Node):
 
     def _on_timer(self) -> None:
         now = time.monotonic()
+        if self.tick is None and not self.silence_reported and now - self.t_start > 10.0:
+            self.silence_reported = True
+            self._report_silence()
         if self.tick is not None and self.running and now - self.tick_time >= self.answer_wait:
             late = np.flatnonzero(~self.answered & (self.pose_stamp >= 0))
             if late.size:
@@ -175,6 +183,15 @@ class RobotNode(Node):
             for i in stale:
                 self.cmd_pubs[i].publish(Twist())
                 self.stopped_sent[i] = True
+
+    def _report_silence(self) -> None:
+        """No tick after 10 s: say what this host is matched with, so a lost host names its cause."""
+        pose_pubs = sum(sub.get_publisher_count() for sub in self.pose_subs)
+        readers = (self.goals_pub.get_subscription_count() if self.goals_pub is not None
+                   else min(pub.get_subscription_count() for pub in self.goal_pubs))
+        self.get_logger().warning(f"no tick after 10 s; matched: {self.tick_sub.get_publisher_count()} tick "
+                                  f"publisher(s), {pose_pubs} pose publisher(s), {readers} reader(s) of the answers; "
+                                  f"poses so far for {int((self.pose_stamp >= 0).sum())}/{len(self.names)} robots")
 
     # --- outputs ------------------------------------------------------------------------------
     def _answer(self, idx: np.ndarray) -> None:

@@ -73,8 +73,10 @@ class SimNode(Node):
         bag_path = declare(self, "bag_path", "", "record a rosbag2 (mcap) directory here; '' = none")
         self.autostart = declare(self, "autostart", True, "start once all nodes are matched (else wait for "
                                  "'start' on /swarm/command)")
-        self.startup_timeout = declare(self, "startup_timeout", 60.0, "s to wait for nodes before starting anyway",
-                                       low=0.0, high=3600.0)
+        self.startup_timeout = declare(self, "startup_timeout", 60.0, "s for every node to match and to answer "
+                                       "the first step", low=0.0, high=3600.0)
+        self.tolerate_lost = declare(self, "tolerate_lost_robots", False, "robots that never answer the first "
+                                     "step: false = stop with an error naming their hosts; true = run without them")
         self.max_missed = declare(self, "max_missed", 3, "missed steps after which a node is not waited for", low=1)
         policy_path = declare(self, "policy_path", "", "policy artifact whose game is simulated (when 'game' is '')")
         game_name = declare(self, "game", "", "game registry name; '' = the policy artifact's game")
@@ -139,11 +141,13 @@ class SimNode(Node):
         self.ctrl_rtt = math.nan
         self.late = self.bad = self.duplicate = 0  # heard since the last recorded row
         self.record: list[dict[str, float]] = []
-        self.started_wall = 0.0
+        self.started_wall = self.finished_wall = 0.0  # end of the first step, of the last step
+        self.started_sim_ns = self.finished_sim_ns = 0  # simulated time at those two moments
         self.t_start = time.monotonic()
         self.last_ready_check = 0.0
         self.done = False
         self.exit_code = 0
+        self.lost: dict[str, list[str]] = {}  # host node -> robots that never answered the first step
         self.warned: set[str] = set()
         self.bag = None
         if bag_path:
@@ -319,11 +323,17 @@ class SimNode(Node):
         if self.phase == "waiting":
             if self.autostart and self._ready():
                 self.phase = "running"
-                self.get_logger().info("all nodes matched; stepping")
+                self.get_logger().info("all nodes matched; first step: waiting for every robot and the controller "
+                                       "to answer")
             return
         if self.in_step:
-            limit = self.step_timeout if self.lockstep else (math.inf if self.drives else self.step_period)
+            if self.step == 0:  # the handshake: every host must answer once, within the startup budget
+                limit = max(self.step_timeout, self.t_start + self.startup_timeout - self.step_t0)
+            else:
+                limit = self.step_timeout if self.lockstep else (math.inf if self.drives else self.step_period)
             if now - self.step_t0 >= limit:
+                if self.step == 0 and not self._handshake_failed():
+                    return
                 self._finish_step()
         elif self.phase == "running" and not self.drives and now >= self.next_begin:
             self._begin_step()  # driving backends' steps begin at the physics clock's step boundaries
@@ -340,8 +350,6 @@ class SimNode(Node):
             self.bag.write(topics.GLOBAL_STATE, Int32(data=self.snap.s_g))
         self.in_step = True
         self.step_t0 = time.monotonic()
-        if self.step == 0:
-            self.started_wall = self.step_t0
         self.answered[:] = False
         self.goals[:] = -1
         self.owed = self._live().copy()
@@ -351,8 +359,43 @@ class SimNode(Node):
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if self.lockstep and self.in_step and not self.owed.any() and not self.controller_owed:
+        if (self.lockstep or self.step == 0) and self.in_step and not self.owed.any() and not self.controller_owed:
             self._finish_step()
+
+    def _hosts(self, robots: np.ndarray) -> dict[str, list[str]]:
+        """Group robots by the node that publishes their zone_goal (their host), from the ROS graph."""
+        hosts: dict[str, list[str]] = {}
+        for j in robots.tolist():
+            infos = self.get_publishers_info_by_topic(topics.robot_topic(self.names[j], topics.ZONE_GOAL))
+            host = ",".join(sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos})) or \
+                "no node publishes its zone_goal"
+            hosts.setdefault(host, []).append(self.names[j])
+        return hosts
+
+    def _handshake_failed(self) -> bool:
+        """The first step timed out. Name the hosts whose robots never answered; stop (exit 3) unless
+        `tolerate_lost_robots`, in which case they are no longer waited for. Returns whether to go on."""
+        silent = np.flatnonzero(self.owed)
+        self.lost = self._hosts(silent)
+        if self.controller_owed:
+            self.lost["controller"] = [f"no zone command on {topics.ZONE_COMMAND}"]
+        described = "; ".join(f"{host}: {len(robots)} robot(s) ({robots[0]}..{robots[-1]})"
+                              for host, robots in self.lost.items())
+        elapsed = time.monotonic() - self.t_start
+        if not self.tolerate_lost:
+            self.get_logger().error(f"never answered the first step within {elapsed:.0f} s (startup_timeout): "
+                                    f"{described}; stopping (set tolerate_lost_robots:=true to run without them)")
+            self.exit_code = 3
+            self.phase = "done"
+            self.done = True
+            self.in_step = False
+            return False
+        self.get_logger().warning(f"never answered the first step within {elapsed:.0f} s: {described}; running "
+                                  "without them (tolerate_lost_robots)")
+        self.misses[silent] = self.max_missed
+        if self.controller_owed:
+            self.ctrl_misses = self.max_missed
+        return True
 
     def _finish_step(self) -> None:
         self.in_step = False
@@ -392,6 +435,12 @@ class SimNode(Node):
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
+        self.finished_wall, self.finished_sim_ns = time.monotonic(), self.sim_ns
+        if self.step == 0:
+            self.started_wall = self.finished_wall  # steps/s counts the steps after the handshake
+            self.started_sim_ns = self.sim_ns
+            self.get_logger().info(f"first step answered ({int(self.answered.sum())}/{self.n} robots, controller "
+                                   f"{'yes' if self.a_g is not None else 'no'}) after {step_seconds:.1f} s; stepping")
         self.step += 1
         if self.max_steps and self.step >= self.max_steps:
             self.phase = "done"
@@ -438,16 +487,21 @@ class SimNode(Node):
     # --- results ------------------------------------------------------------------------------
     def summary(self) -> dict:
         rewards = np.array([r["reward"] for r in self.record])
-        elapsed = (time.monotonic() - self.started_wall) if self.record else 0.0
+        elapsed = self.finished_wall - self.started_wall if len(self.record) > 1 else 0.0
         return {"n_robots": self.n, "mode": self.mode, "lockstep": self.lockstep, "game": self.game_spec,
                 "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
                 "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
                 "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
                 **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
                    for what, extra in (("late", self.late), ("bad", self.bad), ("duplicate", self.duplicate))},
-                "steps_per_second": len(self.record) / elapsed if elapsed > 0 else math.nan,
+                "steps_per_second": (len(self.record) - 1) / elapsed if elapsed > 0 else math.nan,
+                "lost_robots": self.lost,  # host -> robots that never answered the first step
+                # host -> robots that were no longer waited for when the run ended (stopped answering)
+                "silent_at_end": self._hosts(np.flatnonzero(~self._live())) if self.record else {},
                 "sim_seconds": self.sim_ns / 1e9,
-                "real_time_factor": self.sim_ns / 1e9 / elapsed if (self.drives and elapsed > 0) else math.nan,
+                # simulated s per wall s between the end of the first step and the end of the last (as steps/s)
+                "real_time_factor": (self.finished_sim_ns - self.started_sim_ns) / 1e9 / elapsed
+                if (self.drives and elapsed > 0) else math.nan,
                 "cmd_vel_dropped": self.cmd_dropped, **self.backend.summary(),
                 "per_step": self.record}
 

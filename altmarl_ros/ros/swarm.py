@@ -51,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-period", type=float, default=None,
                         help="s per step (minimum in lockstep); default 0 (model) or 2.0 (kinematic)")
     parser.add_argument("--step-timeout", type=float, default=1.0, help="s before missing answers are dropped")
-    parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for every node to match")
+    parser.add_argument("--startup-timeout", type=float, default=60.0,
+                        help="s for every node to match and answer the first step (default 60)")
+    parser.add_argument("--tolerate-lost-robots", action="store_true",
+                        help="run on without robots that never answer (or stop answering); default: fail naming "
+                             "their host")
     parser.add_argument("--numpy-episodes", type=int, default=200, help="episodes of the NumPy reference")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -108,6 +112,8 @@ def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
                         seed=args.seed, lockstep=not args.free_running, step_period=float(step_period),
                         step_timeout=float(args.step_timeout), steps=args.steps,
                         record_path=str((out / "sim_record.json").resolve()),
+                        startup_timeout=float(args.startup_timeout),
+                        tolerate_lost_robots=bool(args.tolerate_lost_robots),
                         bag_path=str((out / "bag").resolve()) if args.bag else "",
                         fidelity=args.fidelity, physics_rate=float(args.physics_rate))
 
@@ -210,8 +216,14 @@ def run_single_process(options: SwarmOptions, out: Path, args: argparse.Namespac
         executor = make_executor(sum(getattr(n, "n_entities", 0) for n in nodes))
         for node in nodes:
             executor.add_node(node)
-        _spin_until_done(executor, monitor, lambda: sim.done, lambda: None, outcome, options.steps,
+        def check_exit() -> None:
+            if sim.done and sim.exit_code and not any(f.startswith("sim") for f in outcome.failures):
+                outcome.failures.append(f"sim ({sim.get_name()}) stopped with exit code {sim.exit_code}; see its "
+                                        "log above")
+
+        _spin_until_done(executor, monitor, lambda: sim.done, check_exit, outcome, options.steps,
                          args.startup_timeout, options.step_timeout)
+        check_exit()
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -287,6 +299,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "step_seconds_p50": _percentile(seconds, 50), "step_seconds_p95": _percentile(seconds, 95),
         "missing_poses": int(sum(max(r["missing_poses"], 0) for r in per_step)),
         "stale_poses": int(sum(max(r["stale_poses"], 0) for r in per_step)),
+        "lost_robots": (sim_record or {}).get("lost_robots", {}),
+        "silent_at_end": (sim_record or {}).get("silent_at_end", {}),
+        "tolerate_lost_robots": bool(args.tolerate_lost_robots),
         "max_pose_subscriptions": max((int(c.get("max_pose_subscriptions", 0)) for c in controller), default=0),
         "node_failures": outcome.failures, "interrupted": outcome.interrupted, "stalled": outcome.stalled,
         "wall_seconds": outcome.wall_seconds, "bag": options.bag_path or None,
@@ -430,6 +445,11 @@ def run(args: argparse.Namespace) -> int:
               f"{summary.get('mean_time_to_goal_zone_s', math.nan):.2f} s")
     if outcome.interrupted:
         return 130
+    silent = summary["silent_at_end"]
+    if silent and not args.tolerate_lost_robots:
+        outcome.failures.append("robots stopped answering during the run: " + "; ".join(
+            f"{host}: {len(robots)} robot(s) ({robots[0]}..{robots[-1]})" for host, robots in silent.items())
+            + " (--tolerate-lost-robots to accept)")
     if outcome.failures or summary["steps"] < args.steps:
         for failure in outcome.failures:
             print(f"altmarl swarm: {failure}", file=sys.stderr)

@@ -35,7 +35,7 @@ from scipy.special import gammaln
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.mdp import stationary_distribution, value_iteration
-from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 
 class LLearnResult(NamedTuple):
@@ -46,11 +46,17 @@ class LLearnResult(NamedTuple):
     seconds: float
 
 
-def effective_global_chain(game: TabularGame, pi_g: TabularGlobalPolicy, mu: np.ndarray) -> np.ndarray:
+def effective_global_chain(game: TabularGame, pi_g: TabularGlobalPolicy | FullInformationPolicy,
+                           mu: np.ndarray) -> np.ndarray:
     """P_g_eff[s_g, s_g'] = E_{d ~ Multinomial(k, mu[s_g])} P_g(s_g' | s_g, pi_g(s_g, d)), exactly.
 
     mu : (S_g, S_l) sampling distribution per s_g. Sums over all C(k + S_l - 1, S_l - 1) count vectors.
+    A FullInformationPolicy observes the population itself, mu[s_g] rounded to k counts, without sampling.
     """
+    if isinstance(pi_g, FullInformationPolicy):
+        d = cv.round_to_counts(mu * pi_g.k, pi_g.k)  # (S_g, S_l)
+        a_g = pi_g.pi_g.act(np.arange(game.n_global_states), d)
+        return game.P_g[np.arange(game.n_global_states), a_g]
     k = pi_g.k
     all_d = cv.enumerate_counts(k, game.n_local_states)
     log_coef = gammaln(k + 1) - gammaln(all_d + 1).sum(-1)  # (D,)
@@ -64,6 +70,14 @@ def effective_global_chain(game: TabularGame, pi_g: TabularGlobalPolicy, mu: np.
     return P_eff / P_eff.sum(-1, keepdims=True)
 
 
+def chase_policy(game: TabularGame, *, tol: float = 1e-8) -> TabularLocalPolicy:
+    """The best response of a robot that believes s_g never changes (P_g_eff = identity in the induced
+    MDP): for the warehouse, "go where s_g is". A starting pair of the multi-start alternation."""
+    P, r = _induced_mdp(game, np.eye(game.n_global_states))
+    Q = value_iteration(P, r, game.gamma, tol=tol).Q
+    return TabularLocalPolicy.greedy(Q.reshape(game.n_global_states, game.n_local_states, game.n_local_actions))
+
+
 def _induced_mdp(game: TabularGame, P_g_eff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(s_g, s_l) MDP: P[(g,l), a, (g',l')] = P_g_eff[g,g'] P_l[l,g,a,l'], r[(g,l), a] = r_l[l,g,a]."""
     S_g, S_l, A_l = game.n_global_states, game.n_local_states, game.n_local_actions
@@ -72,8 +86,9 @@ def _induced_mdp(game: TabularGame, P_g_eff: np.ndarray) -> tuple[np.ndarray, np
     return P, r
 
 
-def conditional_mean_field(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *,
-                           tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def conditional_mean_field(game: TabularGame, pi_g: TabularGlobalPolicy | FullInformationPolicy,
+                           pi_l: TabularLocalPolicy, *, tol: float = 1e-10,
+                           max_iter: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Fixed point (mu(. | s_g), P_g_eff) of the joint (s_g, s_l) chain under (pi_g, pi_l)."""
     S_g, S_l = game.n_global_states, game.n_local_states
     P_tilde, _ = marginal_local(game, pi_l.probs)  # (S_l, S_g, S_l')
@@ -92,7 +107,7 @@ def conditional_mean_field(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: T
     return mu, P_eff
 
 
-def l_learn(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *,
+def l_learn(game: TabularGame, pi_g: TabularGlobalPolicy | FullInformationPolicy, pi_l: TabularLocalPolicy, *,
             tol: float = 1e-8) -> LLearnResult:
     """Best response of the shared local policy to `pi_g`, the others playing `pi_l` (see module doc)."""
     t0 = time.perf_counter()
