@@ -116,12 +116,12 @@ def cmd_loop(args: argparse.Namespace) -> dict:
         config_path = ROOT / "config/train_warehouse.yaml"
         trained = {}
         for name, game in (("nominal", None), ("identified", str(game_file))):
-            config = (load_train_config(config_path, n_agents=n) if game is None else
-                      load_train_config(config_path, n_agents=n, game=game, game_options={}))
+            config = (load_train_config(config_path, n_agents=n, k=args.k) if game is None else
+                      load_train_config(config_path, n_agents=n, k=args.k, game=game, game_options={}))
             trained[name] = train_policies(config, k=args.k, seed=args.train_seed)
             print(f"trained on the {name} game: {trained[name].alternation.stop_reason}", flush=True)
-        model_value = {name: evaluate_policies(load_train_config(config_path, n_agents=n), nominal, t.pi_g, t.pi_l,
-                                               seed=0).reward_mean for name, t in trained.items()}
+        model_value = {name: evaluate_policies(load_train_config(config_path, n_agents=n, k=args.k), nominal, t.pi_g,
+                                               t.pi_l, seed=0).reward_mean for name, t in trained.items()}
     print(f"paired physics episodes: {args.episodes} seeds x 2 policies", flush=True)
     seeds = range(300, 300 + args.episodes)
     physics = {name: _episodes(nominal, t.pi_g, t.pi_l, seeds, n, steps, period) for name, t in trained.items()}

@@ -27,11 +27,12 @@ FIELDS = ("mode", "physics_fidelity", "n_robots", "steps", "closed_loop_reward",
           "mean_time_to_goal_zone_s", "max_overlap_m", "dropped_answers", "cmd_vel_dropped", "wall_seconds")
 
 
-def run(mode: str, n: int, steps: int, out: Path, policy: Path, fidelity: str, seed: int) -> dict:
+def run(mode: str, n: int, steps: int, out: Path, policy: Path, fidelity: str, seed: int, baseline: int) -> dict:
     run_dir = out / f"{mode}_{fidelity if mode == 'physics' else ''}_n{n}_s{seed}"
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--mode", mode, "--n-robots", str(n), "--k", "5",
            "--steps", str(steps), "--policy", str(policy), "--out", str(run_dir), "--seed", str(seed),
-           "--numpy-episodes", "100", "--no-plots", "--step-timeout", "2.0", "--fidelity", fidelity]
+           "--numpy-episodes", "100", "--no-plots", "--step-timeout", "2.0", "--fidelity", fidelity,
+           "--physics-baseline-episodes", str(baseline)]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     summary_file = run_dir / "summary.json"
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--fidelity", choices=("planar", "wheeled"), default="planar")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-episodes", type=int, default=1, help="random policies in physics (0 = skip)")
     parser.add_argument("--policy", default="policies/default.npz")
     parser.add_argument("--runs", default="runs/bench_physics", help="directory for the runs")
     parser.add_argument("--out", required=True, help="JSON lines file (appended)")
@@ -59,7 +61,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for n in (int(x) for x in args.n.split(",")):
         for mode in args.modes.split(","):
-            row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity, args.seed)
+            row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity, args.seed,
+                      args.baseline_episodes)
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

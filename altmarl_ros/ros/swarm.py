@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--mode physics: Hz (simulated) at which the robots' cmd_vel is applied (default 10)")
     parser.add_argument("--physics-baseline-episodes", type=int, default=1,
                         help="--mode physics: in-process physics episodes of the random policies (same length, "
-                             "the first from the run's own start state) for the baseline (default 1)")
+                             "the first from the run's own start state) for the baseline (default 1; 0 = none)")
     parser.add_argument("--dds-defaults", action="store_true",
                         help="do not apply the swarm Fast DDS profile (deeper shared-memory queue, 50 ms heartbeat)")
 
@@ -330,10 +330,15 @@ def _physics_summary(args: argparse.Namespace, options: SwarmOptions, artifact: 
     from altmarl_ros.ros.common import resolve_zones
     from altmarl_ros.ros.compare import batch_means_stderr
 
+    physics = {key: sim_record[key] for key in PHYSICS_KEYS if key in sim_record}
+    physics.update(decision_period_s=options.step_period, control_rate_hz=options.physics_rate)
+    if args.physics_baseline_episodes < 1:
+        return {**physics, "random_policy_reward_physics": math.nan, "random_policy_reward_physics_stderr": math.nan,
+                "random_policy_physics_episodes": 0, "physics_vs_random_z": math.nan}
     zones = resolve_zones(options.zones)
     steps = max(len(rewards), 1)
     baseline = []
-    for e in range(max(args.physics_baseline_episodes, 1)):
+    for e in range(args.physics_baseline_episodes):
         run = episode(artifact.game, zones, random_global(artifact.game), random_local(artifact.game),
                       n_agents=args.n_robots, steps=steps, seed=args.seed + e, decision_period=options.step_period,
                       control_period=1.0 / options.physics_rate, fidelity=options.fidelity)
@@ -344,8 +349,7 @@ def _physics_summary(args: argparse.Namespace, options: SwarmOptions, artifact: 
     closed, closed_se = float(rewards.mean()), batch_means_stderr(rewards)
     spread = math.sqrt(closed_se ** 2 + random_se ** 2)
     return {
-        **{key: sim_record[key] for key in PHYSICS_KEYS if key in sim_record},
-        "decision_period_s": options.step_period, "control_rate_hz": options.physics_rate,
+        **physics,
         "random_policy_reward_physics": float(per_episode.mean()),
         "random_policy_reward_physics_stderr": random_se,
         "random_policy_physics_episodes": int(per_episode.size),
