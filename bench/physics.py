@@ -45,7 +45,7 @@ def cmd_rtf(args: argparse.Namespace) -> dict:
     from altmarl_ros.marl.artifacts import load_policies
 
     art = load_policies(ROOT / "policies/default.npz")
-    period = default_decision_period()
+    period = args.seconds or default_decision_period()
     rows = []
     for fidelity in args.fidelity.split(","):
         for n in (int(x) for x in args.n.split(",")):
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", default="50,200,1000")
     p.add_argument("--fidelity", default="planar,wheeled")
     p.add_argument("--decisions", type=int, default=2, help="decision steps per run (5.2 s of sim each)")
+    p.add_argument("--seconds", type=float, default=0.0, help="simulated s per decision step (0 = the default "
+                   "decision period); with --decisions 1, the length of a run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", required=True)
     p = sub.add_parser("loop")

@@ -118,6 +118,13 @@ def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
                         fidelity=args.fidelity, physics_rate=float(args.physics_rate))
 
 
+def _stall_unit(options: SwarmOptions) -> float:
+    """A run stalls after 20 of these wall seconds without a step: the step timeout, or for simulators that
+    drive robots 5 x the step's simulated duration (a physics step is tens of control cycles; at a
+    real-time factor of 0.01 one step of 5.2 s takes 520 s)."""
+    return max(options.step_timeout, 5.0 * options.step_period if drives(options.mode) else 0.0)
+
+
 def _spin_until_done(executor, monitor, is_done, check_failures, outcome: RunOutcome, total: int,
                      startup_timeout: float, step_timeout: float) -> None:
     progress = Progress(total)
@@ -178,7 +185,7 @@ def run_processes(options: SwarmOptions, out: Path, args: argparse.Namespace, ou
                       file=sys.stderr)
 
         _spin_until_done(executor, monitor, lambda: sim.popen.poll() is not None, check_failures, outcome,
-                         options.steps, args.startup_timeout, options.step_timeout)
+                         options.steps, args.startup_timeout, _stall_unit(options))
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -222,7 +229,7 @@ def run_single_process(options: SwarmOptions, out: Path, args: argparse.Namespac
                                         "log above")
 
         _spin_until_done(executor, monitor, lambda: sim.done, check_exit, outcome, options.steps,
-                         args.startup_timeout, options.step_timeout)
+                         args.startup_timeout, _stall_unit(options))
         check_exit()
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
