@@ -114,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.artifacts import load_policies
     from altmarl_ros.marl.config import config_from_dict
-    from altmarl_ros.marl.experiments import estimate_nash_gap, evaluate_policies, with_overrides
+    from altmarl_ros.marl.experiments import estimate_gaps_for, evaluate_policies, gap_rows, with_overrides
 
     artifact = load_policies(args.policy)
     if args.config is None and isinstance(artifact.meta.get("config"), dict):  # the settings it was trained with
@@ -128,10 +128,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               "ordering": config.ordering, "reward": final.reward_mean,
                               "reward_std": final.reward_std, "reward_stderr": final.reward_stderr,
                               "mode_accuracy": final.mode_accuracy}
-    if args.nash_gap:
-        gap = estimate_nash_gap(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
-        report.update(gap_g=gap.gap_g.mean, gap_g_stderr=gap.gap_g.stderr, gap_l=gap.gap_l.mean,
-                      gap_l_stderr=gap.gap_l.stderr, nash_gap=gap.nash_gap.mean)
+    if args.gaps:
+        gaps = estimate_gaps_for(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
+        for row in gap_rows(artifact.k, args.seed, gaps):
+            report.update({row.metric: row.value, row.metric + "_stderr": row.stderr})
+        report["gap_seconds"] = gaps.seconds
     print(json.dumps(report, indent=2))
     if args.out:
         from altmarl_ros.marl.artifacts import atomic_write_text
@@ -204,18 +205,19 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.experiments import read_rows
+    from altmarl_ros.marl.experiments import GAP_METRIC, read_rows
     from altmarl_ros.marl.plotting import fit_loglog_slope, plot_rows, summarize
 
     rows = read_rows(args.csv)
     written = plot_rows(rows, args.out, title=args.title)
     for metric, path in written.items():
         print(f"{metric}: {path}")
-    gap = summarize(rows, "nash_gap")
-    if (gap.mean > 0).sum() >= 3:
-        fit = fit_loglog_slope(gap.k, gap.mean)
-        print(f"Nash gap log-log slope {fit.slope:.3f} (95 % CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], "
-              f"{fit.n_points} k values; theory about -0.5)")
+    for metric in ("gap_l_unilateral", "gap_l_shared", "gap_g_restricted", "gap_g_full", GAP_METRIC):
+        gap = summarize(rows, metric)
+        if (gap.mean > 0).sum() >= 3:
+            fit = fit_loglog_slope(gap.k, gap.mean)
+            print(f"{metric} log-log slope {fit.slope:.3f} (95 % CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], "
+                  f"{fit.n_points} k values with a positive mean; theory about -0.5)")
     return 0
 
 
@@ -246,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(config=None)  # default: the config stored in the policy's metadata
     p.add_argument("--policy", required=True, help="policy artifact (.npz with its .json)")
     p.add_argument("--ordering", choices=("paper", "authors"), default=None, help="override the update ordering")
-    p.add_argument("--nash-gap", action="store_true", help="also estimate the Nash gap (slower)")
+    p.add_argument("--gaps", "--nash-gap", action="store_true",
+                   help="also estimate the named gaps (gap_l_unilateral, gap_l_shared, gap_g_restricted, gap_g_full; "
+                        "each a lower-bound estimate, see README) and nash_gap_lower_bound (slower)")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
@@ -303,14 +307,18 @@ def _no_ros(exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from altmarl_ros.errors import is_user_error
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:  # ConfigError, PolicyFileError, bad files: one clear line
-        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if not is_user_error(exc):
+            raise  # a programming error: keep its traceback
+        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)  # bad config, file, option: one line
         return 2
 
 

@@ -1,6 +1,8 @@
 """Issue 7's k-sweep targets from a sweep CSV (written by `altmarl sweep`), printed as Markdown.
 
-    .venv/bin/python bench/k_sweep_report.py bench/results/k_sweep.csv [--plots DIR]
+    .venv/bin/python bench/k_sweep_report.py bench/results/k_sweep/{part_a,part_b,gaps}.csv [--plots DIR]
+
+(several CSVs of one sweep, e.g. its parts and bench/k_sweep_gaps.py's rows, are read as one)
 
 Targets, each stated with the measured figure whether it holds or not:
   (i)   mean reward non-decreasing in k within its 95 % CI at every step: the paired difference over
@@ -115,10 +117,10 @@ def report(rows: list[SweepRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("csv")
+    parser.add_argument("csv", nargs="+")
     parser.add_argument("--plots", default=None, help="also write the PNGs (altmarl plot) into this directory")
     args = parser.parse_args(argv)
-    rows = read_rows(args.csv)
+    rows = [row for path in args.csv for row in read_rows(path)]
     print(report(rows))
     if args.plots:
         for metric, path in plot_rows(rows, args.plots).items():

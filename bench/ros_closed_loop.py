@@ -1,14 +1,16 @@
-"""Closed-loop throughput and latency of the ROS swarm over Fast DDS (issue 4, section 5).
+"""Closed-loop throughput and latency of the ROS swarm over Fast DDS.
 
-For n in (50, 200, 1000) robots (hosted by robot_node processes of up to 250 robots), k in (5, 35)
-and both controller observation modes, run `altmarl swarm` in lockstep as fast as it goes and report:
-steps/s, controller per-step latency (tick received -> command published, p50/p95), sampled poses
-that were missing or stale, dropped answers, and CPU (% of one core, per role) and peak memory
-(RSS, per role). One extra row runs n=1000 free-running at 10 steps/s to show what a real-time
-10 Hz swarm loses. Writes a CSV and a Markdown table.
+For each case (n robots hosted by robot_node processes of up to 250, k, observation mode) run
+`altmarl swarm` in lockstep as fast as it goes, `--repeats` times (the repeats interleaved, so every
+case sees the same machine load), and report per case: steps/s min / median / max over the repeats,
+controller per-step latency (tick received -> command published, p50/p95), sampled poses missing or
+stale, dropped answers, CPU per role as % of one core and as CPU milliseconds per decision step (the
+load-robust figure: what each role costs per step, whatever else runs on the machine), and peak
+memory per role. `--free-running` adds n=1000 free-running at 10 steps/s. Writes CSV + Markdown.
 
-    .venv/bin/python bench/ros_closed_loop.py --out bench/results/ros_closed_loop
+    .venv/bin/python bench/ros_closed_loop.py --sizes 1000 --ks 35 --repeats 3 --out bench/results/ros_closed_loop
     .venv/bin/python bench/ros_closed_loop.py --quick      # n=50,200 only
+    ALTMARL_PROFILE_DIR=DIR ...                           # also cProfile every node's spin loop into DIR
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Pa
            "closed_loop_reward": round(summary["closed_loop_reward"], 3),
            "numpy_reward": round(summary["numpy_reward"], 3), "exit": proc.returncode}
     t0, t1 = (marks[0], marks[-1]) if len(marks) >= 2 else (0.0, 0.0)
+    stepped = max(summary["steps"] - 1, 1)  # the progress marks span the steps after the first
     for role in ("sim_node", "controller_node", "robot_node"):
         used, rss = 0.0, 0
         for series in samples.values():
@@ -108,17 +111,64 @@ def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Pa
             rss = max(rss, max(x[3] for x in series))
         short = role.split("_")[0]
         row[f"cpu_{short}_pct"] = round(100 * used / (t1 - t0), 1) if t1 > t0 else float("nan")
+        row[f"cpu_{short}_ms_per_step"] = round(1e3 * used / stepped, 1)
         row[f"rss_{short}_mb"] = round(rss / 1024, 1)
     return row
 
 
+def wire_per_step(n: int, k: int, robots_per_host: int = 250) -> str:
+    """Messages and serialized (CDR) payload bytes per decision step on the controller's observation path,
+    per mode, computed by serializing the messages the nodes send (DDS headers and discovery not counted)."""
+    from rclpy.serialization import serialize_message
+
+    from altmarl_ros.ros import topics
+
+    rng = np.random.default_rng(0)
+    pose = len(serialize_message(topics.pose_msg(1.0, 2.0, 0.3, 123_456_789, "world")))
+    sample = np.sort(rng.choice(n, size=k, replace=False))
+    hosts = np.unique(sample // robots_per_host)
+    poll = len(serialize_message(topics.poll_msg(7, sample)))
+    replies = [len(serialize_message(topics.poll_reply_msg(7, sample[sample // robots_per_host == h],
+                                                             np.zeros((int((sample // robots_per_host == h).sum()), 2)),
+                                                             np.zeros(int((sample // robots_per_host == h).sum())),
+                                                             np.zeros(int((sample // robots_per_host == h).sum()),
+                                                                      dtype=np.int64))))
+               for h in hosts]
+    rows = [("rotating", f"{k} PoseStamped to the controller (+ {k} subscriptions created and {k} destroyed: "
+             "discovery announcements to every participant)", k, k * pose),
+            ("aggregate", f"{n} PoseStamped to the controller", n, n * pose),
+            ("polling", f"1 poll ({k} indices) + {len(hosts)} host replies", 1 + len(hosts), poll + sum(replies))]
+    lines = [f"n={n}, k={k}, {robots_per_host} robots per host; payload bytes (CDR), DDS headers not counted",
+             "| observation | messages per step | count | payload bytes |", "|---|---|---|---|"]
+    lines += [f"| {m} | {what} | {c} | {b} |" for m, what, c, b in rows]
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One row per case: steps/s min / median / max over the repeats; medians of the other figures."""
+    cases: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cases.setdefault((r["n"], r["k"], r["observation"], r["lockstep"]), []).append(r)
+    out = []
+    for (n, k, observation, lockstep), runs in cases.items():
+        rates = sorted(r["steps_per_second"] for r in runs)
+        row = {"n": n, "k": k, "observation": observation, "lockstep": lockstep, "runs": len(runs),
+               "steps_per_second": f"{rates[0]:.1f} / {float(np.median(rates)):.1f} / {rates[-1]:.1f}"}
+        for key in runs[0]:
+            if key not in row and key not in ("steps_per_second", "exit") and isinstance(runs[0][key], (int, float)):
+                row[key] = round(float(np.median([r[key] for r in runs])), 2)
+        row["exits"] = ",".join(str(r["exit"]) for r in runs)
+        out.append(row)
+    return out
+
+
 def markdown(rows: list[dict]) -> str:
-    cols = ["n", "k", "observation", "lockstep", "steps_per_second", "ctl_latency_ms_p50", "ctl_latency_ms_p95",
-            "step_ms_p50", "step_ms_p95", "missing_poses", "stale_poses", "sampled_poses", "dropped_answers",
-            "max_pose_subs", "cpu_sim_pct", "cpu_controller_pct", "cpu_robot_pct", "rss_sim_mb",
-            "rss_controller_mb", "rss_robot_mb"]
+    cols = ["n", "k", "observation", "runs", "steps_per_second", "ctl_latency_ms_p50", "ctl_latency_ms_p95",
+            "step_ms_p50", "missing_poses", "stale_poses", "dropped_answers", "max_pose_subs",
+            "cpu_sim_ms_per_step", "cpu_controller_ms_per_step", "cpu_robot_ms_per_step", "cpu_sim_pct",
+            "cpu_controller_pct", "cpu_robot_pct", "rss_sim_mb", "exits"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/ros_closed_loop")
     parser.add_argument("--quick", action="store_true", help="only n = 50, 200")
     parser.add_argument("--sizes", default="", help="comma-separated n values (overrides --quick)")
+    parser.add_argument("--ks", default="5,35", help="comma-separated k values")
+    parser.add_argument("--observations", default="rotating,aggregate", help="controller observation modes")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case (min/median/max of steps/s)")
+    parser.add_argument("--free-running", action="store_true", help="add n=1000 k=35 free-running at 10 Hz")
+    parser.add_argument("--wire", action="store_true", help="only print the messages/bytes per step per mode")
     args = parser.parse_args(argv)
+    if args.wire:
+        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1000]
+        for n in sizes:
+            for k in (int(k) for k in args.ks.split(",")):
+                print(wire_per_step(n, k))
+        return 0
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     os.environ.setdefault("ROS_DOMAIN_ID", "97")
     out = Path(args.out)
@@ -135,26 +196,33 @@ def main(argv: list[str] | None = None) -> int:
     from altmarl_ros.ros.heuristics import save_heuristic
 
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([50, 200] if args.quick else [50, 200, 1000])
+    ks = [int(k) for k in args.ks.split(",")]
+    observations = args.observations.split(",")
     steps = {50: 300, 200: 200, 1000: 100}
+    policies = {k: save_heuristic(out / f"policy_k{k}.npz", k=k) for k in ks}
+    load = os.getloadavg()
     rows = []
-    for k in (5, 35):
-        policy = save_heuristic(out / f"policy_k{k}.npz", k=k)
-        for n in sizes:
-            for observation in ("rotating", "aggregate"):
-                row = run_case(n, k, observation, steps.get(n, 100), out, policy)
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-    if 1000 in sizes:
-        policy = out / "policy_k35.npz"
-        row = run_case(1000, 35, "rotating", 100, out, policy, free_running=True)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+    for repeat in range(args.repeats):  # interleaved: every case sees the same load on average
+        for k in ks:
+            for n in sizes:
+                for observation in observations:
+                    row = run_case(n, k, observation, steps.get(n, 100), out / f"r{repeat}", policies[k])
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+        if args.free_running:
+            row = run_case(1000, 35, "rotating", 100, out / f"r{repeat}", policies.get(35) or
+                           save_heuristic(out / "policy_k35.npz", k=35), free_running=True)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     with open(out / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "results.md").write_text(markdown(rows))
-    print(markdown(rows))
+    table = markdown(aggregate(rows))
+    note = (f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min), "
+            f"at end {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores\n")
+    (out / "results.md").write_text(table + "\n" + note)
+    print(table + "\n" + note)
     return 0
 
 

@@ -93,6 +93,9 @@ def main() -> int:
     parser.add_argument("--k", default="30,50", help="k values for the side-by-side comparison")
     parser.add_argument("--k-ours-only", default="100", help="k values measured for this package only")
     parser.add_argument("--eval-seeds", type=int, default=15, help="evaluation seeds for the rewards (0: none)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each (implementation, k) (default 3)")
+    parser.add_argument("--kinds", default="authors,ours_authors,ours_paper,ours_glearn_m30",
+                        help="implementations to measure (ours_paper = config/train_warehouse.yaml, the default)")
     parser.add_argument("--out", default="bench/results/speed.jsonl")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -102,32 +105,48 @@ def main() -> int:
                else run_ours(args.one, k, args.eval_seeds))
         print(json.dumps(row))
         return 0
-    plan = []
-    for k in (int(x) for x in args.k.split(",")):
-        if args.authors_dir:
-            plan.append(("authors", k))
-        plan += [("ours_authors", k), ("ours_paper", k), ("ours_glearn_m30", k)]
+    kinds = [kind for kind in args.kinds.split(",") if kind != "authors" or args.authors_dir]
+    plan = [(kind, int(k)) for k in args.k.split(",") for kind in kinds]
     plan += [("ours_authors", int(k)) for k in args.k_ours_only.split(",") if k]
+    # repeats interleaved (every implementation once, then again), so that load drifts hit all of them
+    order = [(r, kind, k) for r in range(args.repeats) for kind, k in plan]
     rows = []
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    for i, (kind, k) in enumerate(plan, 1):
-        print(f"[{i}/{len(plan)}] {kind} k={k} ...", file=sys.stderr, flush=True)
-        rows.append(measure(kind, k, args.authors_dir, args.eval_seeds if kind != "ours_glearn_m30" else 0))
+    for i, (rep, kind, k) in enumerate(order, 1):
+        print(f"[{i}/{len(order)}] {kind} k={k} (repeat {rep + 1}) ...", file=sys.stderr, flush=True)
+        evals = args.eval_seeds if kind != "ours_glearn_m30" and rep == 0 else 0
+        rows.append({**measure(kind, k, args.authors_dir, evals), "repeat": rep})
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    authors = {r["k"]: r for r in rows if r["kind"] == "authors" and "train_s" in r}
-    print("| k | implementation | train (s) | speed-up (same algorithm) | rounds | peak RSS (MB) | reward (15 seeds) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['k']} | {r['kind']} | error: {r['error']} | | | | |")
-            continue
-        ref = authors.get(r["k"])
-        speedup = f"{ref['train_s'] / r['train_s']:.0f}x" if ref and r["kind"] == "ours_authors" else ""
-        reward = f"{r['reward']:.2f} +- {r['reward_std']:.2f}" if "reward" in r else ""
-        print(f"| {r['k']} | {r['kind']} | {r['train_s']:.3f} | {speedup} | {r.get('rounds', r.get('sweeps', ''))} "
-              f"| {r['peak_mb']:.0f} | {reward} |")
+    print(table(rows))
     return 0
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: train seconds min / median / max over the repeats, speed-up of the medians vs the authors'."""
+    import numpy as np
+
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["k"]), []).append(r)
+    median = {key: float(np.median([r["train_s"] for r in rs if "train_s" in r])) for key, rs in groups.items()
+              if any("train_s" in r for r in rs)}
+    lines = ["| k | implementation | train s: min / median / max (runs) | speed-up vs the authors' code (medians) "
+             "| rounds or sweeps | peak RSS (MB) | reward (15 seeds) |", "|---|---|---|---|---|---|---|"]
+    for (kind, k), rs in groups.items():
+        ok = [r for r in rs if "train_s" in r]
+        if not ok:
+            lines.append(f"| {k} | {kind} | error: {rs[0].get('error')} | | | | |")
+            continue
+        t = np.array([r["train_s"] for r in ok])
+        ref = median.get(("authors", k))
+        speedup = f"{ref / median[(kind, k)]:.1f}x" if ref and kind != "authors" else ""
+        first = next((r for r in ok if "reward" in r), {})
+        reward = f"{first['reward']:.2f} +- {first['reward_std']:.2f}" if first else ""
+        lines.append(f"| {k} | {kind} | {t.min():.2f} / {np.median(t):.2f} / {t.max():.2f} ({t.size}) | {speedup} "
+                     f"| {ok[0].get('rounds', ok[0].get('sweeps', ''))} | {max(r['peak_mb'] for r in ok):.0f} "
+                     f"| {reward} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared pytest set-up: the `slow` marker (skipped unless --runslow) and ROS isolation helpers.
+"""Shared pytest set-up: ROS isolation helpers (long experiments live in bench/, not in tests).
 
 ROS integration tests use real rclpy over Fast DDS on localhost. Each test module gets a private
 ROS_DOMAIN_ID (`ros_domain` fixture) so that modules never see each other's nodes.
@@ -10,23 +10,6 @@ import os
 import zlib
 
 import pytest
-
-
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow is given")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --runslow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 def domain_for(module_name: str) -> int:

@@ -205,10 +205,10 @@ def _coordination_config(**loop):
 
 
 def test_train_policies_records_every_start():
-    trained = train_policies(_coordination_config(starts=["constant", "g_first", "chase"]), k=2, seed=0)
+    trained = train_policies(_coordination_config(starts=["constant", "l_first:1", "g_first", "chase"]), k=2, seed=0)
     record = trained.selection.to_dict()
-    assert [s["start"] for s in record["starts"]] == ["constant:0", "constant:1", "g_first", "chase"]
-    assert record["chosen"] in {"constant:0", "constant:1", "g_first", "chase"}
+    names = ["constant:0", "constant:1", "l_first:1", "g_first", "chase"]
+    assert [s["start"] for s in record["starts"]] == names and record["chosen"] in names
     chosen = trained.selection.best
     assert trained.alternation is chosen.result and trained.pi_g is chosen.result.pi_g
 

@@ -1,6 +1,8 @@
 """CLI smoke tests: every subcommand end to end on tiny budgets, in a subprocess, into tmp_path."""
 
 import csv
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +48,12 @@ def test_train_evaluate_sweep_plot(tiny, tmp_path):
     assert "chosen: constant:0" in out.stdout and "rounds" in out.stderr  # progress bar on stderr
     assert (tmp_path / "pol.npz").is_file() and (tmp_path / "pol.json").is_file()
 
-    out = altmarl("evaluate", "--policy", tmp_path / "pol.npz", "--nash-gap", "--out", tmp_path / "ev.json",
+    out = altmarl("evaluate", "--policy", tmp_path / "pol.npz", "--gaps", "--out", tmp_path / "ev.json",
                   cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert '"nash_gap"' in (tmp_path / "ev.json").read_text()
+    report = json.loads((tmp_path / "ev.json").read_text())
+    for name in ("gap_l_unilateral", "gap_l_shared", "gap_g_restricted", "gap_g_full", "nash_gap_lower_bound"):
+        assert math.isfinite(report[name]) and report[name + "_stderr"] >= 0
 
     out = altmarl("sweep", "--config", tiny, "--k", "1,2", "--seeds", 2, "--gap-seeds", 1,
                   "--out", tmp_path / "s.csv", cwd=tmp_path)
@@ -58,8 +62,9 @@ def test_train_evaluate_sweep_plot(tiny, tmp_path):
         rows = list(csv.DictReader(fh))
     assert set(rows[0]) == {"k", "seed", "metric", "value", "stderr"}
     metrics = {r["metric"] for r in rows}
-    assert {"reward", "mode_accuracy", "nash_gap", "gap_g", "gap_l", "train_seconds"} <= metrics
-    assert {(r["k"], r["seed"]) for r in rows if r["metric"] == "nash_gap"} == {("1", "0"), ("2", "0")}
+    assert {"reward", "mode_accuracy", "nash_gap_lower_bound", "gap_l_unilateral", "gap_l_shared", "gap_g_restricted",
+            "gap_g_full", "train_seconds", "fixed_point"} <= metrics
+    assert {(r["k"], r["seed"]) for r in rows if r["metric"] == "nash_gap_lower_bound"} == {("1", "0"), ("2", "0")}
 
     out = altmarl("plot", tmp_path / "s.csv", "--out", tmp_path / "plots", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -49,3 +49,26 @@ def test_subsample_is_without_replacement_and_uniform():
     assert np.allclose(freq, 0.1, atol=0.01)
     with pytest.raises(ValueError, match="k <= n_agents"):
         cv.subsample(rng, 3, 4, 1)
+
+
+@given(k=st.integers(0, 40), n_states=st.integers(2, 7), seed=st.integers(0, 1000))
+@settings(max_examples=60, deadline=None)
+def test_prefix_codes_add_like_count_vectors_and_rank_like_rank(k, n_states, seed):
+    """code(d + e) = code(d) + code(e) for totals <= k, and the code's rank is `rank`."""
+    codec = cv.prefix_codec(k, n_states)
+    assert codec is not None
+    rng = np.random.default_rng(seed)
+    split = rng.integers(0, k + 1)
+    d = rng.multinomial(split, np.ones(n_states) / n_states, size=50)
+    e = rng.multinomial(k - split, rng.dirichlet(np.ones(n_states)), size=50)
+    assert np.array_equal(codec.encode(d) + codec.encode(e), codec.encode(d + e))
+    assert np.array_equal(codec.rank(codec.encode(d + e)), cv.rank(d + e, k))
+
+
+def test_prefix_codec_covers_large_k_and_declines_what_does_not_fit():
+    codec = cv.prefix_codec(1000, 5)  # 10 bits a field: four one-field tables
+    assert codec is not None and len(codec.tables) == 4
+    d = np.random.default_rng(0).multinomial(1000, np.ones(5) / 5, size=100)
+    assert np.array_equal(codec.rank(codec.encode(d)), cv.rank(d, 1000))
+    assert cv.prefix_codec(5, 1) is None  # one state: nothing to encode
+    assert cv.prefix_codec(300, 12) is None  # 11 fields of 9 bits > 62 bits

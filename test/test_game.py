@@ -107,3 +107,13 @@ def test_initial_population_is_dirichlet():
     assert np.allclose(mu.sum(-1), 1)
     # Dirichlet(0.3) concentrates: the largest share is on average far above 1/5
     assert mu.max(-1).mean() > 0.5
+
+
+def test_game_from_spec_rebuilds_what_configs_and_artifacts_name():
+    from altmarl_ros.marl.games import game_from_spec
+
+    assert game_from_spec({"name": "warehouse", "options": {"r_g": "distance"}}).fingerprint == \
+        make_game("warehouse", r_g="distance").fingerprint
+    for bad in ({"options": {}}, {"name": "warehouse", "options": ["r_g"]}, "warehouse"):
+        with pytest.raises(ValueError, match="spec"):
+            game_from_spec(bad)

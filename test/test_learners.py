@@ -57,6 +57,69 @@ def test_sampled_g_learn_approaches_the_exact_operator():
     assert (sampled.pi_g.actions == exact.pi_g.actions).mean() > 0.9
 
 
+def _reference_sampled_g_learn(game, pi_l, k, m, rng, tol=1e-11):
+    """G-LEARN written out plainly: the same per-bin multinomial draws, each entry's m next count vectors
+    summed one by one and looked up in a dict, then dense value iteration to a sup-norm residual `tol`."""
+    S_g, S_l = game.n_global_states, game.n_local_states
+    P_tilde, r_tilde = marginal_local(game, pi_l.probs)
+    all_d = [tuple(int(x) for x in d) for d in cv.enumerate_counts(k, S_l)]
+    index = {d: i for i, d in enumerate(all_d)}
+    D = len(all_d)
+    E = np.zeros((S_g, D, D))  # E[g, d, d'] = fraction of the m samples of (g, d) that are d'
+    for g in range(S_g):
+        table = rng.multinomial(np.arange(k + 1)[None, :, None], P_tilde[:, g, None, None, :], size=(S_l, k + 1, m))
+        for r, d in enumerate(all_d):
+            for i in range(m):
+                E[g, r, index[tuple(sum(table[j, d[j], i] for j in range(S_l)))]] += 1 / m
+    C = game.r_g[:, :, None] + (np.array(all_d) @ r_tilde).T[:, None, :] / k  # (S_g, A_g, D)
+    V = np.zeros((S_g, D))
+    while True:
+        Q = C + game.gamma * np.einsum("gas,gds->gad", game.P_g, E @ V.T)
+        if np.abs(Q.max(1) - V).max() < tol:
+            return Q
+        V = Q.max(1)
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_fast_sampled_g_learn_equals_a_plain_reference(k):
+    """Packed-code ranking + Anderson-accelerated VI reproduce the plainly written operator's fixed point."""
+    game = make_game("warehouse")
+    pi_l = TabularLocalPolicy(np.random.default_rng(k).dirichlet(np.ones(3), size=(5, 5)))
+    Q = _reference_sampled_g_learn(game, pi_l, k, m=7, rng=np.random.default_rng(42))
+    tol = 1e-8
+    sweeps = {}
+    for acceleration in ("anderson", "none"):
+        result = g_learn(game, pi_l, k=k, rng=np.random.default_rng(42), m=7, tol=tol, stopping="span",
+                         acceleration=acceleration)
+        # span stopping: V is within tol / 2 of V* (MacQueen), and one more backup keeps it there
+        assert np.abs(result.V - Q.max(1)).max() < tol
+        chosen = np.take_along_axis(Q, result.pi_g.actions[:, None, :], axis=1)[:, 0]
+        assert np.all(chosen >= Q.max(1) - 2 * tol)  # greedy up to the tolerance (exact ties either way)
+        sweeps[acceleration] = result.n_sweeps
+    assert sweeps["anderson"] < sweeps["none"]
+
+
+def test_transitions_are_reused_without_drawing_and_only_for_their_pi_l():
+    game = make_game("warehouse")
+    pi_l = TabularLocalPolicy.uniform(5, 5, 3)
+    rng = np.random.default_rng(7)
+    first = g_learn(game, pi_l, k=4, rng=rng, m=5)
+    state = rng.bit_generator.state
+    again = g_learn(game, pi_l, k=4, rng=rng, m=5, V0=first.V, transitions=first.transitions)
+    assert rng.bit_generator.state == state  # nothing drawn: the same empirical operator
+    assert again.transitions is first.transitions
+    assert np.abs(again.V - first.V).max() < 1e-3 and np.array_equal(again.pi_g.actions, first.pi_g.actions)
+    fresh = g_learn(game, pi_l, k=4, rng=rng, m=5)  # new draws: another empirical operator
+    assert not np.array_equal(fresh.transitions.per_global_state[0].indices,
+                              first.transitions.per_global_state[0].indices)
+    other = TabularLocalPolicy(np.tile([0.0, 1.0, 0.0], (5, 5, 1)))
+    for kwargs in ({"pi_l": other}, {"pi_l": pi_l, "m": 6}, {"pi_l": pi_l, "transition": "exact"}):
+        with pytest.raises(ValueError, match="transitions were built for another"):
+            g_learn(game, k=4, rng=rng, transitions=first.transitions, **{"m": 5, **kwargs})
+    with pytest.raises(ValueError, match="acceleration must be one of"):
+        g_learn(game, pi_l, k=4, rng=rng, acceleration="fast")
+
+
 def test_deterministic_transition_recurrent_schedule_equals_plain_truncated_vi():
     """The recurrent-set schedule of a fixed sweep budget reproduces plain value iteration exactly."""
     game = make_game("warehouse")
@@ -75,6 +138,17 @@ def test_deterministic_transition_recurrent_schedule_equals_plain_truncated_vi()
     assert np.allclose(result.V, Q.max(1), atol=1e-9)
     chosen = np.take_along_axis(Q, result.pi_g.actions[:, None, :], axis=1)[:, 0]
     assert np.allclose(chosen, Q.max(1), atol=1e-9)  # greedy (exact ties may break either way)
+
+
+def test_accelerated_deterministic_g_learn_meets_the_same_bound_on_the_recurrent_set():
+    """Anderson on the recurrent set, then the backward passes: the same values as plain value iteration
+    up to the span tolerance, in fewer sweeps."""
+    game = make_game("warehouse")
+    pi_l = TabularLocalPolicy(np.random.default_rng(1).dirichlet(np.ones(3), size=(5, 5)))
+    runs = {acceleration: g_learn(game, pi_l, k=12, transition="deterministic", stopping="span", tol=1e-7,
+                                  acceleration=acceleration) for acceleration in ("anderson", "none")}
+    assert np.abs(runs["anderson"].V - runs["none"].V).max() < 1e-7
+    assert runs["anderson"].n_sweeps < runs["none"].n_sweeps
 
 
 def test_l_learn_is_the_exact_best_response_when_pi_g_ignores_the_sample():
@@ -125,6 +199,22 @@ def test_every_learned_or_derived_distribution_sums_to_one(seed, k):
         for M in count_transitions(game, P_tilde, k=k, transition=transition, m=7, rng=rng):
             assert np.allclose(np.asarray(M.sum(1)).ravel(), 1)
     pi_g = g_learn(game, pi_l, k=k, transition="exact").pi_g
-    assert np.allclose(effective_global_chain(game, pi_g, rng.dirichlet(np.ones(S_l), size=S_g)).sum(-1), 1)
-    for result in (l_learn(game, pi_g, pi_l), l_learn_authors(game, pi_g, pi_l)):
-        assert np.allclose(result.pi_l.probs.sum(-1), 1) and np.allclose(result.mu.sum(-1), 1)
+    # the effective global chain is the average of P_g over every ordered sample of k agents
+    mu = rng.dirichlet(np.ones(S_l), size=S_g)
+    expected = np.zeros((S_g, S_g))
+    for g in range(S_g):
+        for sample in itertools.product(range(S_l), repeat=k):
+            d = cv.counts_from_states(np.array([sample]), S_l)
+            expected[g] += mu[g, list(sample)].prod() * game.P_g[g, pi_g.act(np.array([g]), d)[0]]
+    assert np.allclose(effective_global_chain(game, pi_g, mu), expected)
+    # L-LEARN: mu(. | s_g) is stationary for the joint chain it induces, and Q solves that chain's
+    # Bellman optimality equation (the greedy pi_l is then a best response)
+    result = l_learn(game, pi_g, pi_l, tol=1e-12)
+    joint = np.einsum("gh,lgm->glhm", result.P_g_eff, P_tilde).reshape(S_g * S_l, S_g * S_l)
+    weights = np.linalg.matrix_power(result.P_g_eff.T, 2000) @ np.ones(S_g) / S_g  # stationary s_g law
+    nu = (weights[:, None] * result.mu).ravel()
+    assert np.allclose(nu @ joint, nu, atol=1e-7)
+    backup = result.Q.max(-1)  # (S_g, S_l)
+    bellman = np.transpose(game.r_l, (1, 0, 2)) + game.gamma * np.einsum(
+        "gh,lgam,hm->gla", result.P_g_eff, game.P_l, backup)
+    assert np.allclose(result.Q, bellman, atol=1e-9)

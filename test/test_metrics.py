@@ -5,7 +5,8 @@ import pytest
 
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.games import make_game
-from altmarl_ros.marl.metrics import exact_nash_gap, exact_value, nash_gap, value_difference
+from altmarl_ros.marl.gaps import estimate_gaps
+from altmarl_ros.marl.metrics import exact_full_information_gap, exact_nash_gap, exact_value
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 STAY = TabularLocalPolicy(np.tile([1.0, 0.0], (2, 2, 1)))
@@ -45,23 +46,26 @@ def test_monte_carlo_value_matches_the_exact_value():
     assert abs(est.mean - exact) < 4 * est.stderr
 
 
-def test_paired_value_difference_matches_the_exact_gap():
+def test_common_random_numbers_pair_two_evaluations_on_the_exact_gap():
     game = make_game("coordination")
-    diff, value = value_difference(game, (global_stay(1), FOLLOW), (global_stay(1), STAY), seed=1, n_agents=2,
-                                   horizon=300, n_episodes=2000)
+    runs = [sim.evaluate(game, global_stay(1), pi_l, np.random.default_rng(1), n_agents=2, horizon=300,
+                         n_episodes=2000) for pi_l in (FOLLOW, STAY)]
+    diff = sim.Estimate.of(runs[0].returns - runs[1].returns)
     assert abs(diff.mean - 4.5) < 4 * diff.stderr + 1e-9
-    assert abs(value.mean - 5.0) < 4 * value.stderr
+    assert abs(runs[1].reward.mean - 5.0) < 4 * runs[1].reward.stderr
+    assert diff.stderr < runs[1].reward.stderr  # pairing removes the shared episode noise
 
 
-def test_nash_gap_estimator_on_the_warehouse():
+def test_named_gaps_on_the_warehouse():
     game = make_game("warehouse")
     pi_g = TabularGlobalPolicy.constant(0, n_global_states=5, n_local_states=5, n_global_actions=5, k=2)
     uniform = TabularLocalPolicy.uniform(5, 5, 3)
-    gap = nash_gap(game, pi_g, uniform, seed=0, n_agents=100, horizon=40, n_episodes=64, k_oracle=8)
-    # uniform local play is far from a best response; the mean-field oracle beats a constant dispatcher
-    assert gap.gap_l.mean > 10 * gap.gap_l.stderr
-    assert gap.gap_g.mean > 3 * gap.gap_g.stderr
-    assert gap.nash_gap.mean == max(gap.gap_g.mean, gap.gap_l.mean)
+    gaps = estimate_gaps(game, pi_g, uniform, seed=0, n_agents=60, horizon=30, n_episodes=64, k_oracle=8,
+                         search_agents=30, search_episodes=16, unilateral_search_episodes=32)
+    # uniform robots are far from any best response, and a full-information dispatcher beats a constant one
+    assert gaps.gap_l_shared.mean > 10 * gaps.gap_l_shared.stderr
+    assert gaps.gap_l_unilateral_own.mean > 5 * gaps.gap_l_unilateral_own.stderr
+    assert gaps.gap_g_full.mean > 3 * gaps.gap_g_full.stderr
 
 
 def test_full_information_policy_rounds_the_population_histogram():
@@ -82,3 +86,16 @@ def test_exact_metrics_refuse_large_problems():
         exact_value(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=8)
     with pytest.raises(ValueError, match="enumerate"):
         exact_nash_gap(game, pi_g, TabularLocalPolicy.uniform(5, 5, 3), n_agents=2)
+
+
+def test_finite_horizon_exact_values_match_hand_computation():
+    """(stay, stay) in the coordination game: 1/2 per step, so sum_{t<H} 0.9^t / 2; (stay, follow): 1/2 then 1.
+    The full-information optimum against "stay" also earns 1/2 then, with 2 agents, 1 if they share a zone
+    (probability 1/2 under uniform initial states) and 1/2 otherwise."""
+    game = make_game("coordination")
+    H = 7
+    geo = (1 - 0.9 ** H) / 0.1
+    assert exact_value(game, global_stay(1), STAY, n_agents=2, horizon=H) == pytest.approx(0.5 * geo)
+    assert exact_value(game, global_stay(1), FOLLOW, n_agents=2, horizon=H) == pytest.approx(0.5 + (geo - 1))
+    full = exact_full_information_gap(game, global_stay(1), STAY, n_agents=2, horizon=H)
+    assert full == pytest.approx(0.5 + 0.75 * (geo - 1) - 0.5 * geo)

@@ -92,7 +92,8 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
             rogue_cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
             rogue_tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             rogue_batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
-            p.spin(1.0)  # let them match
+            rogues = (rogue_goal, rogue_cmd, rogue_tick, rogue_batch)  # (the controller may not hold /robot_0/pose)
+            p.spin_until(lambda: all(pub.get_subscription_count() > 0 for pub in rogues), 30, "the rogues to match")
             t_garbage = p.metrics[-1]["step"]
             for _ in range(20):
                 step = int(p.metrics[-1]["step"]) + 1
@@ -103,13 +104,12 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
                 rogue_tick.publish(Int64MultiArray(data=[1, 2]))
                 rogue_batch.publish(topics.goals_msg(step, np.array([999]), np.array([1])))  # no such robot
                 rogue_batch.publish(Int32MultiArray(data=[step, 3]))  # malformed
-                p.spin(0.05)
+                p.spin_until(lambda step=step: p.metrics[-1]["step"] >= step, 30, f"step {step}")  # one round a step
             p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 30, 30, "30 steps after the garbage")
             assert sum(m["bad_answers"] for m in _after(p.metrics, t_garbage)) > 0
             assert [proc.label for proc in group.exited()] == []  # nobody crashed
             steps_before = len(p.metrics)
-            p.spin(1.0)
-            assert len(p.metrics) > steps_before  # still stepping
+            p.spin_until(lambda: len(p.metrics) > steps_before + 5, 30, "more steps")  # still stepping
     finally:
         group.stop()
     logs = {path.name: path.read_text() for path in tmp_path.rglob("*.log")}
@@ -204,13 +204,11 @@ def test_swarm_cli_ctrl_c_stops_everything(ros_domain, policy, tmp_path):
                              "--n-robots", "20", "--steps", "100000", "--step-period", "0.02", "--out", str(out),
                              "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        sim_log = out / "logs" / "altmarl_sim.log"
         end = time.monotonic() + 60
-        while not (out / "sim_record.json").exists() and time.monotonic() < end:
-            if (out / "logs" / "altmarl_sim.log").exists() and "stepping" in (out / "logs" /
-                                                                              "altmarl_sim.log").read_text():
-                break
-            time.sleep(0.2)
-        time.sleep(2.0)
+        while not (sim_log.exists() and "first step answered" in sim_log.read_text()):  # it is stepping
+            assert time.monotonic() < end and proc.poll() is None, "the swarm never started stepping"
+            time.sleep(0.1)  # polling a file, bounded by `end`
         children = subprocess.run(["pgrep", "-f", f"params-file {out}"], capture_output=True, text=True).stdout.split()
         assert len(children) == 3, children  # sim, controller, one robot process
         os.killpg(proc.pid, signal.SIGINT)

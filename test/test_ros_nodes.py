@@ -101,6 +101,19 @@ def test_simulated_robot_hosts_batch_their_answers():
     assert all("batch_offset" not in s.parameters for s in single if s.executable == "robot_node")
 
 
+def test_every_swarm_option_is_a_launch_argument():
+    """launch/swarm.launch.py resolves every SwarmOptions field from a launch argument of the same name."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[1] / "launch" / "swarm.launch.py").read_text())
+    declared = {node.args[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("_arg", "DeclareLaunchArgument")
+                and node.args and isinstance(node.args[0], ast.Constant)}
+    assert {f.name for f in dataclasses.fields(SwarmOptions)} <= declared
+
+
 # --- kinematic mode over DDS ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
@@ -141,9 +154,8 @@ def test_kinematic_robots_drive_to_goal_zones_and_stop(ros_domain, policy, tmp_p
             robot0.popen.wait(10)
             robot0.stopped = True
             assert robot0.popen.returncode == 0
-            p.spin(0.5)
-            assert len(twists) > n_before
-            assert twists[-1].linear.x == 0.0 and twists[-1].angular.z == 0.0  # zero Twist on shutdown
+            p.spin_until(lambda: any(t.linear.x == 0.0 and t.angular.z == 0.0 for t in twists[n_before:]), 10,
+                         "the zero Twist robot_0 sends on shutdown")
     finally:
         group.stop()
     _check_bag(tmp_path / "bag")
@@ -197,11 +209,10 @@ def test_free_running_model_mode_keeps_time(ros_domain, policy, tmp_path):
         group.stop()
 
 
-def test_robot_host_reads_the_pose_array_and_warns_on_bad_poses(ros_domain, policy, tmp_path):
-    """A node hosting simulated robots reads /swarm/poses; NaN entries and short arrays are warned about and
+def test_robot_host_reads_the_pose_table_and_warns_on_bad_poses(ros_domain, policy, tmp_path):
+    """A node hosting simulated robots reads /swarm/pose_table; NaN entries and short tables are warned about and
     ignored; the node keeps answering ticks with the robots whose poses are good, batched on /swarm/zone_goals."""
-    from geometry_msgs.msg import PoseArray
-    from std_msgs.msg import Int32MultiArray, Int64MultiArray
+    from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray
 
     from altmarl_ros.ros.launcher import ProcessGroup
     from altmarl_ros.ros.testing import probe
@@ -212,23 +223,25 @@ def test_robot_host_reads_the_pose_array_and_warns_on_bad_poses(ros_domain, poli
     batches = []
     try:
         with probe() as p:
-            poses_pub = p.node.create_publisher(PoseArray, topics.POSES, topics.LATCHED_QOS)
+            table_pub = p.node.create_publisher(Float64MultiArray, topics.POSE_TABLE, topics.LATCHED_QOS)
             tick_pub = p.node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             p.node.create_subscription(Int32MultiArray, topics.ZONE_GOALS, batches.append, topics.GOALS_QOS)
-            p.spin_until(lambda: poses_pub.get_subscription_count() > 0 and tick_pub.get_subscription_count() > 0,
+            p.spin_until(lambda: table_pub.get_subscription_count() > 0 and tick_pub.get_subscription_count() > 0,
                          30, "the robot host to subscribe")
-            good = [topics.pose_msg(4.0, 0.0, 0.0, 1000, "world"), topics.pose_msg(1.2, 3.8, 0.0, 1000, "world")]
-            nan = topics.pose_msg(math.nan, math.nan, 0.0, 1000, "world")
-            poses_pub.publish(topics.poses_msg([good[0]], 1000, "world"))  # too short: ignored
-            p.spin(0.5)  # depth 1: let it be read before the next array replaces it
-            poses_pub.publish(topics.poses_msg([good[0], good[1], nan], 1000, "world"))
+            xy = np.array([[4.0, 0.0], [1.2, 3.8], [math.nan, math.nan]])
+            log = tmp_path / "logs" / "altmarl_robots_0.log"
+            table_pub.publish(topics.pose_table_msg(xy[:1], np.zeros(1), 500))  # too short: ignored
+            # depth 1: the host must have read it before the next table replaces it
+            p.spin_until(lambda: "pose table holds 1 poses" in log.read_text(), 30, "the short-table warning")
+            table_pub.publish(topics.pose_table_msg(xy, np.zeros(3), 500))
+            # The poses (stamp 500) are older than the tick (stamp 1000): no robot has a fresh pose, so the host
+            # answers once answer_wait has passed, in one batch, for every robot with a usable (stale) pose.
             tick_pub.publish(topics.tick_msg(topics.Tick(0, 0, 1000)))
             p.spin_until(lambda: len(batches) > 0, 30, "a batch of answers")
-            p.spin(0.6)  # past answer_wait: robot_2 (no usable pose) must still not answer
-            answered = {int(i) for b in batches for i in topics.parse_goals(b).indices}
-            assert answered == {0, 1}
+            answered = {int(i) for i in topics.parse_goals(batches[0]).indices}
+            assert answered == {0, 1}  # robot_2 (NaN: no usable pose) is not in the batch
             assert group.exited() == []
     finally:
         group.stop()
-    log = (tmp_path / "logs" / "altmarl_robots_0.log").read_text()
-    assert "pose array holds 1 poses" in log and "robot_2" in log and "NaN" in log, log
+    text = log.read_text()
+    assert "pose table holds 1 poses" in text and "robot_2" in text and "NaN" in text, text

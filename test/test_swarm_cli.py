@@ -55,3 +55,22 @@ def test_lead_cli_exposes_swarm():
                             text=True, timeout=60)
     assert result.returncode == 0, (cli.__file__, result.stderr)
     assert "--n-robots" in result.stdout
+
+
+def test_polling_observation_reads_poses_without_subscriptions(ros_domain, tmp_path):
+    """observation polling: the controller names its sample on /swarm/poll and the robot hosts answer with the
+    sampled poses; no pose subscription, no missing or stale sampled pose, every answer in its step."""
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    policy = save_heuristic(tmp_path / "policy.npz", k=3)
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", "12", "--k", "3",
+                             "--steps", "40", "--observation", "polling", "--robots-per-process", "5", "--policy",
+                             str(policy), "--out", str(out), "--numpy-episodes", "20", "--no-plots"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["observation"] == "polling"
+    assert summary["max_pose_subscriptions"] == 0
+    assert (summary["missing_poses"], summary["stale_poses"], summary["dropped_answers"]) == (0, 0, 0)
+    assert summary["controller_dropped"] == 0

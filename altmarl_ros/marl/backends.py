@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from altmarl_ros.marl.artifacts import atomic_write_text
 from altmarl_ros.marl.config import TrainConfig
-from altmarl_ros.marl.experiments import SweepRow, read_rows, run_one, write_rows
+from altmarl_ros.marl.experiments import GAP_METRIC, SweepRow, read_rows, run_one, write_rows
 from altmarl_ros.marl.games import make_game
 
 BACKENDS = ("local", "ray")
@@ -159,7 +159,7 @@ def run_sweep(config: TrainConfig, cells: Sequence[Cell], *, out: str | os.PathL
         atomic_write_text(_meta_path(path), json.dumps(meta, indent=2, sort_keys=True) + "\n")
         write_rows(path, [])
     todo = [c for c in cells if (c.k, c.seed) not in results
-            or (c.with_gap and not any(r.metric == "nash_gap" for r in results[(c.k, c.seed)]))]
+            or (c.with_gap and not any(r.metric == GAP_METRIC for r in results[(c.k, c.seed)]))]
     order = {(c.k, c.seed): i for i, c in enumerate(cells)}
 
     def ordered() -> list[SweepRow]:

@@ -78,15 +78,16 @@ class LLearnConfig:
         _check(self.tau_scale > 0 and self.tau_min > 0, f"{key}.tau_scale", "tau_scale and tau_min must be > 0")
 
 
-START_KINDS = ("constant", "g_first", "chase")
+START_KINDS = ("constant", "l_first", "g_first", "chase")
 
 
 def check_start(name: str) -> None:
-    """A start is "constant" (every constant pi_g), "constant:<a_g>", "g_first" or "chase"."""
+    """A start is "constant"/"l_first" (for every a_g), "constant:<a_g>", "l_first:<a_g>", "g_first" or "chase"."""
     kind, _, arg = name.partition(":")
-    ok = kind in START_KINDS and (not arg or (kind == "constant" and arg.isdigit()))
+    ok = kind in START_KINDS and (not arg or (kind in ("constant", "l_first") and arg.isdigit()))
     if not ok:
-        raise ValueError(f"unknown start {name!r}; starts are 'constant', 'constant:<a_g>', 'g_first', 'chase'")
+        raise ValueError(f"unknown start {name!r}; starts are 'constant[:<a_g>]', 'l_first[:<a_g>]', 'g_first', "
+                         "'chase'")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ class LoopConfig:
     """Horizon of each in-loop evaluation."""
     starts: tuple[str, ...] = ("constant:0",)
     """Starting pairs of the alternation (equilibrium selection keeps the best fixed point reached):
-    constant[:a_g] (pi_g constant, uniform robots), g_first (G-LEARN against uniform robots, uniform
+    constant[:a_g] (pi_g constant, uniform robots; without ":a_g" every action), l_first[:a_g] (pi_g
+    constant, the robots' L-LEARN response to it), g_first (G-LEARN against uniform robots, uniform
     robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is)."""
 
     def validate(self, key: str) -> None:
@@ -234,7 +236,7 @@ def _build(cls: type, data: Any, key: str) -> Any:
             _check(isinstance(value, str), path, f"must be a string, got {value!r}")
             values[name] = value
         elif hint == tuple[str, ...]:
-            _check(isinstance(value, list) and all(isinstance(v, str) for v in value), path,
+            _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value), path,
                    f"must be a list of strings, got {value!r}")
             values[name] = tuple(value)
         else:  # dict[str, Any]

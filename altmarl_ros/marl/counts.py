@@ -8,6 +8,7 @@ the bars sit at positions b_j = d_0 + ... + d_j + j (j = 0..S-2), strictly incre
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
 
@@ -73,6 +74,71 @@ def unrank(ranks: np.ndarray, k: int, n_states: int) -> np.ndarray:
     out[..., :-1] = np.diff(prev, axis=-1) - 1
     out[..., -1] = k + S - 2 - bars[..., -1]
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class PrefixCodec:
+    """Count vectors packed into one integer whose rank is two or three small-table lookups.
+
+    code(d) = sum_l (d_0 + ... + d_l) << (bits * l), l = 0..S-2: each field holds a prefix sum (<= k), so
+    code is additive over count vectors whose total is <= k: code(d + e) = code(d) + code(e) with no
+    carries. That turns "sum the per-state draws, then rank" into "sum the per-state codes, then look up":
+    rank(d) = sum_l C(b_l, l + 1) with b_l = prefix_l + l is separable over fields, so it is a sum of
+    `tables[t][(code >> shifts[t]) & masks[t]]` over groups of fields (each table <= 2^16 entries).
+    """
+
+    k: int
+    n_states: int
+    bits: int
+    dtype: type
+    shifts: tuple[int, ...]
+    masks: tuple[int, ...]
+    tables: tuple[np.ndarray, ...]
+
+    def encode(self, counts: np.ndarray) -> np.ndarray:
+        """(..., S) count vectors (totals <= k) -> (...,) codes of `dtype`."""
+        counts = np.asarray(counts)
+        prefix = np.cumsum(counts[..., :-1], axis=-1, dtype=np.int64)
+        weights = np.left_shift(np.int64(1), self.bits * np.arange(self.n_states - 1, dtype=np.int64))
+        return (prefix @ weights).astype(self.dtype)
+
+    def rank(self, codes: np.ndarray) -> np.ndarray:
+        """(...,) codes of count vectors summing to k -> (...,) int32/int64 ranks (as `rank`)."""
+        out = self.tables[0][codes & self.masks[0]]
+        for table, shift, mask in zip(self.tables[1:], self.shifts[1:], self.masks[1:], strict=True):
+            out += table[(codes >> shift) & mask]
+        return out
+
+
+@lru_cache(maxsize=16)
+def prefix_codec(k: int, n_states: int) -> PrefixCodec | None:
+    """The `PrefixCodec` of count vectors of k over n_states states, or None when S - 1 prefix sums of
+    bit length of k do not fit in 62 bits (callers then use `rank`)."""
+    S = n_states
+    if S < 2:
+        return None
+    bits = max(1, int(k).bit_length())
+    total = bits * (S - 1)
+    if total > 62:
+        return None
+    dtype = np.int32 if total <= 31 else np.int64
+    per_group = max(1, 16 // bits)
+    binom = _binom_table(k + S - 1, S - 1)
+    rank_dtype = np.int32 if comb(k + S - 1, S - 1) < 2**31 else np.int64
+    shifts, masks, tables = [], [], []
+    for first in range(0, S - 1, per_group):
+        fields = range(first, min(first + per_group, S - 1))
+        codes = np.arange(1 << (bits * len(fields)), dtype=np.int64)
+        table = np.zeros(codes.size, dtype=np.int64)
+        for t, field_index in enumerate(fields):
+            prefix = (codes >> (bits * t)) & ((1 << bits) - 1)
+            table += np.where(prefix <= k, binom[np.minimum(prefix, k) + field_index, field_index + 1], 0)
+        table = table.astype(rank_dtype)
+        table.setflags(write=False)
+        shifts.append(bits * first)
+        masks.append((1 << (bits * len(fields))) - 1)
+        tables.append(table)
+    return PrefixCodec(k, S, bits, dtype, tuple(shifts), tuple(masks), tuple(tables))
 
 
 @lru_cache(maxsize=16)

@@ -22,6 +22,7 @@ from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import TrainConfig
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.gaps import Gaps, estimate_gaps
 from altmarl_ros.marl.learners.alternate import (
     AlternatingResult,
     RoundRecord,
@@ -32,7 +33,7 @@ from altmarl_ros.marl.learners.alternate import (
 )
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
-from altmarl_ros.marl.metrics import NashGap, global_oracle, nash_gap
+from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
@@ -89,13 +90,13 @@ def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, h
 
 
 def expand_starts(starts: Sequence[str], n_global_actions: int) -> list[str]:
-    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>'; checks every constant action exists."""
+    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>' (and 'l_first' likewise); checks the actions."""
     out: list[str] = []
     for start in starts:
-        if start == "constant":
-            out += [f"constant:{a}" for a in range(n_global_actions)]
+        if start in ("constant", "l_first"):
+            out += [f"{start}:{a}" for a in range(n_global_actions)]
             continue
-        if start.startswith("constant:") and int(start.split(":")[1]) >= n_global_actions:
+        if ":" in start and int(start.split(":")[1]) >= n_global_actions:
             raise ValueError(f"start {start!r}: the game has {n_global_actions} global actions")
         out.append(start)
     return list(dict.fromkeys(out))
@@ -153,6 +154,9 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     def start_pair(name: str) -> tuple[Any, TabularLocalPolicy]:
         if name.startswith("constant:"):
             return constant(int(name.split(":")[1])), uniform
+        if name.startswith("l_first:"):
+            pi_g0 = constant(int(name.split(":")[1]))
+            return pi_g0, learn_local(pi_g0, uniform)
         if name == "g_first":
             return learn_global(uniform), uniform
         return constant(0), chase_policy(game)  # "chase"
@@ -202,19 +206,33 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray) -> sim.Estimate:
     return sim.Estimate(ratio, float(resid.std(ddof=1) / np.sqrt(num.size)), int(num.size))
 
 
-def estimate_nash_gap(config: TrainConfig, game: TabularGame, pi_g: TabularGlobalPolicy,
-                      pi_l: TabularLocalPolicy, *, seed: int, oracle_cache: dict[bytes, Any] | None = None) -> NashGap:
-    """The Nash gap of config.nash_gap on n agents; oracles are cached by pi_l when a dict is given."""
+GAP_METRIC = "nash_gap_lower_bound"  # the row that says a cell's gaps were estimated
+
+
+def estimate_gaps_for(config: TrainConfig, game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy,
+                      *, seed: int, oracle_cache: dict[bytes, Any] | None = None) -> Gaps:
+    """The named gaps of `marl.gaps` on n agents with config.nash_gap's budgets; the full-information
+    oracle (a function of pi_l alone) is cached by pi_l when a dict is given."""
     key = pi_l.probs.tobytes()
     oracle = None if oracle_cache is None else oracle_cache.get(key)
     if oracle is None:
         oracle = global_oracle(game, pi_l, k_oracle=config.nash_gap.k_oracle)
         if oracle_cache is not None:
             oracle_cache[key] = oracle
-    gap_seed = int(_streams(seed, 4)[3].generate_state(1)[0])
-    return nash_gap(game, pi_g, pi_l, seed=gap_seed, n_agents=config.n_agents, horizon=config.evaluation.horizon,
-                    n_episodes=config.nash_gap.episodes, k_oracle=config.nash_gap.k_oracle,
-                    ordering=config.ordering, oracle_g=oracle)  # type: ignore[arg-type]
+    return estimate_gaps(game, pi_g, pi_l, seed=_int_seed(seed, 3), n_agents=config.n_agents,
+                         horizon=config.evaluation.horizon, n_episodes=config.nash_gap.episodes,
+                         ordering=config.ordering,  # type: ignore[arg-type]
+                         k_oracle=config.nash_gap.k_oracle, oracle_g=oracle)
+
+
+def gap_rows(k: int, seed: int, gaps: Gaps) -> list[SweepRow]:
+    """The gap metrics as rows, plus `nash_gap_lower_bound` = max(gap_g_restricted, gap_l_unilateral):
+    both are gains of feasible unilateral deviations of a player of the k-subsampled game, so their
+    maximum estimates a lower bound of that game's Nash gap (its stderr is the larger one's)."""
+    metrics = gaps.metrics()
+    rows = [SweepRow(k, seed, name, est.mean, est.stderr) for name, est in metrics.items() if name != "value"]
+    worst = max((metrics["gap_g_restricted"], metrics["gap_l_unilateral"]), key=lambda e: e.mean)
+    return [*rows, SweepRow(k, seed, GAP_METRIC, worst.mean, worst.stderr)]
 
 
 class SweepRow(NamedTuple):
@@ -273,11 +291,8 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
         rows += [SweepRow(k, seed, "reward_full_information", full.reward_mean, full.reward_stderr),
                  SweepRow(k, seed, "ratio_full_information", ratio.mean, ratio.stderr)]
     if with_gap:
-        gap = estimate_nash_gap(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
-                                oracle_cache=oracle_cache)
-        rows += [SweepRow(k, seed, "gap_g", gap.gap_g.mean, gap.gap_g.stderr),
-                 SweepRow(k, seed, "gap_l", gap.gap_l.mean, gap.gap_l.stderr),
-                 SweepRow(k, seed, "nash_gap", gap.nash_gap.mean, gap.nash_gap.stderr)]
+        rows += gap_rows(k, seed, estimate_gaps_for(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
+                                                    oracle_cache=oracle_cache))
     return rows
 
 

@@ -83,8 +83,11 @@ class TabularLocalPolicy:
 
     def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
         """Sample a_l for every agent: (B,) s_g, (B, n) s_l -> (B, n) a_l (inverse CDF)."""
+        return self.actions_from(rng.random(s_l.shape), s_g, s_l)
+
+    def actions_from(self, u: np.ndarray, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        """Inverse-CDF actions from given uniforms: (B, n) u, (B,) s_g, (B, n) s_l -> (B, n) a_l."""
         cum = self._cum[np.asarray(s_g)[:, None], s_l]  # (B, n, A_l)
-        u = rng.random(s_l.shape)
         a_l = np.zeros(s_l.shape, dtype=np.int64)
         for j in range(cum.shape[-1] - 1):
             a_l += u >= cum[..., j]
@@ -100,6 +103,29 @@ class TabularLocalPolicy:
         probs = np.zeros_like(Q, dtype=np.float64)
         np.put_along_axis(probs, Q.argmax(-1)[..., None], 1.0, axis=-1)
         return cls(probs)
+
+
+@dataclass(frozen=True, eq=False)
+class TaggedLocalPolicy:
+    """A unilateral deviation: agent 0 (the tagged robot) plays `pi_dev`, agents 1..n-1 play `pi_l`.
+
+    `sample` draws one uniform per agent exactly as `TabularLocalPolicy.sample` does, so from the same
+    rng state the other robots' actions are identical to an all-`pi_l` run (common random numbers).
+    """
+
+    pi_l: TabularLocalPolicy
+    pi_dev: TabularLocalPolicy
+
+    def __post_init__(self) -> None:
+        if self.pi_l.probs.shape != self.pi_dev.probs.shape:
+            raise ValueError(f"pi_dev has shape {self.pi_dev.probs.shape}, pi_l has {self.pi_l.probs.shape}")
+
+    def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+        """(B,) s_g, (B, n) s_l -> (B, n) a_l; column 0 follows pi_dev."""
+        u = rng.random(s_l.shape)
+        a_l = self.pi_l.actions_from(u, s_g, s_l)
+        a_l[:, :1] = self.pi_dev.actions_from(u[:, :1], s_g, s_l[:, :1])
+        return a_l
 
 
 @dataclass(frozen=True, eq=False)

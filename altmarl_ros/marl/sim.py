@@ -18,7 +18,6 @@ import numpy as np
 
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.policy import TabularLocalPolicy
 
 Ordering = Literal["paper", "authors"]
 ORDERINGS: tuple[str, ...] = ("paper", "authors")
@@ -108,6 +107,13 @@ class GlobalController(Protocol):
     def act_on(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray: ...
 
 
+class LocalController(Protocol):
+    """What the simulator needs of the local agents: (B, n) actions from one uniform per agent and step
+    (TabularLocalPolicy, or TaggedLocalPolicy for a unilateral deviation)."""
+
+    def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray: ...
+
+
 def global_action(pi_g: GlobalController, rng: np.random.Generator, state: JointState) -> np.ndarray:
     """a_g for each row: a TabularGlobalPolicy observes a fresh uniform k-subset (Algorithm 4)."""
     return pi_g.act_on(rng, state.s_g, state.s_l)
@@ -118,7 +124,7 @@ def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
     return cv.counts_from_states(s_l, n_local_states).argmax(-1)
 
 
-def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy, rng: np.random.Generator,
+def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
              *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
              batch_size: int = 64) -> Evaluation:
     """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes.

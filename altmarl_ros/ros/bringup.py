@@ -18,7 +18,7 @@ from typing import Any
 from altmarl_ros.ros.backends import MODES, drives
 
 SIMS = ("embedded", "gazebo")
-OBSERVATIONS = ("rotating", "aggregate")
+OBSERVATIONS = ("rotating", "aggregate", "polling")
 EXECUTABLES = ("sim_node", "controller_node", "robot_node")
 SIM_NODE_NAME = "altmarl_sim"
 CONTROLLER_NODE_NAME = "altmarl_controller"
@@ -120,6 +120,9 @@ class SwarmOptions:
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
+        if self.observation == "polling" and (self.robots_per_process == 1 or self.sim == "gazebo"):
+            raise ValueError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
+                             "it needs sim='embedded' and robots_per_process > 1")
         if self.sim == "gazebo" and not drives(self.mode):
             raise ValueError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
                              f"(Gazebo moves the robots), got {self.mode!r}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -18,11 +20,13 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from altmarl_ros.errors import is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
 from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
 
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
+PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
 
 
 class ParameterError(ValueError):
@@ -97,6 +101,53 @@ def resolve_policy(path: str, *, k: int | None = None, n_zones: int | None = Non
     return artifact
 
 
+class PoseSubscriber:
+    """Creates a node's pose subscriptions with the profile named by its `pose_qos` parameter and reports an
+    incompatible publisher as an error naming the topic, this profile and the publisher's (once per topic)."""
+
+    def __init__(self, node: Node) -> None:
+        from altmarl_ros.ros import topics
+
+        self.node = node
+        self.name = declare(node, "pose_qos", "latched", "pose subscription QoS: latched (reliable, "
+                            "transient-local: the embedded simulator), reliable (reliable volatile publishers), "
+                            "sensor_data (best effort: any publisher, e.g. robot drivers)",
+                            choices=tuple(topics.POSE_QOS_PROFILES))
+        self.qos = topics.POSE_QOS_PROFILES[self.name]
+        self.reported: set[str] = set()
+        self.incompatible: dict[str, str] = {}  # topic -> the error message
+
+    def subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None]):
+        from rclpy.event_handler import SubscriptionEventCallbacks
+
+        events = SubscriptionEventCallbacks(incompatible_qos=functools.partial(self._incompatible, topic))
+        return self.node.create_subscription(msg_type, topic, callback, self.qos, event_callbacks=events)
+
+    def _incompatible(self, topic: str, info: Any) -> None:
+        from rclpy.qos import qos_policy_name_from_kind
+
+        from altmarl_ros.ros import topics
+
+        if topic in self.reported:
+            return
+        self.reported.add(topic)
+        offered = "; ".join(f"{_endpoint_node(i)} offers {topics.describe_qos(i.qos_profile)}"
+                            for i in self.node.get_publishers_info_by_topic(topic)) or "a publisher that has left"
+        hint = "" if self.name == "sensor_data" else " (pose_qos: sensor_data matches any publisher)"
+        message = (f"{topic}: incompatible QoS ({qos_policy_name_from_kind(info.last_policy_kind)}), no pose will "
+                   f"arrive: this node requests {topics.describe_qos(self.qos)} (pose_qos: {self.name}), "
+                   f"{offered}{hint}")
+        self.incompatible[topic] = message
+        self.node.get_logger().error(message)
+
+
+def _endpoint_node(info: Any) -> str:
+    """'/ns/node' of a graph endpoint, or 'a publisher' while its node's name is not discovered yet."""
+    if "UNKNOWN" in info.node_name:
+        return "a publisher (node name not yet discovered)"
+    return f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+
+
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     atomic_write_text(Path(path), json.dumps(data, indent=1, default=float) + "\n")
 
@@ -124,8 +175,9 @@ class _StopRequest:
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin until it is done or interrupted, always shut down cleanly.
 
-    Returns 0 on success and on Ctrl-C / SIGTERM, 2 when the node fails to start (bad parameters or
-    policy file: the message names the parameter or file), 1 on an unexpected error.
+    Returns 0 on success and on Ctrl-C / SIGTERM, 2 when the node fails to start on a user error (bad
+    parameter or policy file: one line naming it, see `altmarl_ros.errors`); a programming error
+    raises with its traceback (exit 1 from the console script), after a clean shutdown.
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -136,13 +188,26 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     try:
         try:
             node = factory()
-        except (ParameterError, PolicyFileError, ValueError) as exc:
-            rclpy.logging.get_logger(PACKAGE).fatal(f"cannot start: {exc}")
+        except (ValueError, OSError) as exc:
+            if not is_user_error(exc):
+                raise  # a programming error: its traceback, exit 1
+            rclpy.logging.get_logger(PACKAGE).fatal(f"cannot start: {exc}")  # bad parameter or file: one line
             return 2
         executor = make_executor(getattr(node, "n_entities", 0))
         executor.add_node(node)
-        while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
-            executor.spin_once(timeout_sec=0.1)
+        profile_dir = os.environ.get(PROFILE_ENV)
+        profiler = None
+        if profile_dir:  # bench/ros_closed_loop.py --profile: where this node's Python time goes
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
+        try:
+            while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(str(Path(profile_dir or ".") / f"{node.get_name()}.prof"))
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -10,6 +10,9 @@ Observation modes:
   overlaps the current step; pose topics are transient-local depth 1, so the latest pose arrives on
   match). Work and bandwidth per step are O(k).
 - `aggregate` (comparison point): subscribe once to every robot's pose, sample k locally.
+- `polling` (comparison point, the seed document's "polls a few"): no pose subscriptions; per step it
+  publishes its sample on /swarm/poll and the robot hosts answer with the sampled robots' poses on
+  /swarm/poll_poses (hosts of many simulated robots, `batch_offset` >= 0, answer polls).
 
 A sampled pose is fresh when its stamp is at or after the tick's; the controller waits up to
 `pose_wait` s for fresh poses, then decides with what it has: stale poses are used and counted,
@@ -22,6 +25,7 @@ every `step_period` s and evolves the global state (the active zone) with the ga
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -29,11 +33,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.subscription import Subscription
-from std_msgs.msg import Int32, Int32MultiArray, Int64MultiArray, String
+from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    PoseSubscriber,
     declare,
     declare_string_list,
     resolve_policy,
@@ -56,7 +61,7 @@ class ControllerNode(Node):
         zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
         seed = declare(self, "seed", 1, "seed of the k-subset sampler", low=0)
         self.observation = declare(self, "observation", "rotating", "pose observation mode",
-                                   choices=("rotating", "aggregate"))
+                                   choices=("rotating", "aggregate", "polling"))
         self.clock = declare(self, "clock", "tick", "'tick': follow /swarm/tick; 'timer': tick itself",
                              choices=("tick", "timer"))
         step_period = declare(self, "step_period", 0.1, "s between decisions with clock=timer", low=0.001,
@@ -64,6 +69,7 @@ class ControllerNode(Node):
         self.pose_wait = declare(self, "pose_wait", 0.5, "s to wait for fresh sampled poses", low=0.0, high=60.0)
         self.record_path = declare(self, "record_path", "", "write the per-step record (JSON) here at the end; "
                                    "'' = none")
+        self.poses = PoseSubscriber(self)
         self.record: list[dict] = []
         self.names = robot_list(self, robots, n_robots)
         self.n = len(self.names)
@@ -90,8 +96,11 @@ class ControllerNode(Node):
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         if self.observation == "aggregate":
             self._hold(np.arange(self.n))
-        else:
+        elif self.observation == "rotating":
             self._hold(self.next_sample)
+        else:
+            self.poll_pub = self.create_publisher(Int32MultiArray, topics.POLL, topics.LATCHED_QOS)
+            self.create_subscription(Float64MultiArray, topics.POLL_POSES, self._on_poll_reply, topics.POLL_POSES_QOS)
         if self.clock == "tick":
             self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         else:
@@ -115,8 +124,8 @@ class ControllerNode(Node):
             if j not in keep_set:
                 self.destroy_subscription(self.subs.pop(j))
         for j in keep_set - set(self.subs):
-            self.subs[j] = self.create_subscription(PoseStamped, topics.robot_topic(self.names[j], topics.POSE),
-                                                    lambda msg, j=j: self._on_pose(j, msg), topics.POSE_QOS)
+            self.subs[j] = self.poses.subscribe(PoseStamped, topics.robot_topic(self.names[j], topics.POSE),
+                                                functools.partial(self._on_pose, j))
         self.max_subs = max(self.max_subs, len(self.subs))
 
     def _on_pose(self, j: int, msg: PoseStamped) -> None:
@@ -132,6 +141,23 @@ class ControllerNode(Node):
             tick, sample, _ = self.pending
             if np.all(self.stamp[sample] >= tick.stamp_ns):
                 self._decide()
+
+    def _on_poll_reply(self, msg: Float64MultiArray) -> None:
+        try:
+            reply = topics.parse_poll_reply(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f"{topics.POLL_POSES}: {exc}")
+            return
+        if self.pending is None or reply.step != self.pending[0].step:
+            return  # an answer to an earlier poll
+        known = (reply.indices >= 0) & (reply.indices < self.n)
+        j = reply.indices[known]
+        self.stamp[j] = reply.stamp_ns[known]
+        finite = np.isfinite(reply.xy[known]).all(-1)
+        self.zone[j] = np.where(finite, self.zones.zone_of(np.nan_to_num(reply.xy[known])), -1)
+        tick, sample, _ = self.pending
+        if np.all(self.stamp[sample] >= tick.stamp_ns):
+            self._decide()
 
     # --- decisions ----------------------------------------------------------------------------
     def _on_tick(self, msg: Int64MultiArray) -> None:
@@ -167,6 +193,8 @@ class ControllerNode(Node):
         if self.observation == "rotating":
             self._hold(np.union1d(sample, self.next_sample))
         self.pending = (tick, sample, time.monotonic())
+        if self.observation == "polling":
+            self.poll_pub.publish(topics.poll_msg(tick.step, sample))
         if np.all(self.stamp[sample] >= tick.stamp_ns):
             self._decide()
 

@@ -4,7 +4,7 @@ Per decision tick [step, s_g, stamp] each hosted robot maps its own latest pose 
 samples a_l ~ pi_l(. | s_l, s_g), and publishes its goal zone [step, goal] on `zone_goal` (a node
 hosting many simulated robots with `batch_offset` >= 0 instead publishes the answers it has ready as
 one [step, i, goal, ...] message on /swarm/zone_goals, i = batch_offset + position, and reads the
-poses from the simulator's /swarm/poses array: one message each way instead of one per robot, which
+poses from the simulator's /swarm/pose_table: one message each way instead of one per robot, which
 is what limited the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
@@ -17,17 +17,25 @@ Topic names are relative: hosting one robot, the node runs in the robot's namesp
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.duration import Duration
 from rclpy.node import Node
-from std_msgs.msg import Int32MultiArray, Int64MultiArray, String
+from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.physics.control import go_to_goal
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.common import declare, declare_string_list, resolve_policy, resolve_zones, run_node
+from altmarl_ros.ros.common import (
+    PoseSubscriber,
+    declare,
+    declare_string_list,
+    resolve_policy,
+    resolve_zones,
+    run_node,
+)
 
 
 class RobotNode(Node):
@@ -50,6 +58,7 @@ class RobotNode(Node):
                                      low=0.01, high=60.0)
         self.batch_offset = declare(self, "batch_offset", -1, "registry index of the first hosted robot: answers "
                                     "go batched on /swarm/zone_goals; -1 = one zone_goal message per robot", low=-1)
+        self.poses = PoseSubscriber(self)
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
         self.pi_l = artifact.pi_l
@@ -83,17 +92,21 @@ class RobotNode(Node):
                           for p in prefixes]
         self.cmd_pubs = ([self.create_publisher(Twist, p + topics.CMD_VEL, topics.CMD_VEL_QOS) for p in prefixes]
                          if self.drive else [])
-        if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/poses message
-            self.pose_subs = [self.create_subscription(PoseArray, topics.POSES, self._on_poses, topics.LATCHED_QOS)]
+        if self.batch_offset >= 0:  # simulated robots: every pose arrives in one /swarm/pose_table message
+            self.pose_subs = [self.create_subscription(Float64MultiArray, topics.POSE_TABLE, self._on_poses,
+                                                       topics.LATCHED_QOS)]
         else:
-            self.pose_subs = [self.create_subscription(PoseStamped, p + topics.POSE,
-                                                       lambda msg, i=i: self._on_pose(i, msg), topics.POSE_QOS)
+            self.pose_subs = [self.poses.subscribe(PoseStamped, p + topics.POSE, functools.partial(self._on_pose, i))
                               for i, p in enumerate(prefixes)]
         self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         self.create_timer(0.05, self._on_timer)
         self.goals_pub = (self.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
                           if self.batch_offset >= 0 else None)
+        self.poll: tuple[int, np.ndarray] | None = None  # (step, hosted positions) of a poll still to answer
+        if self.batch_offset >= 0:  # the controller's observation 'polling'
+            self.create_subscription(Int32MultiArray, topics.POLL, self._on_poll, topics.LATCHED_QOS)
+            self.poll_pub = self.create_publisher(Float64MultiArray, topics.POLL_POSES, topics.POLL_POSES_QOS)
         self.n_entities = len(self.goal_pubs) + len(self.cmd_pubs) + len(self.pose_subs) + 4
         self.get_logger().info(f"hosting {n} robot(s) ({self.names[0]}..{self.names[-1]}), drive={self.drive}")
 
@@ -114,13 +127,13 @@ class RobotNode(Node):
         if self.drive:
             self._drive(np.array([i]))
 
-    def _on_poses(self, msg: PoseArray) -> None:
-        """The hosted robots' slice of /swarm/poses: update every pose, then answer the fresh ones at once."""
+    def _on_poses(self, msg: Float64MultiArray) -> None:
+        """The hosted robots' slice of the pose table: update every pose, then answer the fresh ones at once."""
         try:
             block = topics.parse_pose_block(msg, self.batch_offset, len(self.names))
         except ValueError as exc:
             if not self.bad_array_warned:
-                self.get_logger().warning(f"{topics.POSES}: {exc}; ignored")
+                self.get_logger().warning(f"{topics.POSE_TABLE}: {exc}; ignored")
                 self.bad_array_warned = True
             return
         bad = np.flatnonzero(~block.finite & ~self.bad_pose_warned)
@@ -137,8 +150,36 @@ class RobotNode(Node):
             fresh = np.flatnonzero(~self.answered & (self.pose_stamp >= self.tick.stamp_ns))
             if fresh.size:
                 self._answer(fresh)
+        self._answer_poll()
         if self.drive:
             self._drive(np.flatnonzero(ok))
+
+    def _on_poll(self, msg: Int32MultiArray) -> None:
+        try:
+            step, indices = topics.parse_poll(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f"{topics.POLL}: {exc}")
+            return
+        local = indices - self.batch_offset
+        mine = local[(local >= 0) & (local < len(self.names))]
+        if mine.size:
+            self.poll = (step, mine)
+            self._answer_poll()
+
+    def _answer_poll(self, force: bool = False) -> None:
+        """Answer the pending poll once the polled robots' poses are at least as new as its tick (or `force`)."""
+        if self.poll is None or self.tick is None or self.tick.step < self.poll[0]:
+            return
+        step, mine = self.poll
+        if self.tick.step > step:  # a later tick overtook the poll: the controller has decided without it
+            self.poll = None
+            return
+        if not force and not np.all(self.pose_stamp[mine] >= self.tick.stamp_ns):
+            return
+        usable = mine[self.pose_stamp[mine] >= 0]
+        self.poll = None
+        self.poll_pub.publish(topics.poll_reply_msg(step, self.batch_offset + usable, self.pose_xy[usable],
+                                                    self.pose_yaw[usable], self.pose_stamp[usable]))
 
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
@@ -158,6 +199,7 @@ class RobotNode(Node):
             fresh = np.flatnonzero(self.pose_stamp >= tick.stamp_ns)
             if fresh.size:
                 self._answer(fresh)
+        self._answer_poll()
 
     def _on_command(self, msg: String) -> None:
         if msg.data == topics.STOP:
@@ -178,6 +220,7 @@ class RobotNode(Node):
             if late.size:
                 self._answer(late)  # stale pose: still the best information this robot has
             self.answered[:] = True
+            self._answer_poll(force=True)  # stale poses: still the best information the controller can get
         if self.drive:
             stale = np.flatnonzero((now - self.pose_time > self.stale_timeout) & ~self.stopped_sent)
             for i in stale:

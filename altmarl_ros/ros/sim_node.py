@@ -27,12 +27,14 @@ end, and optionally records a rosbag2 (mcap) at `bag_path`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
@@ -155,8 +157,13 @@ class SimNode(Node):
             self.bag = BagRecorder(bag_path)
         # Interfaces.
         self.pose_topics = [topics.robot_topic(r, topics.POSE) for r in self.names]
-        self.pose_pubs = [self.create_publisher(PoseStamped, t, topics.POSE_QOS) for t in self.pose_topics]
-        self.poses_pub = self.create_publisher(PoseArray, topics.POSES, topics.LATCHED_QOS)
+        # Per-robot poses are built and published only for topics with readers (rotating controller: <= 2k);
+        # a new reader gets the current pose the moment it matches (the `matched` event), so what a
+        # transient-local subscription receives on match is never older than the step in progress.
+        self.readers = np.zeros(n, dtype=np.int64)
+        self.pose_pubs = [self.create_publisher(PoseStamped, t, topics.POSE_QOS, event_callbacks=self._on_match(j))
+                          for j, t in enumerate(self.pose_topics)]
+        self.table_pub = self.create_publisher(Float64MultiArray, topics.POSE_TABLE, topics.LATCHED_QOS)
         self.goal_subs = [self.create_subscription(Int32MultiArray, topics.robot_topic(r, topics.ZONE_GOAL),
                                                    lambda msg, j=j: self._on_goal(j, msg), topics.ANSWER_QOS)
                           for j, r in enumerate(self.names)]
@@ -469,20 +476,32 @@ class SimNode(Node):
             self._publish_poses()
 
     def _publish_poses(self) -> None:
-        frame = self.zones.frame_id
+        """The pose table (every robot, for the robot hosts), each read robot's PoseStamped, and /clock."""
         xy, yaw = self.backend.poses()
-        stamped = [topics.pose_msg(xy[j, 0], xy[j, 1], yaw[j], self.sim_ns, frame)
-                   for j in range(self.n)]
-        self.poses_pub.publish(topics.poses_msg(stamped, self.sim_ns, frame))  # for hosts of many robots
-        for topic, pub, msg in zip(self.pose_topics, self.pose_pubs, stamped, strict=True):
-            pub.publish(msg)
-            if self.bag is not None:
-                self.bag.write(topic, msg)
+        self.table_pub.publish(topics.pose_table_msg(xy, yaw, self.sim_ns))
+        everyone = self.bag is not None  # a bag records every robot's pose topic
+        for j in range(self.n) if everyone else np.flatnonzero(self.readers > 0).tolist():
+            self._publish_pose(j, xy, yaw)
         self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
         if self.cycles:
             self.cmd_heard[:] = False
             self.cmd_owed = self.drivers & (self.cmd_misses < self.max_missed)
             self.cycle_t0 = time.monotonic()
+
+    def _publish_pose(self, j: int, xy: np.ndarray, yaw: np.ndarray) -> None:
+        msg = topics.pose_msg(xy[j, 0], xy[j, 1], yaw[j], self.sim_ns, self.zones.frame_id)
+        self.pose_pubs[j].publish(msg)
+        if self.bag is not None:
+            self.bag.write(self.pose_topics[j], msg)
+
+    def _on_match(self, j: int) -> PublisherEventCallbacks:
+        return PublisherEventCallbacks(matched=functools.partial(self._on_pose_matched, j))
+
+    def _on_pose_matched(self, j: int, info) -> None:
+        self.readers[j] = info.current_count
+        if info.current_count_change > 0:
+            xy, yaw = self.backend.poses()
+            self._publish_pose(j, xy, yaw)  # the new reader's transient-local sample is the current pose
 
     # --- results ------------------------------------------------------------------------------
     def summary(self) -> dict:

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="", help="policy artifact (.npz); trained into --out when omitted")
     parser.add_argument("--out", required=True, help="run directory (summary.json, plots, logs)")
     parser.add_argument("--single-process", action="store_true", help="run every node in this process")
-    parser.add_argument("--observation", choices=("rotating", "aggregate"), default="rotating",
-                        help="controller: rotating k-subset subscriptions (default) or subscribe-all")
+    parser.add_argument("--observation", choices=("rotating", "aggregate", "polling"), default="rotating",
+                        help="controller: rotating k-subset subscriptions (default), subscribe-all, or poll the k "
+                             "robots (their hosts answer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator, controller and robots")
     parser.add_argument("--bag", action="store_true", help="record a rosbag2 (mcap) of the run into DIR/bag")
     parser.add_argument("--robots-per-process", type=int, default=250,
@@ -56,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerate-lost-robots", action="store_true",
                         help="run on without robots that never answer (or stop answering); default: fail naming "
                              "their host")
-    parser.add_argument("--numpy-episodes", type=int, default=200, help="episodes of the NumPy reference")
+    parser.add_argument("--numpy-episodes", type=int, default=200,
+                        help="episodes of the NumPy reference (a quarter of them, >= 10, for the random baseline)")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--fidelity", choices=("planar", "wheeled"), default="planar",
@@ -275,8 +277,9 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
     horizon = max(steps, 1)
     ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, steps=horizon,
                     episodes=args.numpy_episodes)
+    # the random loop's episode spread is far smaller than the policies' (a baseline, not the tested value)
     rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, steps=horizon,
-                    episodes=args.numpy_episodes)
+                    episodes=max(10, args.numpy_episodes // 4))
     closed = float(rewards.mean()) if steps else math.nan
     spread = math.sqrt(ref.episode_std ** 2 + ref.stderr ** 2)
     latencies = [r["controller_latency_ms"] for r in per_step]

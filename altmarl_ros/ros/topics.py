@@ -5,7 +5,9 @@
 | /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization, Gazebo bridge) | R, TL, depth 1 |
 | /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
 | /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
-| /swarm/poses | geometry_msgs/PoseArray (every robot, registry order) | sim_node | R, TL, depth 1 |
+| /swarm/pose_table | std_msgs/Float64MultiArray [sec, nanosec, x_0, y_0, yaw_0, ...] | sim_node | R, TL, 1 |
+| /swarm/poll | std_msgs/Int32MultiArray [step, i_0, ..., i_{k-1}] (observation: polling) | controller_node | R, TL, 1 |
+| /swarm/poll_poses | std_msgs/Float64MultiArray [step; i, x, y, yaw, stamp_ns per row] | robot hosts | R, TL, 64 |
 | /swarm/zone_goals | std_msgs/Int32MultiArray [step, i_0, goal_0, ...] | robot_node hosting many | R, TL, 1024 |
 | /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
 | /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
@@ -23,12 +25,13 @@ travel as goal zones: a_l moves the robot by MOVES[a_l] around the ring of zones
 
 from __future__ import annotations
 
+import array
 import math
 from typing import NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, MultiArrayDimension
 
@@ -40,7 +43,9 @@ CMD_VEL = "cmd_vel"
 ZONE_GOAL = "zone_goal"
 ZONE_COMMAND = "/swarm/zone_command"
 ZONE_GOALS = "/swarm/zone_goals"  # batched answers of a node hosting many simulated robots
-POSES = "/swarm/poses"  # every simulated robot's pose in one message, for the nodes hosting many robots
+POLL = "/swarm/poll"  # observation 'polling': the controller names its k-subset for a step
+POLL_POSES = "/swarm/poll_poses"  # ... and only the hosts of sampled robots answer with their poses
+POSE_TABLE = "/swarm/pose_table"  # every simulated robot's pose in one flat message, for nodes hosting many
 TICK = "/swarm/tick"
 GLOBAL_STATE = "/swarm/global_state"
 METRICS = "/swarm/metrics"
@@ -55,17 +60,40 @@ def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATI
 
 LATCHED_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)  # the latest value reaches late joiners
 POSE_QOS = LATCHED_QOS  # a new pose subscription gets the robot's latest pose as soon as it matches
+# Pose subscription profiles (parameter `pose_qos` of controller_node and robot_node), by the publishers they match:
+POSE_QOS_PROFILES = {
+    # reliable + transient-local, depth 1: only reliable transient-local publishers (sim_node, latched
+    # localization); a new subscription gets the latest pose on match (what rotating subscriptions need)
+    "latched": LATCHED_QOS,
+    # reliable + volatile, depth 1: reliable publishers of either durability (most odometry / EKF nodes)
+    "reliable": _reliable(1),
+    # best effort + volatile, depth 1 (rclpy's qos_profile_sensor_data with depth 1): every publisher,
+    # including best-effort drivers and mocap; the first pose arrives with the publisher's next message
+    "sensor_data": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                              durability=DurabilityPolicy.VOLATILE),
+}
 ANSWER_QOS = _reliable(10)
 # one shared topic for every robot host, several batches each per step: deep enough never to overwrite, and
 # transient-local so that a batch published before the simulator's subscription matched still arrives
 GOALS_QOS = _reliable(1024, DurabilityPolicy.TRANSIENT_LOCAL)
 CMD_VEL_QOS = _reliable(1)
+POLL_POSES_QOS = _reliable(64, DurabilityPolicy.TRANSIENT_LOCAL)  # a reply per host and step; TL: one sent
+# before the controller's subscription matched still arrives
 METRICS_QOS = _reliable(1000)
 DIAGNOSTICS_QOS = _reliable(100)
 
 METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
                   "bad_answers", "late_answers", "duplicate_answers", "live_robots", "step_seconds",
                   "controller_rtt_ms")
+
+
+def describe_qos(qos: QoSProfile) -> str:
+    """'reliable/transient_local/keep_last(1)': the policies that decide whether two endpoints match (the
+    history only when known: the graph does not carry a remote endpoint's)."""
+    text = f"{qos.reliability.name.lower()}/{qos.durability.name.lower()}"
+    if qos.history == HistoryPolicy.KEEP_LAST:
+        return f"{text}/keep_last({qos.depth})"
+    return text if qos.history == HistoryPolicy.UNKNOWN else f"{text}/{qos.history.name.lower()}"
 
 
 def robot_topic(robot: str, leaf: str) -> str:
@@ -168,16 +196,64 @@ def pose_msg(x: float, y: float, yaw: float, stamp_ns: int, frame_id: str) -> Po
     return msg
 
 
-def poses_msg(stamped: list[PoseStamped], stamp_ns: int, frame_id: str) -> PoseArray:
-    """All robots' poses (registry order) in one message, sharing the PoseStamped's pose objects."""
-    msg = PoseArray(poses=[m.pose for m in stamped])
-    msg.header.stamp = ns_to_stamp(stamp_ns)
-    msg.header.frame_id = frame_id
+def pose_table_msg(xy: np.ndarray, yaw: np.ndarray, stamp_ns: int) -> Float64MultiArray:
+    """Every robot's pose as one flat array: data_offset 2 ([sec, nanosec] of the stamp), then n rows of
+    (x, y, yaw) in registry order. Flat float64 arrays cross rclpy without a Python object per robot
+    (a 1000-pose PoseArray costs every reader ~1000 Pose objects per step: measured, bench/README.md)."""
+    rows = np.column_stack([xy, yaw]).astype(np.float64)
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="robot", size=rows.shape[0], stride=rows.size),
+                      MultiArrayDimension(label="x,y,yaw", size=3, stride=3)]
+    msg.layout.data_offset = 2
+    head = np.array([stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000], dtype=np.float64)
+    msg.data = array.array("d", np.concatenate([head, rows.ravel()]).tobytes())
     return msg
 
 
+def poll_msg(step: int, sample: np.ndarray) -> Int32MultiArray:
+    return Int32MultiArray(data=[int(step), *map(int, sample)])
+
+
+def parse_poll(msg: Int32MultiArray) -> tuple[int, np.ndarray]:
+    """(step, sampled registry indices); raises ValueError for a malformed poll."""
+    data = np.asarray(msg.data, dtype=np.int64)
+    if data.size < 2 or data[0] < 0 or (data[1:] < 0).any():
+        raise ValueError(f"malformed poll {data.tolist()[:8]}: expected [step, i_0, ...] with indices >= 0")
+    return int(data[0]), data[1:]
+
+
+class PollReply(NamedTuple):
+    """Poses answered to a poll: registry indices (m,), xy (m, 2), yaw (m,), stamps (m,) ns."""
+
+    step: int
+    indices: np.ndarray
+    xy: np.ndarray
+    yaw: np.ndarray
+    stamp_ns: np.ndarray
+
+
+def poll_reply_msg(step: int, indices: np.ndarray, xy: np.ndarray, yaw: np.ndarray,
+                   stamp_ns: np.ndarray) -> Float64MultiArray:
+    """[step; rows of (i, x, y, yaw, stamp_ns)] (data_offset 1; stamps as float64: exact below 2^53 ns)."""
+    rows = np.column_stack([indices, xy, yaw, stamp_ns]).astype(np.float64)
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="robot", size=rows.shape[0], stride=rows.size),
+                      MultiArrayDimension(label="i,x,y,yaw,stamp_ns", size=5, stride=5)]
+    msg.layout.data_offset = 1
+    msg.data = array.array("d", np.concatenate([[float(step)], rows.ravel()]).tobytes())
+    return msg
+
+
+def parse_poll_reply(msg: Float64MultiArray) -> PollReply:
+    data = np.asarray(msg.data, dtype=np.float64)
+    if data.size < 1 or (data.size - 1) % 5 or int(msg.layout.data_offset) != 1 or not np.isfinite(data[0]):
+        raise ValueError(f"malformed poll reply of {data.size} values: expected [step; i, x, y, yaw, stamp_ns ...]")
+    rows = data[1:].reshape(-1, 5)
+    return PollReply(int(data[0]), rows[:, 0].astype(np.int64), rows[:, 1:3], rows[:, 3], rows[:, 4].astype(np.int64))
+
+
 class PoseBlock(NamedTuple):
-    """A slice of a PoseArray: positions (m, 2), yaw (m,), finite (m,) mask, the message stamp."""
+    """A slice of the pose table: positions (m, 2), yaw (m,), finite (m,) mask, the message stamp."""
 
     xy: np.ndarray
     yaw: np.ndarray
@@ -185,18 +261,19 @@ class PoseBlock(NamedTuple):
     stamp_ns: int
 
 
-def parse_pose_block(msg: PoseArray, start: int, count: int) -> PoseBlock:
-    """Robots start..start+count-1 of a PoseArray; raises ValueError when it holds fewer poses."""
-    if len(msg.poses) < start + count:
-        raise ValueError(f"pose array holds {len(msg.poses)} poses, robots up to index {start + count - 1} needed")
-    values = np.array([(p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
-                        p.orientation.z, p.orientation.w) for p in msg.poses[start:start + count]], dtype=np.float64)
-    values = values.reshape(count, 7)
-    finite = np.asarray(np.isfinite(values).all(-1))
-    qx, qy, qz, qw = values[:, 3], values[:, 4], values[:, 5], values[:, 6]
-    with np.errstate(invalid="ignore"):
-        yaw = np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
-    return PoseBlock(values[:, :2], yaw, finite, stamp_to_ns(msg.header.stamp))
+def parse_pose_block(msg: Float64MultiArray, start: int, count: int) -> PoseBlock:
+    """Robots start..start+count-1 of a pose table; raises ValueError when it is malformed or holds fewer."""
+    data = np.asarray(msg.data, dtype=np.float64)
+    offset = int(msg.layout.data_offset)
+    if offset != 2 or (data.size - 2) % 3 or not np.isfinite(data[:2]).all():
+        raise ValueError(f"malformed pose table ({data.size} values, data_offset {offset}): expected "
+                         "[sec, nanosec, x_0, y_0, yaw_0, ...]")
+    rows = data[2:].reshape(-1, 3)
+    if rows.shape[0] < start + count:
+        raise ValueError(f"pose table holds {rows.shape[0]} poses, robots up to index {start + count - 1} needed")
+    block = rows[start:start + count]
+    finite = np.asarray(np.isfinite(block).all(-1))
+    return PoseBlock(block[:, :2], block[:, 2], finite, int(data[0]) * 1_000_000_000 + int(data[1]))
 
 
 def pose_xy(msg: PoseStamped) -> tuple[float, float]:

@@ -9,6 +9,7 @@ the wrong type is one clear ValueError, while an error inside a factory keeps it
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -107,8 +108,9 @@ def check_options(name: str, factory: Factory, options: Mapping[str, object]) ->
                              f"got {value!r}")
 
 
-def make_game(name: str, **options: object) -> TabularGame:
+def make_game(name: str | os.PathLike[str], **options: object) -> TabularGame:
     """Build a registered game or a game file; unknown names, options and bad values raise ValueError."""
+    name = os.fspath(name)
     if name not in GAMES:
         raise ValueError(f"unknown game {name!r}; known games: {sorted(GAMES)}, or a path to a game file (*.yaml)")
     factory = GAMES[name]

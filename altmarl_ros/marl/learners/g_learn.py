@@ -18,12 +18,22 @@ vector; d' does not depend on a_g. How E[V(s_g', d')] is formed is the `transiti
 
 The transition is stored per s_g as a (D, D) sparse row-stochastic matrix (or, when deterministic, as
 the (D,) index of d'), and the value table as V[s_g, rank(d)] with the small axes first, so that a
-Bellman sweep is S_g * S_g sparse mat-vecs (or gathers), one (A_g, S_g) @ (S_g, D) product per s_g and
-an elementwise max over A_g rows; float64 throughout.
+Bellman sweep is S_g sparse (D, D) @ (D, S_g) products (or gathers), one (A_g, S_g) @ (S_g, D) product
+per s_g and an elementwise max over A_g rows; float64 throughout.
+
+Speed (bench/glearn_speed.py). The sampled tables are ranked through additive prefix codes
+(`counts.PrefixCodec`: sum the S_l per-state codes of a sample, then two small-table lookups) into
+int32 CSR matrices that share one data array, and the value iteration to a tolerance ("span"/"sup") is
+Anderson-accelerated (`acceleration="anderson"`): the Bellman operator, its fixed point and the
+stopping test on T V - V (hence the MacQueen bound of the result) are those of plain value iteration;
+only the points T is applied to are extrapolated from the last few iterates, which takes about a third
+of the sweeps. A `CountTransitions` returned in the result can be passed back to reuse the transition
+(no new draws) for the same (game, pi_l, k, transition, m).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Literal, NamedTuple
 
@@ -36,18 +46,42 @@ from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 Transition = Literal["sampled", "exact", "deterministic"]
 Stopping = Literal["span", "sup", "fixed"]
+Acceleration = Literal["anderson", "none"]
 TRANSITIONS: tuple[str, ...] = ("sampled", "exact", "deterministic")
 STOPPINGS: tuple[str, ...] = ("span", "sup", "fixed")
+ACCELERATIONS: tuple[str, ...] = ("anderson", "none")
 _EXACT_MAX_D = 5_000
-_CHUNK = 1 << 16
+_CHUNK_ENTRIES = 1 << 18  # (count vector, sample) pairs ranked per block: ~1 MB of int32 codes
+_ANDERSON_DEPTH = 5
+
+
+class CountTransitions(NamedTuple):
+    """The count-vector transition of one G-LEARN operator, reusable across calls with the same pi_l.
+
+    `per_global_state` is what `count_transitions` returns: S_g (D, D) CSR matrices (sampled: with
+    read-only arrays; exact) or S_g (D,) arrays of rank(d') (deterministic). `key` identifies (game,
+    pi_l, k, transition, m); `g_learn(transitions=...)` refuses a transition built for another key. Memory: about
+    S_g * D * m * 4 + D * m * 8 bytes when sampled (270 MB at k = 50, m = 30).
+    """
+
+    key: str
+    per_global_state: list[sp.csr_matrix | np.ndarray]
 
 
 class GLearnResult(NamedTuple):
     pi_g: TabularGlobalPolicy
     V: np.ndarray  # (S_g, D) value table V[s_g, rank(d)]
-    n_sweeps: int
-    residual: float  # last sup-norm (stopping "sup") or span (stopping "span") of V_new - V
+    n_sweeps: int  # Bellman backups applied (each over the recurrent set, the last over every d)
+    residual: float  # last sup-norm (stopping "sup") or span (stopping "span") of T V - V
     seconds: float
+    transitions: CountTransitions  # pass back as g_learn(transitions=...) to reuse it for the same pi_l
+
+
+def transition_key(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, transition: str, m: int) -> str:
+    """What a `CountTransitions` is valid for: the game, pi_l, k, the transition kind and m (sampled)."""
+    digest = hashlib.sha256(np.ascontiguousarray(pi_l.probs).tobytes())
+    digest.update(repr((game.fingerprint, k, transition, m if transition == "sampled" else 0)).encode())
+    return digest.hexdigest()[:24]
 
 
 def count_transitions(game: TabularGame, P_tilde: np.ndarray, *, k: int, transition: Transition,
@@ -71,20 +105,34 @@ def count_transitions(game: TabularGame, P_tilde: np.ndarray, *, k: int, transit
         raise ValueError("transition='sampled' needs an rng")
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
+    index_dtype = np.int32 if D * m < 2**31 else np.int64
+    data = np.full(D * m, 1.0 / m)  # one read-only array shared by the S_g matrices
+    indptr = np.arange(0, D * m + 1, m, dtype=index_dtype)
+    for shared in (data, indptr):
+        shared.setflags(write=False)
+    codec = cv.prefix_codec(k, S_l)
+    chunk = max(1, _CHUNK_ENTRIES // m)
+    c = np.arange(k + 1)
     out = []
     for g in range(S_g):
-        # table[j, c, i, :] ~ Multinomial(c, P~(. | j, s_g))
-        c = np.arange(k + 1)
+        # table[j, c, i, :] ~ Multinomial(c, P~(. | j, s_g)); sample i of d is sum_j table[j, d_j, i, :]
         table = rng.multinomial(c[None, :, None], P_tilde[:, g, None, None, :], size=(S_l, k + 1, m))
-        indices = np.empty((D, m), dtype=np.int64)
-        for lo in range(0, D, _CHUNK):
-            d = all_d[lo:lo + _CHUNK]
-            nxt = table[0, d[:, 0]]
-            for j in range(1, S_l):
-                nxt = nxt + table[j, d[:, j]]
-            indices[lo:lo + _CHUNK] = cv.rank(nxt, k)
-        data = np.full(D * m, 1.0 / m)
-        out.append(sp.csr_matrix((data, indices.ravel(), np.arange(0, D * m + 1, m)), shape=(D, D)))
+        indices = np.empty((D, m), dtype=index_dtype)
+        codes = codec.encode(table) if codec is not None else None  # (S_l, k + 1, m) additive codes
+        for lo in range(0, D, chunk):
+            d = all_d[lo:lo + chunk]
+            if codes is not None:
+                acc = codes[0][d[:, 0]]
+                for j in range(1, S_l):
+                    acc += codes[j][d[:, j]]
+                indices[lo:lo + chunk] = codec.rank(acc)  # type: ignore[union-attr]
+            else:
+                nxt = table[0, d[:, 0]]
+                for j in range(1, S_l):
+                    nxt = nxt + table[j, d[:, j]]
+                indices[lo:lo + chunk] = cv.rank(nxt, k)
+        indices.setflags(write=False)
+        out.append(sp.csr_matrix((data, indices.ravel(), indptr), shape=(D, D)))
     return out
 
 
@@ -140,38 +188,98 @@ def recurrence_chain(nxt: np.ndarray) -> list[np.ndarray]:
         chain.append(successors)
 
 
+class _Anderson:
+    """Anderson acceleration (type II, depth `depth`) of the fixed-point iteration V <- T V.
+
+    Given the iterates V_i and their images T V_i (residuals f_i = T V_i - V_i), the next point is
+    T V_n - sum_i gamma_i (T V_{i+1} - T V_i), gamma = argmin |f_n - sum_i gamma_i (f_{i+1} - f_i)|_2
+    over the last `depth` differences (Walker & Ni 2011; for value iteration: Geist & Scherrer 2018).
+    With `center`, residuals are compared up to a constant: the span stopping rule ignores constants, and
+    the constant mode (which T contracts only by gamma) would otherwise dominate the least squares.
+    The differences live in two (depth, N) ring buffers, so a step costs O(depth * N).
+    """
+
+    def __init__(self, depth: int, center: bool) -> None:
+        self.depth, self.center = depth, center
+        self.dF: np.ndarray | None = None  # (depth, N) residual differences
+        self.dX: np.ndarray | None = None  # (depth, N) image differences
+        self.filled = 0
+        self.slot = 0
+        self.last: tuple[np.ndarray, np.ndarray] | None = None  # (T V, f) of the previous step, flat
+
+    def reset(self) -> None:
+        self.filled, self.slot, self.last = 0, 0, None
+
+    def propose(self, TV: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """The next point to apply T to, from T V (any shape) and f = T V - V."""
+        x = TV.ravel()
+        r = (f - f.mean()).ravel() if self.center else f.ravel()
+        if self.last is not None:
+            if self.dF is None or self.dX is None:
+                self.dF = np.empty((self.depth, r.size))
+                self.dX = np.empty((self.depth, r.size))
+            np.subtract(r, self.last[1], out=self.dF[self.slot])
+            np.subtract(x, self.last[0], out=self.dX[self.slot])
+            self.slot = (self.slot + 1) % self.depth
+            self.filled = min(self.filled + 1, self.depth)
+        self.last = (x, r)
+        if self.filled == 0 or self.dF is None or self.dX is None:
+            return TV
+        dF, dX = self.dF[:self.filled], self.dX[:self.filled]
+        gamma = np.linalg.lstsq(dF @ dF.T, dF @ r, rcond=1e-12)[0]
+        return (x - gamma @ dX).reshape(TV.shape)
+
+
 def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.random.Generator | None = None,
             transition: Transition = "sampled", m: int = 30, tol: float = 1e-3, max_iter: int = 2000,
-            stopping: Stopping = "span", V0: np.ndarray | None = None) -> GLearnResult:
+            stopping: Stopping = "span", V0: np.ndarray | None = None,
+            transitions: CountTransitions | None = None,
+            acceleration: Acceleration = "anderson") -> GLearnResult:
     """Best response of the global agent observing k subsampled agents, against the fixed `pi_l`.
 
     Parameters
     ----------
     k : number of local agents the global agent observes.
     transition : "sampled" (paper, `m` samples per entry), "exact" (small k) or "deterministic" (authors).
-    tol, stopping : "span" stops when gamma / (1 - gamma) * span(V_new - V) < tol, which bounds how far
-        V + constant is from V* (MacQueen bounds; the greedy policy then changes no more), and returns
-        V shifted to the middle of those bounds. "sup" stops when max |V_new - V| < tol. "fixed" runs
+    tol, stopping : "span" stops when gamma / (1 - gamma) * span(T V - V) < tol, which bounds how far
+        T V + constant is from V* (MacQueen bounds; the greedy policy then changes no more), and returns
+        T V shifted to the middle of those bounds. "sup" stops when max |T V - V| < tol. "fixed" runs
         exactly `max_iter` sweeps from V0 (truncated value iteration: the authors' code, whose tol 1e-6
         is never reached in its 100 sweeps, REFERENCE.md B3).
     V0 : optional (S_g, D) warm start (e.g. the previous round's V).
+    transitions : optional `CountTransitions` of an earlier call (`result.transitions`) with the same
+        game, pi_l, k, transition and m: reused as is, `rng` is not drawn from. Without it the transition
+        is built (sampled: m fresh draws per entry from `rng`).
+    acceleration : "anderson" (default) extrapolates the point T is applied to from the last few
+        iterates (`_Anderson`); "none" is plain value iteration. Both stop on the same test of T V - V,
+        so the result carries the same bound; "fixed" is always plain (truncated value iteration).
 
     Returns
     -------
     GLearnResult with the greedy pi_g(s_g, d) = argmax_a Q(s_g, d, a) (ties to the lowest action), where
-    Q is the last Bellman backup.
+    Q is the last Bellman backup, and the transition used.
     """
     if stopping not in STOPPINGS:
         raise ValueError(f"stopping must be one of {STOPPINGS}, got {stopping!r}")
+    if acceleration not in ACCELERATIONS:
+        raise ValueError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     t0 = time.perf_counter()
     S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
-    M = count_transitions(game, P_tilde, k=k, transition=transition, m=m, rng=rng)
+    key = transition_key(game, pi_l, k=k, transition=transition, m=m)
+    if transitions is None:
+        transitions = CountTransitions(key, count_transitions(game, P_tilde, k=k, transition=transition, m=m,
+                                                              rng=rng))
+    elif transitions.key != key:
+        raise ValueError("transitions were built for another (game, pi_l, k, transition, m); "
+                         "pass transitions=None to build this call's")
+    M = transitions.per_global_state
     all_d = cv.enumerate_counts(k, S_l)
     D = all_d.shape[0]
     local = (all_d @ r_tilde).T / k  # (S_g, D): (1/k) sum_j d_j r~_l(j, s_g), the local part of r_Delta
+    C = game.r_g[:, :, None] + local[:, None, :]  # (S_g, A_g, D) reward r_Delta(s_g, d, a_g)
     gamma_P_g = game.gamma * game.P_g  # (S_g, A_g, S_g')
     V = np.zeros((S_g, D)) if V0 is None else np.array(V0, dtype=np.float64)
     if V.shape != (S_g, D):
@@ -182,16 +290,19 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
 
     def sweep(V: np.ndarray, rows: np.ndarray, greedy: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """One Bellman backup on the count vectors `rows`: (S_g, |rows|) max_a Q and, if greedy, argmax_a Q."""
+        every = rows.size == D
         targets = nxt[:, rows] if nxt is not None else None
         VT = None if nxt is not None else np.ascontiguousarray(V.T)  # (D, S_g'), shared by every s_g
         V_new = np.empty((S_g, rows.size))
         actions = np.zeros((S_g, rows.size), dtype=np.int64) if greedy else None
         for g in range(S_g):
             # W[s_g', d] = E[V(s_g', d') | s_g = g, d]
-            W = np.take(V, targets[g], axis=1) if targets is not None else (M[g] @ VT).T[:, rows]
+            if targets is not None:
+                W = np.take(V, targets[g], axis=1)
+            else:
+                W = (M[g] @ VT).T if every else (M[g][rows] @ VT).T
             Q = gamma_P_g[g] @ W  # (A_g, |rows|)
-            Q += local[g, rows] if rows.size < D else local[g]
-            Q += game.r_g[g][:, None]
+            Q += C[g] if every else C[g][:, rows]
             best = V_new[g]
             best[:] = Q[0]
             for a in range(1, A_g):  # running max; ties keep the lowest action, like np.argmax
@@ -205,26 +316,39 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     # Sweeps on the recurrent set first, then one backward pass over R_{J-1}, ..., R_1: sweep t of a
     # fixed budget T only needs V on R_{T - t}, which is the recurrent set while T - t >= J.
     n_rec = max_iter - max(len(chain) - 1, 1) if stopping == "fixed" else max_iter
+    anderson = (_Anderson(_ANDERSON_DEPTH, center=stopping == "span")
+                if acceleration == "anderson" and stopping != "fixed" else None)
+    factor = game.gamma / (1 - game.gamma)
     residual = float("nan")
+    previous = float("inf")
+    x = V[:, recurrent]  # the point T is applied to
     sweeps = 0
     for sweeps in range(1, n_rec + 1):
-        V_new, _ = sweep(V, recurrent)
-        diff = V_new - V[:, recurrent]
-        V[:, recurrent] = V_new
+        TV, _ = sweep(V, recurrent)
+        diff = TV - x
         if stopping == "span":
             lo, hi = float(diff.min()), float(diff.max())
             residual = hi - lo
-            if game.gamma / (1 - game.gamma) * residual < tol:
-                V[:, recurrent] += game.gamma / (1 - game.gamma) * 0.5 * (lo + hi)
+            if factor * residual < tol:
+                V[:, recurrent] = TV + factor * 0.5 * (lo + hi)
                 break
         else:
             residual = float(np.abs(diff).max())
             if stopping == "sup" and residual < tol:
+                V[:, recurrent] = TV
                 break
+        if anderson is None:
+            x = TV
+        else:
+            if residual >= previous:  # safeguard: the extrapolation did not help; restart from plain VI
+                anderson.reset()
+            x = anderson.propose(TV, diff)
+        previous = residual
+        V[:, recurrent] = x
     for rows in chain[-2:0:-1]:  # R_{J-1}, ..., R_1
         V[:, rows] = sweep(V, rows)[0]
         sweeps += 1
     V, actions = sweep(V, chain[0], greedy=True)  # the last backup, over every count vector
     assert actions is not None
     pi_g = TabularGlobalPolicy(actions, k, S_l, A_g)
-    return GLearnResult(pi_g, V, sweeps + 1, residual, time.perf_counter() - t0)
+    return GLearnResult(pi_g, V, sweeps + 1, residual, time.perf_counter() - t0, transitions)
