@@ -23,6 +23,8 @@ setup(
     install_requires=["numpy", "scipy", "pyyaml", "setuptools"],
     extras_require={
         "plot": ["matplotlib"],
+        # sim_node mode 'physics' (altmarl_ros/physics/engine.py); the three wheels must share one version
+        "physics": ["mujoco==4.0.0", "mujoco-core==4.0.0", "mujoco-studio==4.0.0"],
         "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis"],
     },

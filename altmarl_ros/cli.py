@@ -9,6 +9,8 @@ Examples
     altmarl train --game my_game.yaml --k 5 --out policies/my_game_k5
     altmarl plot runs/sweep.csv --out runs/plots
     altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
+    altmarl swarm --mode physics --n-robots 50 --k 5 --steps 200 --bag --out runs/physics
+    altmarl identify --bag runs/physics/bag --out runs/identified.yaml
 """
 
 from __future__ import annotations
@@ -164,6 +166,44 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identify(args: argparse.Namespace) -> int:
+    """Estimate P_l (check P_g) from bags; write the identified game file and its report (atomically)."""
+    import numpy as np
+
+    from altmarl_ros.bagdata import read_transitions
+    from altmarl_ros.marl.artifacts import atomic_write_text
+    from altmarl_ros.marl.games import make_game
+    from altmarl_ros.marl.games.files import write_game_file
+    from altmarl_ros.marl.identify import Transitions, identify
+    from altmarl_ros.zones import load_zones
+
+    zones = load_zones(args.zones or share_path("config/zones.yaml"))
+    nominal = make_game(args.game)
+    parts = [read_transitions(bag, zones) for bag in args.bag]
+    n = max(p.s_l.shape[1] for p in parts)
+    if any(p.s_l.shape[1] != n for p in parts):  # runs of different swarm sizes: pad the missing robots
+        parts = [Transitions(p.s_g, p.a_g, p.s_g_next, *(np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=c)
+                                                        for x, c in ((p.s_l, 0), (p.a_l, -1), (p.s_l_next, -1))))
+                 for p in parts]
+    result = identify(Transitions.concatenate(parts), nominal, prior=args.prior, strength=args.prior_strength,
+                      level=args.level, replace_P_g=args.replace_pg)
+    out = Path(args.out)
+    report = {"bags": [str(b) for b in args.bag], "nominal_game": args.game, **result.report}
+    description = (f"P_l identified by `altmarl identify` from {len(args.bag)} bag(s): {result.steps} decision steps, "
+                   f"{result.robot_transitions} robot transitions; Dirichlet prior {args.prior} x {args.prior_strength}"
+                   f"; rewards, P_g, gamma and initial law of {args.game}; counts and {args.level:.0%} intervals in "
+                   f"{out.with_suffix('.identify.json').name}")
+    write_game_file(out, result.game, description=description)
+    tables = {name: {"counts": post.counts.tolist(), "mean": post.mean.tolist(), "lower": post.lower.tolist(),
+                     "upper": post.upper.tolist(), "axes": axes}
+              for name, post, axes in (("P_l", result.P_l, ["s_l", "s_g", "a_l", "s_l_next"]),
+                                       ("P_g", result.P_g, ["s_g", "a_g", "s_g_next"]))}
+    atomic_write_text(out.with_suffix(".identify.json"), json.dumps({**report, "tables": tables}) + "\n")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {out} (train with: altmarl train --game {out}) and {out.with_suffix('.identify.json')}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.experiments import GAP_METRIC, read_rows
     from altmarl_ros.marl.plotting import fit_loglog_slope, plot_rows, summarize
@@ -236,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/plots", help="output directory (default: %(default)s)")
     p.add_argument("--title", default="", help="plot title")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("identify", help="estimate the game's P_l (and check P_g) from rosbag2 recordings")
+    p.add_argument("--bag", action="append", required=True, help="rosbag2 directory (repeat for several runs)")
+    p.add_argument("--out", required=True, help="identified game file (YAML); the report goes beside it as "
+                   "STEM.identify.json")
+    p.add_argument("--game", default="warehouse", help="nominal game: prior, rewards, P_g (default: %(default)s)")
+    p.add_argument("--zones", default="", help="zones YAML (default: the package's config/zones.yaml)")
+    p.add_argument("--prior", choices=("nominal", "uniform"), default="nominal",
+                   help="Dirichlet prior mean per row (default: %(default)s: unvisited rows keep the model)")
+    p.add_argument("--prior-strength", type=float, default=5.0, help="prior pseudo-counts per row (default 5)")
+    p.add_argument("--level", type=float, default=0.95, help="credible interval level (default 0.95)")
+    p.add_argument("--replace-pg", action="store_true", help="also replace P_g by its estimate (default: check it)")
+    p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop")
     try:

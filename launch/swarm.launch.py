@@ -135,8 +135,8 @@ def generate_launch_description() -> LaunchDescription:
         _arg('policy', "Policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz."),
         _arg('sim', 'Simulator: embedded (sim_node) or gazebo (gz-sim via ros_gz).', choices=list(SIMS)),
         DeclareLaunchArgument('mode', default_value='auto', choices=['auto', *MODES],
-                              description='sim_node mode: model (exact P_g/P_l) or kinematic (unicycle); '
-                                          'auto = kinematic with gazebo, else model.'),
+                              description='sim_node mode: model (exact P_g/P_l), kinematic (unicycle) or physics '
+                                          '(MuJoCo); auto = kinematic with gazebo, else model.'),
         DeclareLaunchArgument('use_sim_time', default_value='auto',
                               description='true/false; auto = true with gazebo (the /clock bridge), else false.'),
         _arg('robots_per_process', 'Robots hosted by one robot_node process; 1 = one namespaced node per robot.'),
@@ -155,6 +155,9 @@ def generate_launch_description() -> LaunchDescription:
         _arg('tolerate_lost_robots', 'false: robots that never answer the first step stop sim_node (exit 3) naming '
                                      'their host; true: run without them.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
+        _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
+             choices=['planar', 'wheeled']),
+        _arg('physics_rate', 'mode:=physics: Hz of simulated time at which the robots\' cmd_vel is applied.'),
         # Gazebo only (sim:=gazebo).
         DeclareLaunchArgument('headless', default_value='true',
                               description='Gazebo: run the server only (gz sim -s); false opens the GUI.'),

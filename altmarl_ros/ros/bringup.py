@@ -88,6 +88,8 @@ class SwarmOptions:
     startup_timeout: float = 60.0  # s for every node to match and answer the first step
     tolerate_lost_robots: bool = False  # robots that never answer the first step: False = sim_node stops (exit 3)
     log_level: str = "info"
+    fidelity: str = "planar"  # mode 'physics': 'planar' base or 'wheeled' robots (altmarl_ros.physics.engine)
+    physics_rate: float = 10.0  # mode 'physics': Hz of simulated time at which robots' cmd_vel is applied
 
     def __post_init__(self) -> None:
         ints = {"n_robots": 1, "k": 1, "robots_per_process": 1, "seed": 0, "steps": 0}
@@ -98,15 +100,18 @@ class SwarmOptions:
         if self.k > self.n_robots:
             raise ValueError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
         for name, allowed in (("sim", SIMS), ("mode", MODES), ("observation", OBSERVATIONS),
+                              ("fidelity", ("planar", "wheeled")),
                               ("log_level", ("debug", "info", "warn", "error"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("step_period", "step_timeout", "startup_timeout"):
+        for name in ("step_period", "step_timeout", "startup_timeout", "physics_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
         if self.step_timeout <= 0:
             raise ValueError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
+        if not 1.0 <= self.physics_rate <= 1000.0:
+            raise ValueError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
         if not self.lockstep and self.step_period <= 0:
             raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
         for name in ("use_sim_time", "lockstep", "autostart", "tolerate_lost_robots"):
@@ -154,6 +159,8 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
             "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
             "bag_path": options.bag_path, "autostart": options.autostart,
             "startup_timeout": float(options.startup_timeout), "tolerate_lost_robots": options.tolerate_lost_robots,
+            **({"fidelity": options.fidelity, "physics_rate": float(options.physics_rate)}
+               if options.mode == "physics" else {}),
         }))
     specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
         **common, "robots": names, "k": options.k, "seed": options.seed + 1,

@@ -18,7 +18,6 @@ Topic names are relative: hosting one robot, the node runs in the robot's namesp
 from __future__ import annotations
 
 import functools
-import math
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
+from altmarl_ros.physics.control import go_to_goal
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
     PoseSubscriber,
@@ -125,7 +125,7 @@ class RobotNode(Node):
         if self.tick is not None and not self.answered[i] and self.pose_stamp[i] >= self.tick.stamp_ns:
             self._answer(np.array([i]))
         if self.drive:
-            self._drive(i)
+            self._drive(np.array([i]))
 
     def _on_poses(self, msg: Float64MultiArray) -> None:
         """The hosted robots' slice of the pose table: update every pose, then answer the fresh ones at once."""
@@ -152,8 +152,7 @@ class RobotNode(Node):
                 self._answer(fresh)
         self._answer_poll()
         if self.drive:
-            for i in np.flatnonzero(ok):
-                self._drive(int(i))
+            self._drive(np.flatnonzero(ok))
 
     def _on_poll(self, msg: Int32MultiArray) -> None:
         try:
@@ -248,23 +247,25 @@ class RobotNode(Node):
         self.answered[idx] = True
         if self.goals_pub is not None:
             self.goals_pub.publish(topics.goals_msg(tick.step, self.batch_offset + idx, goals))
-            return
-        for i, goal in zip(idx.tolist(), goals.tolist(), strict=True):
-            self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
+        else:
+            for i, goal in zip(idx.tolist(), goals.tolist(), strict=True):
+                self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
+        if self.drive:
+            self._drive(idx)  # head for the new goal now, not at the next pose
 
-    def _drive(self, i: int) -> None:
-        if not self.running or self.goal[i] < 0:
+    def _drive(self, idx: np.ndarray) -> None:
+        """Publish the go-to-goal cmd_vel (altmarl_ros.physics.control) of the hosted robots `idx` that have a goal."""
+        if not self.running:
             return
-        target = self.zones.centres[self.goal[i]]
-        dx, dy = target - self.pose_xy[i]
-        dist = math.hypot(dx, dy)
-        cmd = Twist()
-        if dist > self.goal_tolerance:
-            err = math.atan2(dy, dx) - self.pose_yaw[i]
-            err = math.atan2(math.sin(err), math.cos(err))
-            cmd.angular.z = float(np.clip(2.0 * err, -self.max_turn, self.max_turn))
-            cmd.linear.x = float(min(self.max_speed, dist) * max(0.0, math.cos(err)))
-        self.cmd_pubs[i].publish(cmd)
+        idx = idx[self.goal[idx] >= 0]
+        if not idx.size:
+            return
+        cmd = go_to_goal(self.pose_xy[idx], self.pose_yaw[idx], self.zones.centres[self.goal[idx]],
+                         max_speed=self.max_speed, max_turn=self.max_turn, tolerance=self.goal_tolerance)
+        for i, (v, w) in zip(idx.tolist(), cmd.tolist(), strict=True):
+            msg = Twist()
+            msg.linear.x, msg.angular.z = v, w
+            self.cmd_pubs[i].publish(msg)
 
     def _zero_all(self) -> None:
         for pub in self.cmd_pubs:

@@ -115,6 +115,15 @@ class SimNode(Node):
         self.snap = self.backend.reset(np.random.default_rng(seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
         self.cmd_time = np.full(n, -np.inf)
+        # Lockstep control cycles (backends with lockstep_control, e.g. physics): after each pose publication
+        # the world waits until every driving robot has answered with a cmd_vel (or step_timeout).
+        self.cycles = self.drives and self.lockstep and getattr(self.backend, "lockstep_control", False)
+        self.drivers = np.zeros(n, dtype=bool)  # robots that answered a decision (their node drives them)
+        self.cmd_heard = np.zeros(n, dtype=bool)  # cmd_vel heard since the last pose publication
+        self.cmd_owed = np.zeros(n, dtype=bool)
+        self.cmd_misses = np.zeros(n, dtype=np.int64)
+        self.cycle_t0 = 0.0
+        self.cmd_dropped = 0
         self.period_ns = round((self.step_period if self.step_period > 0 else 0.1) * 1e9)
         self.sim_ns = 0
         # Step bookkeeping.
@@ -135,6 +144,7 @@ class SimNode(Node):
         self.late = self.bad = self.duplicate = 0  # heard since the last recorded row
         self.record: list[dict[str, float]] = []
         self.started_wall = self.finished_wall = 0.0  # end of the first step, of the last step
+        self.started_sim_ns = self.finished_sim_ns = 0  # simulated time at those two moments
         self.t_start = time.monotonic()
         self.last_ready_check = 0.0
         self.done = False
@@ -171,7 +181,7 @@ class SimNode(Node):
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.create_timer(0.002, self._loop)
-        if self.drives:
+        if self.drives and not self.cycles:
             self.create_timer(1.0 / self.physics_rate, self._physics)
         self.n_entities = len(self.pose_pubs) + len(self.goal_subs) + len(self.cmd_subs) + 8
         self._publish_poses()  # latched: late joiners see where the robots are before the first step
@@ -268,6 +278,13 @@ class SimNode(Node):
             v = w = 0.0
         self.cmd[j] = (v, w)
         self.cmd_time[j] = time.monotonic()
+        if self.cycles:
+            self.cmd_heard[j] = True
+            self.cmd_misses[j] = 0
+            if self.cmd_owed[j]:
+                self.cmd_owed[j] = False
+                if not self.cmd_owed.any() and not self.in_step and self.phase == "running":
+                    self._physics()  # every driving robot answered: the next control cycle runs now
 
     def _on_swarm_command(self, msg: String) -> None:
         if msg.data == topics.STOP and self.phase in ("running", "waiting"):
@@ -303,6 +320,13 @@ class SimNode(Node):
 
     def _loop(self) -> None:
         now = time.monotonic()
+        if self.cycles and self.phase == "running" and not self.in_step and (
+                not self.cmd_owed.any() or now - self.cycle_t0 >= self.step_timeout):
+            late = self.cmd_owed
+            self.cmd_dropped += int(late.sum())
+            self.cmd_misses[late] += 1
+            self._physics()
+            return
         if self.phase == "waiting":
             if self.autostart and self._ready():
                 self.phase = "running"
@@ -382,6 +406,9 @@ class SimNode(Node):
 
     def _finish_step(self) -> None:
         self.in_step = False
+        if self.cycles:  # the answers' cmd_vels for this step's poses may still be on their way
+            self.drivers |= self.answered
+            self.cmd_owed = self.answered & ~self.cmd_heard & (self.cmd_misses < self.max_missed)
         dropped = ~self.answered
         self.misses[dropped] += 1
         s_g, s_l = self.snap.s_g, self.snap.s_l
@@ -408,15 +435,17 @@ class SimNode(Node):
                "bad_answers": self.bad, "late_answers": self.late, "duplicate_answers": self.duplicate,
                "live_robots": int(self._live().sum()),
                "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
+        row.update(self.backend.step_metrics())
         self.record.append(row)
         self.late = self.bad = self.duplicate = 0
         metrics = topics.metrics_msg(row)
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
-        self.finished_wall = time.monotonic()
+        self.finished_wall, self.finished_sim_ns = time.monotonic(), self.sim_ns
         if self.step == 0:
             self.started_wall = self.finished_wall  # steps/s counts the steps after the handshake
+            self.started_sim_ns = self.sim_ns
             self.get_logger().info(f"first step answered ({int(self.answered.sum())}/{self.n} robots, controller "
                                    f"{'yes' if self.a_g is not None else 'no'}) after {step_seconds:.1f} s; stepping")
         self.step += 1
@@ -454,6 +483,10 @@ class SimNode(Node):
         for j in range(self.n) if everyone else np.flatnonzero(self.readers > 0).tolist():
             self._publish_pose(j, xy, yaw)
         self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
+        if self.cycles:
+            self.cmd_heard[:] = False
+            self.cmd_owed = self.drivers & (self.cmd_misses < self.max_missed)
+            self.cycle_t0 = time.monotonic()
 
     def _publish_pose(self, j: int, xy: np.ndarray, yaw: np.ndarray) -> None:
         msg = topics.pose_msg(xy[j, 0], xy[j, 1], yaw[j], self.sim_ns, self.zones.frame_id)
@@ -484,6 +517,11 @@ class SimNode(Node):
                 "lost_robots": self.lost,  # host -> robots that never answered the first step
                 # host -> robots that were no longer waited for when the run ended (stopped answering)
                 "silent_at_end": self._hosts(np.flatnonzero(~self._live())) if self.record else {},
+                "sim_seconds": self.sim_ns / 1e9,
+                # simulated s per wall s between the end of the first step and the end of the last (as steps/s)
+                "real_time_factor": (self.finished_sim_ns - self.started_sim_ns) / 1e9 / elapsed
+                if (self.drives and elapsed > 0) else math.nan,
+                "cmd_vel_dropped": self.cmd_dropped, **self.backend.summary(),
                 "per_step": self.record}
 
     def close(self) -> None:

@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="episodes of the NumPy reference (a quarter of them, >= 10, for the random baseline)")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--fidelity", choices=("planar", "wheeled"), default="planar",
+                        help="--mode physics: planar base (x, y, yaw) or wheels with ground contact")
+    parser.add_argument("--physics-rate", type=float, default=10.0,
+                        help="--mode physics: Hz (simulated) at which the robots' cmd_vel is applied (default 10)")
+    parser.add_argument("--physics-baseline-episodes", type=int, default=1,
+                        help="--mode physics: in-process physics episodes of the random policies (same length, "
+                             "the first from the run's own start state) for the baseline (default 1; 0 = none)")
     parser.add_argument("--dds-defaults", action="store_true",
                         help="do not apply the swarm Fast DDS profile (deeper shared-memory queue, 50 ms heartbeat)")
 
@@ -97,7 +104,11 @@ class RunOutcome:
 def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
     step_period = args.step_period
     if step_period is None:
-        step_period = KINEMATIC_STEP_PERIOD if drives(args.mode) else (0.1 if args.free_running else 0.0)
+        if args.mode == "physics":  # the time to cross one zone under the robot SDF's limits (about 5.2 s)
+            from altmarl_ros.physics.world import load_world
+            step_period = load_world(None, None, None).decision_period()
+        else:
+            step_period = KINEMATIC_STEP_PERIOD if drives(args.mode) else (0.1 if args.free_running else 0.0)
     return SwarmOptions(n_robots=args.n_robots, k=args.k, policy=str(policy.resolve()), mode=args.mode,
                         robots_per_process=args.robots_per_process, observation=args.observation,
                         seed=args.seed, lockstep=not args.free_running, step_period=float(step_period),
@@ -105,7 +116,15 @@ def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
                         record_path=str((out / "sim_record.json").resolve()),
                         startup_timeout=float(args.startup_timeout),
                         tolerate_lost_robots=bool(args.tolerate_lost_robots),
-                        bag_path=str((out / "bag").resolve()) if args.bag else "")
+                        bag_path=str((out / "bag").resolve()) if args.bag else "",
+                        fidelity=args.fidelity, physics_rate=float(args.physics_rate))
+
+
+def _stall_unit(options: SwarmOptions) -> float:
+    """A run stalls after 20 of these wall seconds without a step: the step timeout, or for simulators that
+    drive robots 5 x the step's simulated duration (a physics step is tens of control cycles; at a
+    real-time factor of 0.01 one step of 5.2 s takes 520 s)."""
+    return max(options.step_timeout, 5.0 * options.step_period if drives(options.mode) else 0.0)
 
 
 def _spin_until_done(executor, monitor, is_done, check_failures, outcome: RunOutcome, total: int,
@@ -168,7 +187,7 @@ def run_processes(options: SwarmOptions, out: Path, args: argparse.Namespace, ou
                       file=sys.stderr)
 
         _spin_until_done(executor, monitor, lambda: sim.popen.poll() is not None, check_failures, outcome,
-                         options.steps, args.startup_timeout, options.step_timeout)
+                         options.steps, args.startup_timeout, _stall_unit(options))
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -212,7 +231,7 @@ def run_single_process(options: SwarmOptions, out: Path, args: argparse.Namespac
                                         "log above")
 
         _spin_until_done(executor, monitor, lambda: sim.done, check_exit, outcome, options.steps,
-                         args.startup_timeout, options.step_timeout)
+                         args.startup_timeout, _stall_unit(options))
         check_exit()
         return monitor.metrics, monitor.controller
     except KeyboardInterrupt:
@@ -296,7 +315,55 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "max_pose_subscriptions": max((int(c.get("max_pose_subscriptions", 0)) for c in controller), default=0),
         "node_failures": outcome.failures, "interrupted": outcome.interrupted, "stalled": outcome.stalled,
         "wall_seconds": outcome.wall_seconds, "bag": options.bag_path or None,
+        **(_physics_summary(args, options, artifact, sim_record or {}, rewards) if args.mode == "physics" else {}),
         "per_step": per_step,
+    }
+
+
+PHYSICS_KEYS = ("sim_seconds", "real_time_factor", "engine_real_time_factor", "physics_fidelity", "physics_timestep",
+                "collisions", "wall_contacts", "robots_stuck", "robots_stuck_note", "goal_zone_moves",
+                "goal_zone_reached", "goal_zone_reached_fraction", "mean_time_to_goal_zone_s",
+                "mean_time_to_goal_zone_note", "max_overlap_m", "min_tilt", "spawn_overflow", "cmd_vel_dropped")
+
+
+def _physics_summary(args: argparse.Namespace, options: SwarmOptions, artifact: PolicyArtifact,
+                     sim_record: dict[str, Any], rewards: np.ndarray) -> dict[str, Any]:
+    """Physics run extras: the simulator's physics report, and the random policies in the same physics.
+
+    The random baseline runs in-process (`altmarl_ros.physics.rollout`, same world, controller law, decision
+    period and control rate); its first episode starts from the run's own start state (same seed).
+    `physics_vs_random_z` = (closed - random) / sqrt(se_closed^2 + se_random^2), both stderrs by batch means
+    over steps (and over episodes for the baseline): > 2.33 is a one-sided 1 % test that the policies beat
+    the random ones in physics.
+    """
+    from altmarl_ros.physics.rollout import episode, random_global, random_local
+    from altmarl_ros.ros.common import resolve_zones
+    from altmarl_ros.ros.compare import batch_means_stderr
+
+    physics = {key: sim_record[key] for key in PHYSICS_KEYS if key in sim_record}
+    physics.update(decision_period_s=options.step_period, control_rate_hz=options.physics_rate)
+    if args.physics_baseline_episodes < 1:
+        return {**physics, "random_policy_reward_physics": math.nan, "random_policy_reward_physics_stderr": math.nan,
+                "random_policy_physics_episodes": 0, "physics_vs_random_z": math.nan}
+    zones = resolve_zones(options.zones)
+    steps = max(len(rewards), 1)
+    baseline = []
+    for e in range(args.physics_baseline_episodes):
+        run = episode(artifact.game, zones, random_global(artifact.game), random_local(artifact.game),
+                      n_agents=args.n_robots, steps=steps, seed=args.seed + e, decision_period=options.step_period,
+                      control_period=1.0 / options.physics_rate, fidelity=options.fidelity)
+        baseline.append(run.rewards)
+    per_episode = np.array([b.mean() for b in baseline])
+    # independent episodes: the mean's stderr combines each episode's batch-means stderr
+    random_se = float(np.sqrt(sum(batch_means_stderr(b) ** 2 for b in baseline)) / len(baseline))
+    closed, closed_se = float(rewards.mean()), batch_means_stderr(rewards)
+    spread = math.sqrt(closed_se ** 2 + random_se ** 2)
+    return {
+        **physics,
+        "random_policy_reward_physics": float(per_episode.mean()),
+        "random_policy_reward_physics_stderr": random_se,
+        "random_policy_physics_episodes": int(per_episode.size),
+        "physics_vs_random_z": (closed - float(per_episode.mean())) / spread if spread > 0 else math.nan,
     }
 
 
@@ -383,6 +450,13 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['steps_per_second']:.1f} steps/s, controller latency p50 "
           f"{summary['controller_latency_ms_p50']:.1f} ms p95 {summary['controller_latency_ms_p95']:.1f} ms, "
           f"dropped answers {summary['dropped_answers']}; {out / 'summary.json'}")
+    if args.mode == "physics":
+        print(f"altmarl swarm: physics ({summary.get('physics_fidelity')}): real-time factor "
+              f"{summary.get('real_time_factor', math.nan):.2f}, random policies in physics "
+              f"{summary['random_policy_reward_physics']:.3f} +- {summary['random_policy_reward_physics_stderr']:.3f} "
+              f"(z = {summary['physics_vs_random_z']:.1f}), collisions {summary.get('collisions')}, robot-steps "
+              f"stuck {summary.get('robots_stuck')}, mean time to goal zone "
+              f"{summary.get('mean_time_to_goal_zone_s', math.nan):.2f} s")
     if outcome.interrupted:
         return 130
     silent = summary["silent_at_end"]

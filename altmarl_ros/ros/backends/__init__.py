@@ -20,6 +20,7 @@ class Entry(NamedTuple):
 BACKENDS: dict[str, Entry] = {
     "model": Entry("altmarl_ros.ros.backends.model:ModelBackend", drives=False),
     "kinematic": Entry("altmarl_ros.ros.backends.kinematic:KinematicBackend", drives=True),
+    "physics": Entry("altmarl_ros.physics.backend:PhysicsBackend", drives=True),  # MuJoCo
 }
 MODES = tuple(BACKENDS)
 

@@ -61,6 +61,9 @@ class SimBackend(ABC):
     """One simulated world; see the module docstring for the call order."""
 
     drives: ClassVar[bool] = False  # True: robots move by cmd_vel (sim_node subscribes, robot nodes drive)
+    # True: in lockstep, sim_node advances the world one control cycle (1 / physics_rate s) as soon as every
+    # driving robot has answered the last poses with a cmd_vel (simulated time runs as fast as the loop)
+    lockstep_control: ClassVar[bool] = False
 
     def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn) -> None:
         self.game, self.zones, self.n = game, zones, n
@@ -84,6 +87,14 @@ class SimBackend(ABC):
     def integrate(self, cmd: np.ndarray, dt: float) -> None:
         """Move every robot under cmd (n, 2) = (v m/s, w rad/s) for dt s of simulated time (drives only)."""
         raise NotImplementedError(f"{type(self).__name__} does not drive robots by cmd_vel")
+
+    def step_metrics(self) -> dict[str, float]:
+        """Extra per-step record fields (e.g. physics: collisions in the last drive interval); {} by default."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """Extra run-summary fields; {} by default."""
+        return {}
 
 
 def initial_layout(game: Game, zones: Zones, n: int, rng: np.random.Generator,
