@@ -134,16 +134,16 @@ def main() -> int:
 def _table(rows: list[dict], pairs: list) -> int:
     import numpy as np
 
-    print("| k | m | implementation | wall s min / median / max | CPU s min / median / max | sweeps "
+    print("| k | m | implementation | runs | wall s min / median / max | CPU s min / median / max | sweeps "
           "| peak RSS (MB) | speed-up (median CPU s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k, m in pairs:
         medians = {}
         for case in ("old", "new", "new_warm", "new_reuse"):
             done = [r for r in rows if (r["case"], r["k"], r["m"]) == (case, k, m) and "seconds" in r]
             errors = [r["error"] for r in rows if (r["case"], r["k"], r["m"]) == (case, k, m) and "error" in r]
             if errors:
-                print(f"| {k} | {m} | {case} | error: {errors[0]} | | | | |")
+                print(f"| {k} | {m} | {case} | | error: {errors[0]} | | | | |")
             if not done:
                 continue
             wall = _stats([r["seconds"] for r in done])
@@ -151,14 +151,14 @@ def _table(rows: list[dict], pairs: list) -> int:
             medians[case] = cpu[1]
             sweeps = sorted({r["sweeps"] for r in done})
             speedup = f"{medians['old'] / cpu[1]:.1f}x" if "old" in medians and case != "old" else ""
-            print(f"| {k} | {m} | {case} | {' / '.join(f'{x:.2f}' for x in wall)} "
+            print(f"| {k} | {m} | {case} | {len(done)} | {' / '.join(f'{x:.2f}' for x in wall)} "
                   f"| {' / '.join(f'{x:.2f}' for x in cpu)} | {'/'.join(map(str, sweeps))} "
                   f"| {max(r['peak_mb'] for r in done):.0f} | {speedup} |")
         paths = [Path(f"/tmp/glearn_speed_{c}_{k}_{m}_{x}.npy") for c in ("old", "new") for x in ("V", "A")]
         if all(p.exists() for p in paths):
             V_old, A_old, V_new, A_new = (np.load(p) for p in paths)
             print(f"|  |  | k = {k}, m = {m}: max abs(V_new - V_old) = {np.abs(V_new - V_old).max():.2e}, "
-                  f"identical actions {100 * (A_new == A_old).mean():.2f} % | | | | |")
+                  f"identical actions {100 * (A_new == A_old).mean():.2f} % | | | | | |")
     return 0
 
 
