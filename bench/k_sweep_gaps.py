@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--part", type=int, default=0)
     parser.add_argument("--parts", type=int, default=1)
+    parser.add_argument("--seeds", default=None, help="only these training seeds, e.g. 0,1 (default: all)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     rows = read_rows(out) if out.exists() else []
@@ -38,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(Path(args.policy_dir).glob("k*_seed*.npz"),
                    key=lambda p: tuple(int(x) for x in pattern.search(p.name).groups()))  # type: ignore[union-attr]
     oracle_cache: dict = {}
+    wanted = None if args.seeds is None else {int(x) for x in args.seeds.split(",")}
     for path in files[args.part::args.parts]:
         k, seed = (int(x) for x in pattern.search(path.name).groups())  # type: ignore[union-attr]
-        if (k, seed) in done:
+        if (k, seed) in done or (wanted is not None and seed not in wanted):
             continue
         artifact = load_policies(path)
         config = config_from_dict(artifact.meta["config"])

@@ -275,19 +275,6 @@ class Deviation(NamedTuple):
     search_gain: float  # its gain on the search episodes (optimistic: it was selected there)
 
 
-def _inverse_cdf(u: np.ndarray, cum: np.ndarray) -> np.ndarray:
-    out = np.zeros(u.shape, dtype=np.int64)
-    for j in range(cum.shape[-1] - 1):
-        out += u >= cum[..., j]
-    return out
-
-
-def _cumulative(P: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(P, axis=-1)
-    cum[..., -1] = 1.0
-    return cum
-
-
 def shared_returns(game: TabularGame, pi_g: GlobalController, probs: np.ndarray, seed: SeedLike, *,
                    n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
                    batch_size: int = 64) -> np.ndarray:
@@ -296,7 +283,7 @@ def shared_returns(game: TabularGame, pi_g: GlobalController, probs: np.ndarray,
     vectorised simulation of C x batch rows, which is what makes the local search affordable). The
     dynamics are those of `sim.step`; the random streams are not those of `rollouts`."""
     C, S_l = probs.shape[0], game.n_local_states
-    cum_pi, cum_g, cum_l = _cumulative(probs), _cumulative(game.P_g), _cumulative(game.P_l)
+    cum_pi, cum_g, cum_l = sim.cumulative(probs), sim.cumulative(game.P_g), sim.cumulative(game.P_l)
     env_rng, obs_rng, act_rng = fresh_rng(seed).spawn(3)
     totals = np.zeros((C, n_episodes))
     for start in range(0, n_episodes, batch_size):
@@ -312,12 +299,12 @@ def shared_returns(game: TabularGame, pi_g: GlobalController, probs: np.ndarray,
                 a_g = pi_g.act(s_g, cv.counts_from_states(np.take_along_axis(s_l, idx, 1), S_l))
             else:
                 a_g = pi_g.act_on(obs_rng, s_g, s_l)
-            a_l = _inverse_cdf(np.tile(act_rng.random((B, n_agents)), (C, 1)), cum_pi[cand, s_g[:, None], s_l])
+            a_l = sim.inverse_cdf(np.tile(act_rng.random((B, n_agents)), (C, 1)), cum_pi[cand, s_g[:, None], s_l])
             reward = game.r_g[s_g, a_g] + game.r_l[s_l, s_g[:, None], a_l].mean(-1)
             totals[:, rows] += discount * reward.reshape(C, B)
-            s_g_next = _inverse_cdf(np.tile(env_rng.random(B), C), cum_g[s_g, a_g])
+            s_g_next = sim.inverse_cdf(np.tile(env_rng.random(B), C), cum_g[s_g, a_g])
             drive = s_g_next if ordering == "authors" else s_g
-            s_l = _inverse_cdf(np.tile(env_rng.random((B, n_agents)), (C, 1)), cum_l[s_l, drive[:, None], a_l])
+            s_l = sim.inverse_cdf(np.tile(env_rng.random((B, n_agents)), (C, 1)), cum_l[s_l, drive[:, None], a_l])
             s_g = s_g_next
             discount *= game.gamma
     return totals

@@ -58,16 +58,21 @@ class Evaluation(NamedTuple):
     step_rewards: np.ndarray  # (n_episodes,) mean undiscounted reward per step
 
 
-def _sample_categorical(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw from (..., S) cumulative probabilities -> (...,) int."""
-    u = rng.random(cum.shape[:-1])
+def inverse_cdf(u: np.ndarray, cum: np.ndarray) -> np.ndarray:
+    """The categorical draw of uniforms (...,) u under (..., S) cumulative probabilities -> (...,) int."""
     out = np.zeros(u.shape, dtype=np.int64)
     for j in range(cum.shape[-1] - 1):
         out += u >= cum[..., j]
     return out
 
 
-def _cumulative(P: np.ndarray) -> np.ndarray:
+def _sample_categorical(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw from (..., S) cumulative probabilities -> (...,) int."""
+    return inverse_cdf(rng.random(cum.shape[:-1]), cum)
+
+
+def cumulative(P: np.ndarray) -> np.ndarray:
+    """Cumulative probabilities over the last axis, the last entry exactly 1."""
     cum = np.cumsum(P, axis=-1)
     cum[..., -1] = 1.0
     return cum
@@ -76,14 +81,14 @@ def _cumulative(P: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _cumulative_tables(game: TabularGame) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative P_g (S_g, A_g, S_g) and P_l (S_l, S_g, A_l, S_l), computed once per game."""
-    return _cumulative(game.P_g), _cumulative(game.P_l)
+    return cumulative(game.P_g), cumulative(game.P_l)
 
 
 def reset(game: TabularGame, rng: np.random.Generator, *, n_agents: int, batch: int = 1) -> JointState:
     """s_g(0) ~ init_g; per episode mu_0 ~ Dirichlet(c), then s_i(0) ~ mu_0 i.i.d."""
-    s_g = _sample_categorical(rng, np.broadcast_to(_cumulative(game.init_g), (batch, game.n_global_states)))
+    s_g = _sample_categorical(rng, np.broadcast_to(cumulative(game.init_g), (batch, game.n_global_states)))
     mu0 = game.sample_population(rng, batch)  # (B, S_l)
-    cum = _cumulative(mu0)[:, None, :]
+    cum = cumulative(mu0)[:, None, :]
     s_l = _sample_categorical(rng, np.broadcast_to(cum, (batch, n_agents, game.n_local_states)))
     return JointState(s_g, s_l)
 
