@@ -1,7 +1,9 @@
-"""Experiments: train from a config, evaluate on the n-agent system, and k sweeps as tidy rows.
+"""Experiments: train from a config, evaluate on the n-agent system, and one sweep cell as tidy rows
+(`run_one`; `marl.backends` runs the grid of cells).
 
-Seeds become generators only here: `np.random.SeedSequence(seed)` is spawned into independent
-streams for learning, in-loop evaluation, final evaluation and the Nash gap.
+Seeds become generators only here: a run's seed gives one integer seed per purpose (`_int_seed`: each
+start's in-loop evaluations, the selection, the gaps), G-LEARN a generator per (seed, pi_l), and the
+final evaluation `np.random.SeedSequence(seed).spawn(seeds)`.
 """
 
 from __future__ import annotations
@@ -293,25 +295,6 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
     if with_gap:
         rows += gap_rows(k, seed, estimate_gaps_for(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
                                                     oracle_cache=oracle_cache))
-    return rows
-
-
-def sweep(config: TrainConfig, ks: Sequence[int], seeds: Iterable[int], *, gap_seeds: int | None = None,
-          on_row: Callable[[list[SweepRow]], None] | None = None,
-          policy_dir: str | Path | None = None) -> list[SweepRow]:
-    """Run `run_one` over the grid (k outer, seeds inner); the Nash gap only for the first `gap_seeds`
-    seeds (None: all); `on_row` receives each run's rows as soon as it finishes."""
-    rows: list[SweepRow] = []
-    seeds = list(seeds)
-    oracle_cache: dict[bytes, Any] = {}
-    full_cache: dict[int, FinalEvaluation] = {}
-    for k in ks:
-        for i, seed in enumerate(seeds):
-            out = run_one(config, k=k, seed=seed, with_gap=gap_seeds is None or i < gap_seeds,
-                          oracle_cache=oracle_cache, full_cache=full_cache, policy_dir=policy_dir)
-            rows += out
-            if on_row is not None:
-                on_row(out)
     return rows
 
 
