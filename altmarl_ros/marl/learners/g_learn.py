@@ -34,7 +34,9 @@ of the sweeps. A `CountTransitions` returned in the result can be passed back to
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -53,6 +55,7 @@ ACCELERATIONS: tuple[str, ...] = ("anderson", "none")
 _EXACT_MAX_D = 5_000
 _CHUNK_ENTRIES = 1 << 18  # (count vector, sample) pairs ranked per block: ~1 MB of int32 codes
 _ANDERSON_DEPTH = 5
+_THREADS = len(os.sched_getaffinity(0))  # the sampled sweep's S_g sparse products run on this many threads
 
 
 class CountTransitions(NamedTuple):
@@ -292,15 +295,14 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
         """One Bellman backup on the count vectors `rows`: (S_g, |rows|) max_a Q and, if greedy, argmax_a Q."""
         every = rows.size == D
         targets = nxt[:, rows] if nxt is not None else None
-        VT = None if nxt is not None else np.ascontiguousarray(V.T)  # (D, S_g'), shared by every s_g
+        if targets is None:  # the S_g sparse products, on `pool` (scipy releases the GIL in them)
+            VT = np.ascontiguousarray(V.T)  # (D, S_g'), shared by every s_g
+            expected = list(pool.map(lambda g: (M[g] if every else M[g][rows]) @ VT, range(S_g)))
         V_new = np.empty((S_g, rows.size))
         actions = np.zeros((S_g, rows.size), dtype=np.int64) if greedy else None
         for g in range(S_g):
             # W[s_g', d] = E[V(s_g', d') | s_g = g, d]
-            if targets is not None:
-                W = np.take(V, targets[g], axis=1)
-            else:
-                W = (M[g] @ VT).T if every else (M[g][rows] @ VT).T
+            W = np.take(V, targets[g], axis=1) if targets is not None else expected[g].T
             Q = gamma_P_g[g] @ W  # (A_g, |rows|)
             Q += C[g] if every else C[g][:, rows]
             best = V_new[g]
@@ -321,34 +323,35 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     factor = game.gamma / (1 - game.gamma)
     residual = float("nan")
     previous = float("inf")
-    x = V[:, recurrent]  # the point T is applied to
-    sweeps = 0
-    for sweeps in range(1, n_rec + 1):
-        TV, _ = sweep(V, recurrent)
-        diff = TV - x
-        if stopping == "span":
-            lo, hi = float(diff.min()), float(diff.max())
-            residual = hi - lo
-            if factor * residual < tol:
-                V[:, recurrent] = TV + factor * 0.5 * (lo + hi)
-                break
-        else:
-            residual = float(np.abs(diff).max())
-            if stopping == "sup" and residual < tol:
-                V[:, recurrent] = TV
-                break
-        if anderson is None:
-            x = TV
-        else:
-            if residual >= previous:  # safeguard: the extrapolation did not help; restart from plain VI
-                anderson.reset()
-            x = anderson.propose(TV, diff)
-        previous = residual
-        V[:, recurrent] = x
-    for rows in chain[-2:0:-1]:  # R_{J-1}, ..., R_1
-        V[:, rows] = sweep(V, rows)[0]
-        sweeps += 1
-    V, actions = sweep(V, chain[0], greedy=True)  # the last backup, over every count vector
+    with ThreadPoolExecutor(max_workers=min(S_g, _THREADS)) as pool:
+        x = V[:, recurrent]  # the point T is applied to
+        sweeps = 0
+        for sweeps in range(1, n_rec + 1):
+            TV, _ = sweep(V, recurrent)
+            diff = TV - x
+            if stopping == "span":
+                lo, hi = float(diff.min()), float(diff.max())
+                residual = hi - lo
+                if factor * residual < tol:
+                    V[:, recurrent] = TV + factor * 0.5 * (lo + hi)
+                    break
+            else:
+                residual = float(np.abs(diff).max())
+                if stopping == "sup" and residual < tol:
+                    V[:, recurrent] = TV
+                    break
+            if anderson is None:
+                x = TV
+            else:
+                if residual >= previous:  # safeguard: the extrapolation did not help; restart from plain VI
+                    anderson.reset()
+                x = anderson.propose(TV, diff)
+            previous = residual
+            V[:, recurrent] = x
+        for rows in chain[-2:0:-1]:  # R_{J-1}, ..., R_1
+            V[:, rows] = sweep(V, rows)[0]
+            sweeps += 1
+        V, actions = sweep(V, chain[0], greedy=True)  # the last backup, over every count vector
     assert actions is not None
     pi_g = TabularGlobalPolicy(actions, k, S_l, A_g)
     return GLearnResult(pi_g, V, sweeps + 1, residual, time.perf_counter() - t0, transitions)

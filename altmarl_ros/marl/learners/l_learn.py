@@ -27,6 +27,7 @@ value-iteration sweeps, and a softmax policy with temperature max(0.3, range(Q) 
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -59,15 +60,22 @@ def effective_global_chain(game: TabularGame, pi_g: TabularGlobalPolicy | FullIn
         return game.P_g[np.arange(game.n_global_states), a_g]
     k = pi_g.k
     all_d = cv.enumerate_counts(k, game.n_local_states)
-    log_coef = gammaln(k + 1) - gammaln(all_d + 1).sum(-1)  # (D,)
-    with np.errstate(divide="ignore", invalid="ignore"):  # 0 * log 0 terms are masked out
-        terms = np.where(all_d[None] > 0, all_d[None] * np.log(mu)[:, None, :], 0.0)  # (S_g, D, S_l)
-    pmf = np.exp(log_coef[None] + terms.sum(-1))  # (S_g, D)
+    # log Multinomial(d; k, mu[s_g]) = log k! - sum_j log d_j! + sum_j d_j log mu_j: one (D, S_l) @ (S_l, S_g)
+    # product. log 0 is clipped to -1e4, so a d with d_j > 0 where mu_j = 0 gets exactly probability 0.
+    log_mu = np.log(np.maximum(mu, 1e-300))
+    log_mu[mu <= 0] = -1e4
+    pmf = np.exp(_log_multinomial_coef(k, game.n_local_states)[:, None] + all_d @ log_mu.T).T  # (S_g, D)
     P_eff = np.empty((game.n_global_states, game.n_global_states))
     for g in range(game.n_global_states):
         a_mass = np.bincount(pi_g.actions[g], weights=pmf[g], minlength=game.n_global_actions)
         P_eff[g] = a_mass @ game.P_g[g]
     return P_eff / P_eff.sum(-1, keepdims=True)
+
+
+@lru_cache(maxsize=8)
+def _log_multinomial_coef(k: int, n_states: int) -> np.ndarray:
+    """(D,) log k! - sum_j log d_j! for every count vector d of k over n_states (rank order)."""
+    return gammaln(k + 1) - gammaln(cv.enumerate_counts(k, n_states) + 1).sum(-1)
 
 
 def chase_policy(game: TabularGame, *, tol: float = 1e-8) -> TabularLocalPolicy:
