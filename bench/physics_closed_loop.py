@@ -4,8 +4,10 @@ Runs `altmarl swarm` (separate processes, lockstep) with the shipped policies (p
 k = 5) in `model`, `kinematic` and `physics` mode at the given n, and collects per run: closed-loop
 reward (batch-means stderr), the NumPy prediction on the game's model, the random policies (NumPy
 model; and, for physics, in the same physics), real-time factor, engine real-time factor, collisions,
-robot-steps stuck, mean time to the goal zone, dropped answers. Writes a JSON lines file (one run per
-line) and prints a Markdown table.
+robot-steps stuck, mean time to the goal zone, dropped answers. With `--repeats R` every (n, mode) runs R
+times (seeds seed .. seed + R - 1, interleaved so that load drifts hit every case), and the table gives
+real-time factors as min / median / max. Writes a JSON lines file (one run per line) and prints a
+Markdown table of the rows it wrote (`--table FILE` prints it for an existing file).
 
     .venv/bin/python bench/physics_closed_loop.py --n 50,200 --steps 100 --out bench/results/physics_closed_loop.jsonl
     .venv/bin/python bench/physics_closed_loop.py --n 200 --modes physics --fidelity wheeled --steps 20 ...
@@ -55,18 +57,65 @@ def main() -> int:
     parser.add_argument("--baseline-episodes", type=int, default=1, help="random policies in physics (0 = skip)")
     parser.add_argument("--policy", default="policies/default.npz")
     parser.add_argument("--runs", default="runs/bench_physics", help="directory for the runs")
-    parser.add_argument("--out", required=True, help="JSON lines file (appended)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per (n, mode), seeds seed, seed + 1, ...")
+    parser.add_argument("--out", help="JSON lines file (appended)")
+    parser.add_argument("--table", help="print the table of an existing JSON lines file and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
+        return 0
+    if not args.out:
+        parser.error("--out is required")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for n in (int(x) for x in args.n.split(",")):
-        for mode in args.modes.split(","):
-            row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity, args.seed,
-                      args.baseline_episodes)
-            with out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+    rows = []
+    for repeat in range(args.repeats):
+        for n in (int(x) for x in args.n.split(",")):
+            for mode in args.modes.split(","):
+                row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity,
+                          args.seed + repeat, args.baseline_episodes)
+                rows.append(row)
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
+    print(table(rows))
     return 0
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per (fidelity, n, mode, steps) the runs, mean closed-loop reward, the model's prediction, the
+    random policies in physics, and the real-time factors (loop and engine) as min / median / max."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "error" in r:
+            groups.setdefault(("error", r["n_robots"], r["mode"], 0), []).append(r)
+            continue
+        groups.setdefault((r.get("physics_fidelity") or "", r["n_robots"], r["mode"], r["steps"]), []).append(r)
+
+    def spread(rs: list[dict], key: str, fmt: str = "{:.2f}") -> str:
+        v = np.array([r[key] for r in rs if r.get(key) is not None], dtype=float)
+        return "" if not v.size else " / ".join(fmt.format(x) for x in (v.min(), np.median(v), v.max()))
+
+    def mean(rs: list[dict], key: str) -> str:
+        v = [r[key] for r in rs if r.get(key) is not None]
+        return f"{np.mean(v):.3f}" if v else ""
+
+    lines = ["| mode | fidelity | n | steps | runs | closed-loop reward (mean) | model's prediction | random (physics) "
+             "| loop RTF min / median / max | engine RTF min / median / max | steps/s min / median / max "
+             "| collisions (median) | dropped answers |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (fidelity, n, mode, steps), rs in groups.items():
+        if fidelity == "error":
+            lines.append(f"| {mode} | | {n} | | {len(rs)} failed | {rs[0]['error'][-200:]!r} | | | | | | | |")
+            continue
+        collisions = [r["collisions"] for r in rs if r.get("collisions") is not None]
+        lines.append(f"| {mode} | {fidelity} | {n} | {steps} | {len(rs)} | {mean(rs, 'closed_loop_reward')} "
+                     f"| {mean(rs, 'numpy_reward')} | {mean(rs, 'random_policy_reward_physics')} "
+                     f"| {spread(rs, 'real_time_factor')} | {spread(rs, 'engine_real_time_factor')} "
+                     f"| {spread(rs, 'steps_per_second')} | {np.median(collisions) if collisions else ''} "
+                     f"| {sum(r.get('dropped_answers') or 0 for r in rs)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

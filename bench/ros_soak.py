@@ -3,7 +3,8 @@
 Each run is `altmarl swarm --n-robots N --k K --steps S --mode model` (robot hosts of 250 robots, the
 default process layout) with the heuristic policy. Per run it records the exit status, the hosts
 whose robots never answered the first step (`lost_robots`, the run then fails with exit 1 naming
-them) or stopped answering later (`silent_at_end`), dropped / late answers, the first step's
+them) or stopped answering later (`silent_at_end`), the nodes that died and were started again
+(`respawns`: `altmarl swarm --respawn`, default 2), dropped / late answers, the first step's
 (handshake's) duration and steps/s, and what every robot host logged about its first tick (a host
 that never got one logs what it was matched with after 10 s). A run that hangs past --run-timeout is
 recorded as exit "hung" with every thread's Python stack, killed, and the soak goes on.
@@ -66,6 +67,7 @@ def run_once(i: int, args: argparse.Namespace, out: Path, policy: Path) -> dict:
             "lost_hosts": sorted(lost), "lost_robots": sum(len(v) for v in lost.values()),
             "dropped_answers": summary.get("dropped_answers"), "late_answers": summary.get("late_answers"),
             "controller_dropped": summary.get("controller_dropped"), "hosts": hosts,
+            "respawns": summary.get("respawns", []), "node_failures": len(summary.get("node_failures", [])),
             "stderr_tail": stderr.strip().splitlines()[-40 if hung else -3:] if (hung or proc.returncode) else []}
 
 
@@ -96,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({key: row[key] for key in row if key not in ("hosts",)}), flush=True)
     failed = [r for r in rows if r["exit"] != 0]
     lost = sum(len(r["lost_hosts"]) for r in rows)
+    respawned = [(r["run"], x["node"], x["exit"]) for r in rows for x in r["respawns"]]
     print(f"{len(rows)} runs of n={args.n_robots} k={args.k} {args.steps} steps: {lost} lost hosts, "
-          f"{len(failed)} failed runs, dropped answers per run {[r['dropped_answers'] for r in rows]}")
+          f"{len(failed)} failed runs, {len(respawned)} nodes respawned {respawned}, dropped answers per run "
+          f"{[r['dropped_answers'] for r in rows]}")
     return 0 if lost == 0 and not failed else 1
 
 

@@ -34,6 +34,7 @@ from altmarl_ros.zones import load_zones
 
 PACKAGE = 'altmarl_ros'
 SPAWN_DELAY = 2.0  # s before the first spawn, while gz-sim loads the world
+RESPAWN_DELAY = 0.5  # s before a dead robot_node or controller_node is started again
 
 
 def _arg(name: str, description: str, **kwargs: Any) -> DeclareLaunchArgument:
@@ -63,11 +64,17 @@ def _remover(path: str):
 
 def _swarm_nodes(options: SwarmOptions) -> list:
     # The simulator ends the run: when sim_node exits (steps done, or a failure) the launch shuts down.
-    return [Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-                 parameters=[_ros_parameters(spec.parameters)], ros_arguments=['--log-level', options.log_level],
-                 output='screen',
-                 on_exit=Shutdown(reason='sim_node exited') if spec.executable == 'sim_node' else None)
-            for spec in plan(options)]
+    # A robot host or the controller that dies is started again, up to `respawn` times.
+    nodes = []
+    for spec in plan(options):
+        sim = spec.executable == 'sim_node'
+        nodes.append(Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=spec.namespace,
+                          parameters=[_ros_parameters(spec.parameters)],
+                          ros_arguments=['--log-level', options.log_level], output='screen',
+                          on_exit=Shutdown(reason='sim_node exited') if sim else None,
+                          respawn=not sim and options.respawn > 0, respawn_delay=RESPAWN_DELAY,
+                          respawn_max_retries=options.respawn))
+    return nodes
 
 
 def _gazebo_actions(context, options: SwarmOptions, share: str) -> list:
@@ -154,6 +161,8 @@ def generate_launch_description() -> LaunchDescription:
         _arg('startup_timeout', 'Seconds for every node to match and answer the first step (the handshake).'),
         _arg('tolerate_lost_robots', 'false: robots that never answer the first step stop sim_node (exit 3) naming '
                                      'their host; true: run without them.'),
+        _arg('respawn', 'Times a robot_node or the controller that dies is started again (0 = never); sim_node '
+                        'is never respawned: its exit ends the launch.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
              choices=['planar', 'wheeled']),

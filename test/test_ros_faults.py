@@ -226,3 +226,54 @@ def test_swarm_cli_ctrl_c_stops_everything(ros_domain, policy, tmp_path):
     assert summary["interrupted"] is True and summary["steps"] > 0
     assert np.isfinite(summary["closed_loop_reward"])
     assert not list(out.glob(".*.tmp"))
+
+
+def _swarm_until_stepping(out, policy, *extra: str) -> subprocess.Popen:
+    """`altmarl swarm` (n = 20 in two robot processes) started in its own session; returns once it steps."""
+    proc = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
+                             "--n-robots", "20", "--robots-per-process", "10", "--step-period", "0.02",
+                             "--out", str(out), "--no-plots", "--numpy-episodes", "20", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    sim_log = out / "logs" / "altmarl_sim.log"
+    end = time.monotonic() + 60
+    while not (sim_log.exists() and "first step answered" in sim_log.read_text()):
+        assert time.monotonic() < end and proc.poll() is None, "the swarm never started stepping"
+        time.sleep(0.1)  # polling a file, bounded by `end`
+    return proc
+
+
+def _kill_one_robot_host(out) -> None:
+    hosts = subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
+                           text=True).stdout.split()
+    assert len(hosts) == 2, hosts
+    os.killpg(int(hosts[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("respawn", [2, 0])
+def test_swarm_respawns_a_dead_robot_host(ros_domain, policy, tmp_path, respawn):
+    """A robot host killed mid-run is started again (as ROS 2 launch's respawn) and its robots answer again:
+    the run completes with exit 0 and records the respawn. With --respawn 0 the run fails naming the host."""
+    import json
+
+    out = tmp_path / "run"
+    proc = _swarm_until_stepping(out, policy, "--steps", "400", "--respawn", str(respawn))
+    try:
+        _kill_one_robot_host(out)
+        output = proc.communicate(timeout=180)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    summary = json.loads((out / "summary.json").read_text())
+    if respawn == 0:
+        assert proc.returncode == 1, output[-2000:]
+        assert "robots_" in output and "exited with -9" in output, output[-2000:]
+        assert summary["respawns"] == []
+        return
+    assert proc.returncode == 0, output[-2000:]
+    assert summary["steps"] == 400 and not summary["silent_at_end"], summary["silent_at_end"]
+    assert [(r["exit"], r["respawn"]) for r in summary["respawns"]] == [(-9, 1)], summary["respawns"]
+    dead = summary["respawns"][0]["node"]
+    assert "starting it again (1 of 2)" in output and dead in output
+    # the robots of the respawned host answered again: nothing was dropped in the last steps
+    assert sum(row["dropped_robots"] for row in summary["per_step"][-20:]) == 0

@@ -90,9 +90,10 @@ class SwarmOptions:
     log_level: str = "info"
     fidelity: str = "planar"  # mode 'physics': 'planar' base or 'wheeled' robots (altmarl_ros.physics.engine)
     physics_rate: float = 10.0  # mode 'physics': Hz of simulated time at which robots' cmd_vel is applied
+    respawn: int = 2  # times a robot_node or the controller that dies is started again (0 = never); never sim_node
 
     def __post_init__(self) -> None:
-        ints = {"n_robots": 1, "k": 1, "robots_per_process": 1, "seed": 0, "steps": 0}
+        ints = {"n_robots": 1, "k": 1, "robots_per_process": 1, "seed": 0, "steps": 0, "respawn": 0}
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

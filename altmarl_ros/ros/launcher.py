@@ -47,7 +47,10 @@ class NodeProcess:
     spec: NodeSpec
     popen: subprocess.Popen
     log: Path
+    cmd: list[str]
+    env: dict[str, str]
     stopped: bool = False  # we asked it to stop (its exit is expected)
+    restarts: int = 0  # times `ProcessGroup.restart` started it again
 
     @property
     def label(self) -> str:
@@ -68,15 +71,21 @@ class ProcessGroup:
             for spec in specs:
                 params = write_params(spec, run_dir / "params")
                 log = run_dir / "logs" / f"{spec.fqn.strip('/').replace('/', '__')}.log"
-                with open(log, "wb") as out:
-                    popen = subprocess.Popen(command(spec, params), stdout=out, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                             env=env if env is not None else os.environ.copy())
-                group.processes.append(NodeProcess(spec, popen, log))
+                cmd, proc_env = command(spec, params), env if env is not None else os.environ.copy()
+                group.processes.append(NodeProcess(spec, _popen(cmd, proc_env, log, "wb"), log, cmd, proc_env))
         except BaseException:
             group.stop()
             raise
         return group
+
+    def restart(self, proc: NodeProcess) -> None:
+        """Start an exited process again with the same command (ROS 2 launch's `respawn`); its log goes on
+        in the same file after a line that says so."""
+        with open(proc.log, "ab") as out:
+            out.write(f"\n[altmarl launcher] exited with {proc.popen.returncode}; respawn "
+                      f"{proc.restarts + 1}\n".encode())
+        proc.popen = _popen(proc.cmd, proc.env, proc.log, "ab")
+        proc.restarts += 1
 
     def find(self, executable: str) -> list[NodeProcess]:
         return [p for p in self.processes if p.spec.executable == executable]
@@ -117,6 +126,12 @@ class ProcessGroup:
             if proc.popen.poll() is None:
                 _signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait(5.0)
+
+
+def _popen(cmd: list[str], env: dict[str, str], log: Path, mode: str) -> subprocess.Popen:
+    with open(log, mode) as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
 
 
 def _signal_group(popen: subprocess.Popen, sig: int) -> None:

@@ -29,6 +29,7 @@ from altmarl_ros.ros.backends import MODES, drives
 from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
+USAGE_EXIT = 2  # a node that rejected its parameters or policy: starting it again would fail the same way
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerate-lost-robots", action="store_true",
                         help="run on without robots that never answer (or stop answering); default: fail naming "
                              "their host")
+    parser.add_argument("--respawn", type=int, default=2,
+                        help="times a robot_node process or the controller that dies is started again (default 2, "
+                             "0 = never; as ROS 2 launch's respawn); a death beyond that fails the run")
     parser.add_argument("--numpy-episodes", type=int, default=200,
                         help="episodes of the NumPy reference (a quarter of them, >= 10, for the random baseline)")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
@@ -99,6 +103,7 @@ class RunOutcome:
         self.interrupted = False
         self.stalled = False
         self.wall_seconds = 0.0
+        self.respawns: list[dict[str, Any]] = []  # {node, exit, at_step, respawn}: nodes started again
 
 
 def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
@@ -117,7 +122,7 @@ def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
                         startup_timeout=float(args.startup_timeout),
                         tolerate_lost_robots=bool(args.tolerate_lost_robots),
                         bag_path=str((out / "bag").resolve()) if args.bag else "",
-                        fidelity=args.fidelity, physics_rate=float(args.physics_rate))
+                        fidelity=args.fidelity, physics_rate=float(args.physics_rate), respawn=int(args.respawn))
 
 
 def _stall_unit(options: SwarmOptions) -> float:
@@ -177,9 +182,17 @@ def run_processes(options: SwarmOptions, out: Path, args: argparse.Namespace, ou
             for proc in group.exited():
                 if proc.label in seen:
                     continue
-                seen.add(proc.label)
                 if proc is sim and proc.popen.returncode == 0:
                     continue
+                if proc is not sim and proc.popen.returncode != USAGE_EXIT and proc.restarts < options.respawn:
+                    outcome.respawns.append({"node": proc.label, "exit": proc.popen.returncode,
+                                             "at_step": monitor.steps, "respawn": proc.restarts + 1})
+                    print(f"altmarl swarm: node {proc.label} died (exit {proc.popen.returncode}) at step "
+                          f"{monitor.steps}; starting it again ({proc.restarts + 1} of {options.respawn}); see "
+                          f"{proc.log}", file=sys.stderr)
+                    group.restart(proc)
+                    continue
+                seen.add(proc.label)
                 who = "sim" if proc is sim else proc.label
                 outcome.failures.append(f"{who} ({proc.label}) exited with {proc.popen.returncode}; log "
                                         f"{proc.log}:\n{tail(proc.log)}")
@@ -313,7 +326,8 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "silent_at_end": (sim_record or {}).get("silent_at_end", {}),
         "tolerate_lost_robots": bool(args.tolerate_lost_robots),
         "max_pose_subscriptions": max((int(c.get("max_pose_subscriptions", 0)) for c in controller), default=0),
-        "node_failures": outcome.failures, "interrupted": outcome.interrupted, "stalled": outcome.stalled,
+        "node_failures": outcome.failures, "respawns": outcome.respawns, "interrupted": outcome.interrupted,
+        "stalled": outcome.stalled,
         "wall_seconds": outcome.wall_seconds, "bag": options.bag_path or None,
         **(_physics_summary(args, options, artifact, sim_record or {}, rewards) if args.mode == "physics" else {}),
         "per_step": per_step,
