@@ -213,6 +213,26 @@ def test_train_policies_records_every_start():
     assert trained.alternation is chosen.result and trained.pi_g is chosen.result.pi_g
 
 
+def test_full_information_start_begins_from_the_reference_robots(monkeypatch):
+    config = _coordination_config(starts=["constant:0", "full_information"], max_rounds=1)
+    reference = train_policies(config, k=2, seed=0, full_information=True)
+    assert [s["start"] for s in reference.selection.to_dict()["starts"]] == ["constant:0"]  # no self-reference
+    import altmarl_ros.marl.experiments as experiments
+
+    started_from = []
+    real_alternate = experiments.alternate
+
+    def spy(**kwargs):
+        started_from.append(kwargs["pi_l0"])
+        return real_alternate(**kwargs)
+
+    monkeypatch.setattr(experiments, "alternate", spy)
+    trained = train_policies(config, k=2, seed=0)
+    assert [s["start"] for s in trained.selection.to_dict()["starts"]] == ["constant:0", "full_information"]
+    assert len(started_from) == 3  # constant:0, the reference's own constant:0, full_information
+    np.testing.assert_array_equal(started_from[-1].probs, reference.pi_l.probs)
+
+
 def test_starts_are_validated_with_the_key_named():
     with pytest.raises(ConfigError, match=r"loop\.starts: unknown start 'sideways'"):
         _coordination_config(starts=["sideways"])

@@ -78,16 +78,17 @@ class LLearnConfig:
         _check(self.tau_scale > 0 and self.tau_min > 0, f"{key}.tau_scale", "tau_scale and tau_min must be > 0")
 
 
-START_KINDS = ("constant", "l_first", "g_first", "chase")
+START_KINDS = ("constant", "l_first", "g_first", "chase", "full_information")
 
 
 def check_start(name: str) -> None:
-    """A start is "constant"/"l_first" (for every a_g), "constant:<a_g>", "l_first:<a_g>", "g_first" or "chase"."""
+    """A start is "constant"/"l_first" (for every a_g), "constant:<a_g>", "l_first:<a_g>", "g_first", "chase" or
+    "full_information"."""
     kind, _, arg = name.partition(":")
     ok = kind in START_KINDS and (not arg or (kind in ("constant", "l_first") and arg.isdigit()))
     if not ok:
         raise ValueError(f"unknown start {name!r}; starts are 'constant[:<a_g>]', 'l_first[:<a_g>]', 'g_first', "
-                         "'chase'")
+                         "'chase', 'full_information'")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ class LoopConfig:
     """Starting pairs of the alternation (equilibrium selection keeps the best fixed point reached):
     constant[:a_g] (pi_g constant, uniform robots; without ":a_g" every action), l_first[:a_g] (pi_g
     constant, the robots' L-LEARN response to it), g_first (G-LEARN against uniform robots, uniform
-    robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is)."""
+    robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is),
+    full_information (the robots of the full-information reference of the same seed, and G-LEARN's k-sample
+    dispatcher against them; ignored when training the reference itself)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")

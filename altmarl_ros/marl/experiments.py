@@ -161,11 +161,14 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
             return pi_g0, learn_local(pi_g0, uniform)
         if name == "g_first":
             return learn_global(uniform), uniform
+        if name == "full_information":
+            reference = train_policies(config, k=k, seed=seed, full_information=True).pi_l
+            return learn_global(reference), reference
         return constant(0), chase_policy(game)  # "chase"
 
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
-    starts = expand_starts(loop.starts, A_g)
+    starts = [s for s in expand_starts(loop.starts, A_g) if not (full_information and s == "full_information")]
     results = []
     for i, name in enumerate(starts):
         pi_g0, pi_l0 = start_pair(name)
