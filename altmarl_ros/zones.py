@@ -39,6 +39,29 @@ class Zones:
         angle = 2 * np.pi * np.arange(self.n_zones) / self.n_zones
         return self.ring_radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
 
+    def slot_capacity(self, spacing: float) -> int:
+        """Parking slots per zone at `spacing` (see `goal_points`): one per spacing^2 of a disc around the centre
+        that lies inside the zone (radius: half the distance to a neighbouring centre, less spacing / 2)."""
+        if spacing <= 0:
+            return 1
+        radius = self.ring_radius * np.sin(np.pi / self.n_zones) - spacing / 2
+        radius = min(radius, self.arena_half_size - self.ring_radius - spacing / 2)
+        return max(1, int(np.pi * radius ** 2 / spacing ** 2))
+
+    def goal_points(self, zone: ArrayLike, robot: ArrayLike, spacing: float) -> np.ndarray:
+        """(n,) goal zones and (n,) robot indices -> (n, 2) positions: robot i's parking slot in its goal zone.
+
+        Slot j = i mod `slot_capacity(spacing)` of a sunflower (Vogel) spiral around the zone's centre (radius
+        spacing * sqrt((j + 1/2) / pi), angle j times the golden angle: one slot per spacing^2 of floor,
+        neighbouring slots at least 0.87 spacing apart, slot 0 nearest the centre). A robot keeps its slot
+        index in every zone, so going to a neighbouring zone is the same displacement as centre to centre.
+        spacing = 0: every robot heads for the centre.
+        """
+        j = np.asarray(robot, dtype=np.int64) % self.slot_capacity(spacing)
+        radius = spacing * np.sqrt((j + 0.5) / np.pi)
+        angle = j * np.pi * (3.0 - np.sqrt(5.0))
+        return self.centres[np.asarray(zone)] + np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
+
     def zone_of(self, xy: ArrayLike) -> np.ndarray:
         """(..., 2) positions -> (...,) zone ids (nearest centre). NaN positions raise ValueError."""
         xy = np.asarray(xy, dtype=np.float64)

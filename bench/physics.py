@@ -47,21 +47,26 @@ def cmd_rtf(args: argparse.Namespace) -> dict:
     art = load_policies(ROOT / "policies/default.npz")
     period = args.seconds or default_decision_period()
     rows = []
-    for fidelity in args.fidelity.split(","):
-        for n in (int(x) for x in args.n.split(",")):
-            rtf, contacts = [], []
-            for r in range(args.repeats):
-                t0 = time.perf_counter()
-                ep = episode(art.game, ZONES, art.pi_g, art.pi_l, n_agents=n, steps=args.decisions, seed=r,
-                             decision_period=period, control_period=0.1, fidelity=fidelity)
-                wall = time.perf_counter() - t0
-                rtf.append(ep.summary["engine_real_time_factor"])
-                contacts.append(ep.summary["collisions"])
-                print(f"{fidelity} n={n} run {r}: engine RTF {rtf[-1]:.2f} (loop incl. control law "
-                      f"{args.decisions * period / wall:.2f}), collisions {contacts[-1]}", flush=True)
-            rows.append({"fidelity": fidelity, "n": n, "sim_seconds_per_run": args.decisions * period,
-                         "engine_rtf_min": min(rtf), "engine_rtf_median": float(np.median(rtf)),
-                         "engine_rtf_max": max(rtf), "collisions_median": float(np.median(contacts))})
+    cases = [(f, int(n), float(g)) for f in args.fidelity.split(",") for n in args.n.split(",")
+             for g in args.goal_spacing.split(",")]
+    runs: dict[tuple, list] = {case: [] for case in cases}
+    for r in range(args.repeats):  # repeats interleaved: load drifts hit every case alike
+        for fidelity, n, spacing in cases:
+            t0 = time.perf_counter()
+            ep = episode(art.game, ZONES, art.pi_g, art.pi_l, n_agents=n, steps=args.decisions, seed=r,
+                         decision_period=period, control_period=0.1, goal_spacing=spacing, fidelity=fidelity)
+            wall = time.perf_counter() - t0
+            engine, loop, hits = (ep.summary["engine_real_time_factor"], args.decisions * period / wall,
+                                  ep.summary["collisions"])
+            runs[fidelity, n, spacing].append((engine, loop, hits))
+            print(f"{fidelity} n={n} goal_spacing={spacing} run {r}: engine RTF {engine:.2f} (loop incl. control "
+                  f"law {loop:.2f}), collisions {hits}", flush=True)
+    for (fidelity, n, spacing), measured in runs.items():
+        rtf, loop, contacts = (np.array(x) for x in zip(*measured, strict=True))
+        rows.append({"fidelity": fidelity, "n": n, "goal_spacing": spacing,
+                     "sim_seconds_per_run": args.decisions * period, "engine_rtf_min": float(rtf.min()),
+                     "engine_rtf_median": float(np.median(rtf)), "engine_rtf_max": float(rtf.max()),
+                     "loop_rtf_median": float(np.median(loop)), "collisions_median": float(np.median(contacts))})
     return {"what": "engine real-time factor (sim s / wall s in mj_step, the DiffDrive limiter and contact "
                     "accounting), shipped policies k=5, 10 Hz control", "rows": rows}
 
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=0.0, help="simulated s per decision step (0 = the default "
                    "decision period); with --decisions 1, the length of a run")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--goal-spacing", default="0", help="robots' parking-slot spacing(s) in m, comma-separated "
+                   "(0 = every robot to the zone centre, robot_node's default)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("loop")
     p.add_argument("--n", type=int, default=50)

@@ -97,8 +97,13 @@ def main() -> int:
     parser.add_argument("--kinds", default="authors,ours_authors,ours_paper,ours_glearn_m30",
                         help="implementations to measure (ours_paper = config/train_warehouse.yaml, the default)")
     parser.add_argument("--out", default="bench/results/speed.jsonl")
+    parser.add_argument("--summarize", nargs="+", metavar="JSONL", help="only print the table of earlier runs' rows")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.summarize:
+        rows = [json.loads(line) for path in args.summarize for line in Path(path).read_text().splitlines() if line]
+        print(table(sorted(rows, key=lambda r: (r["k"], r["kind"] != "authors"))))
+        return 0
     if args.one:  # child process: one measurement, one JSON line
         k = int(args.k)
         row = (run_authors(args.authors_dir, k, args.eval_seeds) if args.one == "authors"

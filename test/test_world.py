@@ -172,8 +172,8 @@ def test_robot_model_pose_publisher(robot):
     assert len(names) == len(set(names))
 
 
-def test_robot_fits_the_spawn_spacing(robot):
-    """The robot's footprint (all collisions, top view) fits inside the default spawn spacing."""
+def footprint_reach(robot: ET.Element) -> float:
+    """Farthest point of the robot's collisions from its origin, top view (m)."""
     reach = 0.0
     for link in robot.findall("link"):
         lx, ly, *_ = pose6(link)
@@ -187,4 +187,32 @@ def test_robot_fits_the_spawn_spacing(robot):
             else:
                 extent = max(floats(geometry.findtext("cylinder/radius") or geometry.findtext("sphere/radius")))
             reach = max(reach, math.hypot(lx + cx, ly + cy) + extent)
-    assert 2 * reach < inspect.signature(gazebo.spawn_poses).parameters["spacing"].default
+    return reach
+
+
+def test_robot_fits_the_spawn_spacing(robot):
+    """The robot's footprint (all collisions, top view) fits inside the default spawn spacing."""
+    assert 2 * footprint_reach(robot) < inspect.signature(gazebo.spawn_poses).parameters["spacing"].default
+
+
+def test_parking_slots_lie_in_their_zone_and_hold_a_robot_each(robot):
+    """robot_node's goal points (`Zones.goal_points` at `goal_spacing` 0.5 m): every slot of every zone
+    is in that zone (the shared pose -> zone map), neighbouring slots are farther apart than two robot
+    footprints' reach, and a robot moving one zone keeps its offset (the centre-to-centre displacement that
+    the decision period is computed for)."""
+    zones = load_zones(ROOT / "config" / "zones.yaml")
+    spacing = 0.5
+    capacity = zones.slot_capacity(spacing)
+    robots = np.arange(3 * capacity)  # indices wrap around the slots
+    for zone in range(zones.n_zones):
+        points = zones.goal_points(np.full(robots.size, zone), robots, spacing)
+        assert (zones.zone_of(points) == zone).all()
+        assert (np.abs(points) < zones.arena_half_size - spacing / 2).all()
+        slots = points[:capacity]
+        gaps = np.linalg.norm(slots[:, None] - slots[None], axis=-1) + np.eye(capacity) * 1e9
+        assert gaps.min() > 2 * footprint_reach(robot)
+        np.testing.assert_allclose(points[capacity:2 * capacity], slots)
+    step = zones.goal_points(np.ones(robots.size, int), robots, spacing) - zones.goal_points(
+        np.zeros(robots.size, int), robots, spacing)
+    np.testing.assert_allclose(step, np.broadcast_to(zones.centres[1] - zones.centres[0], step.shape), atol=1e-12)
+    np.testing.assert_array_equal(zones.goal_points(np.array([2, 3]), np.array([7, 8]), 0.0), zones.centres[[2, 3]])

@@ -1,7 +1,9 @@
 """The robots' go-to-goal law, vectorised over robots (ROS-free, no MuJoCo).
 
-One definition for robot_node (which publishes it as cmd_vel) and for the in-process physics
-rollouts (`altmarl_ros.physics.rollout`), so both drive the robots exactly alike.
+Each robot heads for its goal zone's centre, or with a goal spacing > 0 for its own parking slot in the
+zone (`altmarl_ros.zones.Zones.goal_points`), so that a zone's robots spread over it. One definition for
+robot_node (which publishes it as cmd_vel) and for the in-process physics rollouts
+(`altmarl_ros.physics.rollout`), so both drive the robots exactly alike.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 MAX_SPEED = 0.8  # m/s, robot_node's default `max_speed`
 MAX_TURN = 2.0  # rad/s, robot_node's default `max_turn`
 GOAL_TOLERANCE = 0.3  # m, robot_node's default `goal_tolerance`
+GOAL_SPACING = 0.0  # m, robot_node's default `goal_spacing` (0: the zone centre; > 0: `Zones.goal_points`)
 
 
 def go_to_goal(xy: np.ndarray, yaw: np.ndarray, target: np.ndarray, *, max_speed: float = MAX_SPEED,

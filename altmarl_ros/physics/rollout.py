@@ -2,11 +2,11 @@
 
 One episode = what `altmarl swarm --mode physics` runs in lockstep, in one process: at each decision
 step the controller's pi_g acts on a fresh uniform k-subset of the robots' zones (Algorithm 4), every
-robot samples a_l ~ pi_l(.|s_l, s_g) and heads for its goal zone's centre with
-`control.go_to_goal`, re-evaluated every `control_period` s of simulated time for `decision_period`
-s. Used for the random-policy baseline of a swarm run, for paired policy comparisons (common random
-numbers: episode e of every policy starts from the same seed), and for benchmarks.
-"""
+robot samples a_l ~ pi_l(.|s_l, s_g) and heads for its parking slot in its goal zone (robot i: slot i,
+`goal_spacing` apart, as robot_node) with `control.go_to_goal`, re-evaluated every `control_period` s of
+simulated time for `decision_period` s. Used for the random-policy baseline of a swarm run, for paired
+policy comparisons (common random numbers: episode e of every policy starts from the same seed), and for
+benchmarks. """
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import GlobalController
 from altmarl_ros.physics.backend import PhysicsBackend
-from altmarl_ros.physics.control import go_to_goal
+from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.zones import Zones
 
 
@@ -40,7 +40,7 @@ def fixed_params(**overrides: Any):
 
 def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, n_agents: int,
             steps: int, seed: int, decision_period: float, control_period: float = 0.1,
-            **physics: Any) -> Episode:
+            goal_spacing: float = GOAL_SPACING, **physics: Any) -> Episode:
     """One lockstep episode in physics. `seed` fixes the start state and the environment's draws (P_g) as
     sim_node's `seed` does (the same start as a swarm run with that seed); the controller's subsets and the
     robots' action draws use their own streams, so two policies run from one seed share the start and the
@@ -50,7 +50,7 @@ def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: Tabul
     backend = PhysicsBackend(game, zones, n_agents, fixed_params(**physics))
     backend.reset(env_rng)
     cycles = max(1, round(decision_period / control_period))
-    centres = zones.centres
+    robots = np.arange(n_agents)
     moves = np.asarray(MOVES)
     rewards = np.empty(steps)
     rec: dict[str, list[Any]] = {key: [] for key in Transitions._fields}
@@ -65,7 +65,7 @@ def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: Tabul
         rewards[t] = out.reward
         for key, value in (("s_g", snap.s_g), ("a_g", a_g), ("s_l", snap.s_l.copy()), ("a_l", a_l)):
             rec[key].append(value)
-        target = centres[(snap.s_l + moves[a_l]) % zones.n_zones]
+        target = zones.goal_points((snap.s_l + moves[a_l]) % zones.n_zones, robots, goal_spacing)
         for _ in range(cycles):
             xy, yaw = backend.poses()
             backend.integrate(go_to_goal(xy, yaw, target), control_period)

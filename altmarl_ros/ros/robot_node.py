@@ -8,8 +8,9 @@ poses from the simulator's /swarm/pose_table: one message each way instead of on
 is what limited the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
-With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-to-goal unicycle
-control) and publishes a zero Twist on 'stop', on stale input and on shutdown.
+With `drive`, each robot steers toward its parking slot in its goal zone on `cmd_vel` (go-to-goal
+unicycle control; slot by the index i of `robot_<i>`, `goal_spacing` apart, 0 = the zone's centre) and
+publishes a zero Twist on 'stop', on stale input and on shutdown.
 
 Topic names are relative: hosting one robot, the node runs in the robot's namespace and uses
 `pose`, `cmd_vel`, `zone_goal`; hosting many, it uses `robot_<i>/pose` etc.
@@ -26,7 +27,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
-from altmarl_ros.physics.control import go_to_goal
+from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
     PoseSubscriber,
@@ -36,6 +37,12 @@ from altmarl_ros.ros.common import (
     resolve_zones,
     run_node,
 )
+
+
+def _robot_index(name: str) -> int:
+    """i of a robot named `robot_<i>` (its parking slot index); 0 for any other name."""
+    prefix, _, number = name.rpartition("_")
+    return int(number) if prefix and number.isdigit() else 0
 
 
 class RobotNode(Node):
@@ -52,8 +59,10 @@ class RobotNode(Node):
                                    high=60.0)
         self.max_speed = declare(self, "max_speed", 0.8, "m/s linear speed limit", low=0.0, high=10.0)
         self.max_turn = declare(self, "max_turn", 2.0, "rad/s angular speed limit", low=0.0, high=20.0)
-        self.goal_tolerance = declare(self, "goal_tolerance", 0.3, "m; stop within this of the goal centre",
+        self.goal_tolerance = declare(self, "goal_tolerance", 0.3, "m; stop within this of the goal point",
                                       low=0.0, high=10.0)
+        self.goal_spacing = declare(self, "goal_spacing", GOAL_SPACING, "m between robots' parking slots in a zone; "
+                                    "0 = every robot drives to the zone's centre", low=0.0, high=5.0)
         self.stale_timeout = declare(self, "stale_timeout", 1.0, "s without a pose before the robot stops",
                                      low=0.01, high=60.0)
         self.batch_offset = declare(self, "batch_offset", -1, "registry index of the first hosted robot: answers "
@@ -72,6 +81,7 @@ class RobotNode(Node):
             self.names = [ns.split("/")[-1] if ns else "robot"]
             prefixes = [""]
         n = len(self.names)
+        self.slot = np.array([_robot_index(name) for name in self.names])  # parking slot index per robot
         self.pose_xy = np.full((n, 2), np.nan)
         self.pose_yaw = np.zeros(n)
         self.pose_stamp = np.full(n, -1, dtype=np.int64)
@@ -260,7 +270,8 @@ class RobotNode(Node):
         idx = idx[self.goal[idx] >= 0]
         if not idx.size:
             return
-        cmd = go_to_goal(self.pose_xy[idx], self.pose_yaw[idx], self.zones.centres[self.goal[idx]],
+        target = self.zones.goal_points(self.goal[idx], self.slot[idx], self.goal_spacing)
+        cmd = go_to_goal(self.pose_xy[idx], self.pose_yaw[idx], target,
                          max_speed=self.max_speed, max_turn=self.max_turn, tolerance=self.goal_tolerance)
         for i, (v, w) in zip(idx.tolist(), cmd.tolist(), strict=True):
             msg = Twist()
