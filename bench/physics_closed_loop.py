@@ -99,10 +99,14 @@ def table(rows: list[dict]) -> str:
         return "" if not v.size else " / ".join(fmt.format(x) for x in (v.min(), np.median(v), v.max()))
 
     def mean(rs: list[dict], key: str) -> str:
-        v = [r[key] for r in rs if r.get(key) is not None]
-        return f"{np.mean(v):.3f}" if v else ""
+        """Mean over runs, +- its stderr over runs (each run its own seed) when there are several."""
+        v = np.array([r[key] for r in rs if r.get(key) is not None], dtype=float)
+        if not v.size:
+            return ""
+        return f"{v.mean():.3f}" + (f" +- {v.std(ddof=1) / np.sqrt(v.size):.3f}" if v.size > 1 else "")
 
-    lines = ["| mode | fidelity | n | steps | runs | closed-loop reward (mean) | model's prediction | random (physics) "
+    lines = ["| mode | fidelity | n | steps | runs | closed-loop reward (mean +- stderr over runs) "
+             "| model's prediction | random (physics) "
              "| loop RTF min / median / max | engine RTF min / median / max | steps/s min / median / max "
              "| collisions (median) | dropped answers |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (fidelity, n, mode, steps), rs in groups.items():
