@@ -58,15 +58,17 @@ def cmd_rtf(args: argparse.Namespace) -> dict:
             wall = time.perf_counter() - t0
             engine, loop, hits = (ep.summary["engine_real_time_factor"], args.decisions * period / wall,
                                   ep.summary["collisions"])
-            runs[fidelity, n, spacing].append((engine, loop, hits))
+            runs[fidelity, n, spacing].append((engine, loop, hits, ep.summary["robots_stuck"], ep.rewards.mean()))
             print(f"{fidelity} n={n} goal_spacing={spacing} run {r}: engine RTF {engine:.2f} (loop incl. control "
                   f"law {loop:.2f}), collisions {hits}", flush=True)
     for (fidelity, n, spacing), measured in runs.items():
-        rtf, loop, contacts = (np.array(x) for x in zip(*measured, strict=True))
+        rtf, loop, contacts, stuck, reward = (np.array(x) for x in zip(*measured, strict=True))
         rows.append({"fidelity": fidelity, "n": n, "goal_spacing": spacing,
                      "sim_seconds_per_run": args.decisions * period, "engine_rtf_min": float(rtf.min()),
                      "engine_rtf_median": float(np.median(rtf)), "engine_rtf_max": float(rtf.max()),
-                     "loop_rtf_median": float(np.median(loop)), "collisions_median": float(np.median(contacts))})
+                     "loop_rtf_median": float(np.median(loop)), "collisions_median": float(np.median(contacts)),
+                     "robots_stuck_median": float(np.median(stuck)), "reward_mean": float(reward.mean()),
+                     "seeds": list(range(args.repeats))})
     return {"what": "engine real-time factor (sim s / wall s in mj_step, the DiffDrive limiter and contact "
                     "accounting), shipped policies k=5, 10 Hz control", "rows": rows}
 
