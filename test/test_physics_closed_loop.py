@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
@@ -62,3 +63,18 @@ def test_physics_run_reports_what_happened(run):
         assert isinstance(summary[key], int) and summary[key] >= 0
     rows = summary["per_step"]
     assert sum(r["interval_collisions"] for r in rows) <= summary["collisions"]
+
+
+def test_identify_reads_the_bag_of_the_physics_run(run, tmp_path):
+    """The sim-to-real loop's first half on a real recording: the bag that the DDS physics run wrote is
+    identified into a game file (one robot transition per robot and recorded decision step)."""
+    from altmarl_ros.cli import main
+    from altmarl_ros.marl.games.files import load_game_file
+
+    summary, _ = run
+    game_file = tmp_path / "identified.yaml"
+    assert main(["identify", "--bag", summary["bag"], "--out", str(game_file)]) == 0
+    game = load_game_file(game_file)
+    report = json.loads(game_file.with_suffix(".identify.json").read_text())
+    assert report["robot_transitions"] % N == 0 and STEPS // 2 <= report["robot_transitions"] // N < STEPS
+    np.testing.assert_allclose(game.P_l.sum(-1), 1.0)
