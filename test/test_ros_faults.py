@@ -277,3 +277,33 @@ def test_swarm_respawns_a_dead_robot_host(ros_domain, policy, tmp_path, respawn)
     assert "starting it again (1 of 2)" in output and dead in output
     # the robots of the respawned host answered again: nothing was dropped in the last steps
     assert sum(row["dropped_robots"] for row in summary["per_step"][-20:]) == 0
+
+
+def test_swarm_respawns_a_robot_host_that_dies_during_start_up(ros_domain, policy, tmp_path):
+    """A robot host that dies before the start handshake (as the native crash of bench/README.md 8) is
+    started again, answers the first step within `startup_timeout`, and the run completes with exit 0."""
+    import json
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
+                             "--n-robots", "20", "--robots-per-process", "10", "--step-period", "0.02",
+                             "--steps", "50", "--out", str(out), "--no-plots", "--numpy-episodes", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        end = time.monotonic() + 60
+        while not (hosts := subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
+                                           text=True).stdout.split()):
+            assert time.monotonic() < end and proc.poll() is None, "no robot host started"
+            time.sleep(0.02)  # polling the process table, bounded by `end`
+        sim_log = out / "logs" / "altmarl_sim.log"
+        assert not (sim_log.exists() and "first step answered" in sim_log.read_text())  # before the handshake
+        os.killpg(int(hosts[0]), signal.SIGKILL)
+        output = proc.communicate(timeout=180)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 50 and summary["dropped_answers"] == 0
+    assert [(r["exit"], r["at_step"]) for r in summary["respawns"]] == [(-9, 0)], summary["respawns"]
