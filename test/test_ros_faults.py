@@ -228,12 +228,17 @@ def test_swarm_cli_ctrl_c_stops_everything(ros_domain, policy, tmp_path):
     assert not list(out.glob(".*.tmp"))
 
 
-def _swarm_until_stepping(out, policy, *extra: str) -> subprocess.Popen:
-    """`altmarl swarm` (n = 20 in two robot processes) started in its own session; returns once it steps."""
-    proc = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
+def _start_swarm(out, policy, *extra: str) -> subprocess.Popen:
+    """`altmarl swarm` (n = 20 in two robot processes) started in its own session."""
+    return subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
                              "--n-robots", "20", "--robots-per-process", "10", "--step-period", "0.02",
                              "--out", str(out), "--no-plots", "--numpy-episodes", "20", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _swarm_until_stepping(out, policy, *extra: str) -> subprocess.Popen:
+    """`_start_swarm`, returning once the swarm steps."""
+    proc = _start_swarm(out, policy, *extra)
     sim_log = out / "logs" / "altmarl_sim.log"
     end = time.monotonic() + 60
     while not (sim_log.exists() and "first step answered" in sim_log.read_text()):
@@ -285,10 +290,7 @@ def test_swarm_respawns_a_robot_host_that_dies_during_start_up(ros_domain, polic
     import json
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.swarm", "--policy", str(policy), "--k", str(K),
-                             "--n-robots", "20", "--robots-per-process", "10", "--step-period", "0.02",
-                             "--steps", "50", "--out", str(out), "--no-plots", "--numpy-episodes", "20"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _start_swarm(out, policy, "--steps", "50")
     try:
         end = time.monotonic() + 60
         while not (hosts := subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
