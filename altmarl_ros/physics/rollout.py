@@ -2,11 +2,12 @@
 
 One episode = what `altmarl swarm --mode physics` runs in lockstep, in one process: at each decision
 step the controller's pi_g acts on a fresh uniform k-subset of the robots' zones (Algorithm 4), every
-robot samples a_l ~ pi_l(.|s_l, s_g) and heads for its parking slot in its goal zone (robot i: slot i,
-`goal_spacing` apart, as robot_node) with `control.go_to_goal`, re-evaluated every `control_period` s of
-simulated time for `decision_period` s. Used for the random-policy baseline of a swarm run, for paired
-policy comparisons (common random numbers: episode e of every policy starts from the same seed), and for
-benchmarks. """
+robot samples a_l ~ pi_l(.|s_l, s_g) and heads for its goal zone's centre (with `goal_spacing` > 0: its
+parking slot there, robot i in slot i, as robot_node) with `control.go_to_goal`, re-evaluated every
+`control_period` s of simulated time for `decision_period` s. Used for the random-policy baseline of a
+swarm run, for paired policy comparisons (common random numbers: episode e of every policy starts from
+the same seed), and for benchmarks.
+"""
 
 from __future__ import annotations
 

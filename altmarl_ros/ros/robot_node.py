@@ -8,8 +8,8 @@ poses from the simulator's /swarm/pose_table: one message each way instead of on
 is what limited the step rate of a 1000-robot swarm). It waits
 up to `answer_wait` s for a pose at least as new as the tick, then answers from the latest pose it
 has (stale); a robot with no usable pose does not answer (the simulator counts it dropped).
-With `drive`, each robot steers toward its parking slot in its goal zone on `cmd_vel` (go-to-goal
-unicycle control; slot by the index i of `robot_<i>`, `goal_spacing` apart, 0 = the zone's centre) and
+With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-to-goal unicycle
+control; with `goal_spacing` > 0 toward its own parking slot in that zone, slot i for `robot_<i>`) and
 publishes a zero Twist on 'stop', on stale input and on shutdown.
 
 Topic names are relative: hosting one robot, the node runs in the robot's namespace and uses
