@@ -6,7 +6,6 @@ order; start-up faults run the node executables directly and check the exit stat
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -37,11 +36,48 @@ def _after(metrics: list[dict], step: int) -> list[dict]:
     return [m for m in metrics if m["step"] > step]
 
 
-def test_runtime_faults(ros_domain, policy, tmp_path):
-    from geometry_msgs.msg import PoseStamped
-    from std_msgs.msg import Int32MultiArray, Int64MultiArray
+# The rogue publisher of test_runtime_faults, in its own process: a reliable transient-local writer (the tick,
+# the poses) matched to a reader in a SIGKILLed process can block its owner's destroy in Fast DDS 3.2 (seen
+# once: the whole test run hung in the probe's teardown), so the writers live in a process that is SIGKILLed.
+# Every 20 ms, for the step after the latest tick: a NaN pose for robot_0, out-of-range goals for robot_10
+# (whose host was killed, so they cannot lose a race) up to 5 steps ahead, an out-of-range command, a
+# malformed tick, a batch for a robot that does not exist and a malformed batch.
+ROGUE = """
+import math, pathlib, sys
+import numpy as np, rclpy
+from geometry_msgs.msg import PoseStamped
+from std_msgs.msg import Int32MultiArray, Int64MultiArray
+from altmarl_ros.ros import topics
+rclpy.init()
+node = rclpy.create_node("altmarl_test_rogue")
+latest = [0]
+def on_tick(msg):
+    if len(msg.data) == 3:
+        latest[0] = max(latest[0], int(msg.data[0]))
+node.create_subscription(Int64MultiArray, topics.TICK, on_tick, topics.LATCHED_QOS)
+pose = node.create_publisher(PoseStamped, "/robot_0/pose", topics.POSE_QOS)
+goal = node.create_publisher(Int32MultiArray, "/robot_10/zone_goal", topics.ANSWER_QOS)
+cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
+tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
+while not all(pub.get_subscription_count() > 0 for pub in (goal, cmd, tick, batch)) or not latest[0]:
+    rclpy.spin_once(node, timeout_sec=0.05)
+pathlib.Path(sys.argv[1]).touch()
+while True:
+    rclpy.spin_once(node, timeout_sec=0.02)
+    step = latest[0] + 1
+    pose.publish(topics.pose_msg(math.nan, math.nan, 0.0, 0, "world"))
+    for ahead in range(5):
+        goal.publish(topics.answer_msg(step + ahead, 99, "goal_zone"))
+    cmd.publish(topics.answer_msg(step, -7, "a_g"))
+    tick.publish(Int64MultiArray(data=[1, 2]))
+    batch.publish(topics.goals_msg(step, np.array([999]), np.array([1])))
+    batch.publish(Int32MultiArray(data=[step, 3]))
+"""
 
-    from altmarl_ros.ros import topics
+
+def test_runtime_faults(ros_domain, policy, tmp_path):
+
     from altmarl_ros.ros.bringup import SwarmOptions, plan
     from altmarl_ros.ros.launcher import ProcessGroup
     from altmarl_ros.ros.testing import probe
@@ -86,27 +122,18 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
             p.spin_until(lambda: len(_after(p.metrics, t_back)) >= 20, 30, "20 steps after the restart")
             assert all(m["controller_dropped"] == 0 for m in _after(p.metrics, t_back)[2:])
 
-            # 3. garbage on the wire: NaN poses, out-of-range zone goals and commands, malformed ticks.
-            node = p.node
-            rogue_pose = node.create_publisher(PoseStamped, "/robot_0/pose", topics.POSE_QOS)
-            # robot_10 was in the killed process: the rogue goal is its only answer, so it cannot lose a race
-            rogue_goal = node.create_publisher(Int32MultiArray, "/robot_10/zone_goal", topics.ANSWER_QOS)
-            rogue_cmd = node.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
-            rogue_tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
-            rogue_batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)
-            rogues = (rogue_goal, rogue_cmd, rogue_tick, rogue_batch)  # (the controller may not hold /robot_0/pose)
-            p.spin_until(lambda: all(pub.get_subscription_count() > 0 for pub in rogues), 30, "the rogues to match")
-            t_garbage = p.metrics[-1]["step"]
-            for _ in range(20):
-                step = int(p.metrics[-1]["step"]) + 1
-                rogue_pose.publish(topics.pose_msg(math.nan, math.nan, 0.0, 0, "world"))
-                for ahead in range(5):  # the metrics lag the simulator by a step or two
-                    rogue_goal.publish(topics.answer_msg(step + ahead, 99, "goal_zone"))
-                rogue_cmd.publish(topics.answer_msg(step, -7, "a_g"))
-                rogue_tick.publish(Int64MultiArray(data=[1, 2]))
-                rogue_batch.publish(topics.goals_msg(step, np.array([999]), np.array([1])))  # no such robot
-                rogue_batch.publish(Int32MultiArray(data=[step, 3]))  # malformed
-                p.spin_until(lambda step=step: p.metrics[-1]["step"] >= step, 30, f"step {step}")  # one round a step
+            # 3. garbage on the wire: NaN poses, out-of-range zone goals and commands, malformed ticks, from
+            # another process (see ROGUE), killed afterwards.
+            matched = tmp_path / "rogue_matched"
+            rogue = subprocess.Popen([sys.executable, "-c", ROGUE, str(matched)], start_new_session=True)
+            try:
+                p.spin_until(lambda: matched.exists() or rogue.poll() is not None, 30, "the rogues to match")
+                assert rogue.poll() is None, f"the rogue publisher exited with {rogue.returncode}"
+                t_garbage = p.metrics[-1]["step"]
+                p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 20, 30, "20 steps of garbage")
+            finally:
+                os.killpg(rogue.pid, signal.SIGKILL)
+                rogue.wait(5)
             p.spin_until(lambda: len(_after(p.metrics, t_garbage)) >= 30, 30, "30 steps after the garbage")
             assert sum(m["bad_answers"] for m in _after(p.metrics, t_garbage)) > 0
             assert [proc.label for proc in group.exited()] == []  # nobody crashed
