@@ -274,9 +274,14 @@ def _swarm_until_stepping(out, policy, *extra: str) -> subprocess.Popen:
     return proc
 
 
+def _robot_hosts(out) -> list[str]:
+    """pids of the robot_node processes of the swarm writing to `out`."""
+    return subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
+                          text=True).stdout.split()
+
+
 def _kill_one_robot_host(out) -> None:
-    hosts = subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
-                           text=True).stdout.split()
+    hosts = _robot_hosts(out)
     assert len(hosts) == 2, hosts
     os.killpg(int(hosts[0]), signal.SIGKILL)
 
@@ -320,8 +325,7 @@ def test_swarm_respawns_a_robot_host_that_dies_during_start_up(ros_domain, polic
     proc = _start_swarm(out, policy, "--steps", "50")
     try:
         end = time.monotonic() + 60
-        while not (hosts := subprocess.run(["pgrep", "-f", f"robot_node .*params-file {out}"], capture_output=True,
-                                           text=True).stdout.split()):
+        while not (hosts := _robot_hosts(out)):
             assert time.monotonic() < end and proc.poll() is None, "no robot host started"
             time.sleep(0.02)  # polling the process table, bounded by `end`
         sim_log = out / "logs" / "altmarl_sim.log"

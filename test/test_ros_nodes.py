@@ -253,3 +253,12 @@ def test_robot_host_reads_the_pose_table_and_warns_on_bad_poses(ros_domain, poli
         group.stop()
     text = log.read_text()
     assert "pose table holds 1 poses" in text and "robot_2" in text and "NaN" in text, text
+
+
+def test_a_robot_parks_in_the_slot_of_its_registry_index():
+    """robot_node's parking slot index is i of `robot_<i>` (the registry of `bringup.robot_names`), else 0."""
+    from altmarl_ros.ros.bringup import robot_names
+    from altmarl_ros.ros.robot_node import _robot_index
+
+    assert [_robot_index(name) for name in robot_names(12)] == list(range(12))
+    assert [_robot_index(name) for name in ("turtlebot_3", "robot", "robot_x", "robot_-1")] == [0, 0, 0, 0]

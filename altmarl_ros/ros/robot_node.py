@@ -29,6 +29,7 @@ from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, St
 
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros import topics
+from altmarl_ros.ros.bringup import ROBOT_PREFIX
 from altmarl_ros.ros.common import (
     PoseSubscriber,
     declare,
@@ -40,9 +41,9 @@ from altmarl_ros.ros.common import (
 
 
 def _robot_index(name: str) -> int:
-    """i of a robot named `robot_<i>` (its parking slot index); 0 for any other name."""
-    prefix, _, number = name.rpartition("_")
-    return int(number) if prefix and number.isdigit() else 0
+    """i of a robot named `robot_<i>` (`bringup.robot_names`; its parking slot index); 0 for any other name."""
+    number = name.removeprefix(ROBOT_PREFIX)
+    return int(number) if number != name and number.isdigit() else 0
 
 
 class RobotNode(Node):
