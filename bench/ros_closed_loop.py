@@ -1,14 +1,15 @@
 """Closed-loop throughput and latency of the ROS swarm over Fast DDS.
 
-For each case (n robots hosted by robot_node processes of up to 250, k, observation mode) run
-`altmarl swarm` in lockstep as fast as it goes, `--repeats` times (the repeats interleaved, so every
-case sees the same machine load), and report per case: steps/s min / median / max over the repeats,
+For each case (n robots hosted by robot_node processes of up to 250, k, observation mode, Fast DDS
+transport) run `altmarl swarm` in lockstep as fast as it goes, `--repeats` times (the repeats
+interleaved, so every case sees the same machine load), and report per case: steps/s min / median / max over the repeats,
 controller per-step latency (tick received -> command published, p50/p95), sampled poses missing or
 stale, dropped answers, CPU per role as % of one core and as CPU milliseconds per decision step (the
 load-robust figure: what each role costs per step, whatever else runs on the machine), and peak
 memory per role. `--free-running` adds n=1000 free-running at 10 steps/s. Writes CSV + Markdown.
 
     .venv/bin/python bench/ros_closed_loop.py --sizes 1000 --ks 35 --repeats 3 --out bench/results/ros_closed_loop
+    ... --observations rotating,aggregate,polling --transports udp,shm    # the same cases on both transports
     .venv/bin/python bench/ros_closed_loop.py --quick      # n=50,200 only
     ALTMARL_PROFILE_DIR=DIR ...                           # also cProfile every node's spin loop into DIR
 """
@@ -55,11 +56,12 @@ def _sample(pid: int) -> tuple[str, float, int] | None:
 
 
 def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Path, *,
-             free_running: bool = False) -> dict:
-    run_dir = out / f"n{n}_k{k}_{observation}{'_free' if free_running else ''}"
+             free_running: bool = False, transport: str = "udp") -> dict:
+    run_dir = out / f"n{n}_k{k}_{observation}_{transport}{'_free' if free_running else ''}"
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(n), "--k", str(k), "--steps",
            str(steps), "--observation", observation, "--policy", str(policy), "--out", str(run_dir),
-           "--robots-per-process", "250", "--numpy-episodes", "50", "--no-plots", "--step-timeout", "2.0"]
+           "--robots-per-process", "250", "--numpy-episodes", "50", "--no-plots", "--step-timeout", "2.0",
+           "--dds-transport", transport]
     if free_running:
         cmd += ["--free-running", "--step-period", "0.1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -87,7 +89,8 @@ def run_case(n: int, k: int, observation: str, steps: int, out: Path, policy: Pa
     summary = json.loads((run_dir / "summary.json").read_text())
     if proc.returncode != 0:
         print(stdout[-2000:], file=sys.stderr)
-    row = {"n": n, "k": k, "observation": observation, "lockstep": not free_running, "steps": summary["steps"],
+    row = {"n": n, "k": k, "observation": observation, "transport": transport, "lockstep": not free_running,
+           "steps": summary["steps"],
            "steps_per_second": round(summary["steps_per_second"], 2),
            "ctl_latency_ms_p50": round(summary["controller_latency_ms_p50"], 2),
            "ctl_latency_ms_p95": round(summary["controller_latency_ms_p95"], 2),
@@ -148,11 +151,12 @@ def aggregate(rows: list[dict]) -> list[dict]:
     """One row per case: steps/s min / median / max over the repeats; medians of the other figures."""
     cases: dict[tuple, list[dict]] = {}
     for r in rows:
-        cases.setdefault((r["n"], r["k"], r["observation"], r["lockstep"]), []).append(r)
+        cases.setdefault((r["n"], r["k"], r["observation"], r.get("transport", "shm"), r["lockstep"]), []).append(r)
     out = []
-    for (n, k, observation, lockstep), runs in cases.items():
+    for (n, k, observation, transport, lockstep), runs in cases.items():
         rates = sorted(r["steps_per_second"] for r in runs)
-        row = {"n": n, "k": k, "observation": observation, "lockstep": lockstep, "runs": len(runs),
+        row = {"n": n, "k": k, "observation": observation, "transport": transport, "lockstep": lockstep,
+               "runs": len(runs),
                "steps_per_second": f"{rates[0]:.1f} / {float(np.median(rates)):.1f} / {rates[-1]:.1f}"}
         for key in runs[0]:
             if key not in row and key not in ("steps_per_second", "exit") and isinstance(runs[0][key], (int, float)):
@@ -163,8 +167,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["n", "k", "observation", "runs", "steps_per_second", "ctl_latency_ms_p50", "ctl_latency_ms_p95",
-            "step_ms_p50", "missing_poses", "stale_poses", "dropped_answers", "max_pose_subs",
+    cols = ["n", "k", "observation", "transport", "runs", "steps_per_second", "ctl_latency_ms_p50",
+            "ctl_latency_ms_p95", "step_ms_p50", "missing_poses", "stale_poses", "dropped_answers", "max_pose_subs",
             "cpu_sim_ms_per_step", "cpu_controller_ms_per_step", "cpu_robot_ms_per_step", "cpu_sim_pct",
             "cpu_controller_pct", "cpu_robot_pct", "rss_sim_mb", "exits"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -179,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="", help="comma-separated n values (overrides --quick)")
     parser.add_argument("--ks", default="5,35", help="comma-separated k values")
     parser.add_argument("--observations", default="rotating,aggregate", help="controller observation modes")
+    parser.add_argument("--transports", default="udp", help="comma-separated Fast DDS profiles: udp, shm")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (min/median/max of steps/s)")
     parser.add_argument("--free-running", action="store_true", help="add n=1000 k=35 free-running at 10 Hz")
     parser.add_argument("--wire", action="store_true", help="only print the messages/bytes per step per mode")
@@ -206,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         for k in ks:
             for n in sizes:
                 for observation in observations:
-                    row = run_case(n, k, observation, steps.get(n, 100), out / f"r{repeat}", policies[k])
-                    print(json.dumps(row), flush=True)
-                    rows.append(row)
+                    for transport in args.transports.split(","):
+                        row = run_case(n, k, observation, steps.get(n, 100), out / f"r{repeat}", policies[k],
+                                       transport=transport)
+                        print(json.dumps(row), flush=True)
+                        rows.append(row)
         if args.free_running:
             row = run_case(1000, 35, "rotating", 100, out / f"r{repeat}", policies.get(35) or
                            save_heuristic(out / "policy_k35.npz", k=35), free_running=True)

@@ -1,20 +1,28 @@
 """Shared pytest set-up: ROS isolation helpers (long experiments live in bench/, not in tests).
 
 ROS integration tests use real rclpy over Fast DDS on localhost. Each test module gets a private
-ROS_DOMAIN_ID (`ros_domain` fixture) so that modules never see each other's nodes.
+ROS_DOMAIN_ID (`ros_domain` fixture) so that modules never see each other's nodes, and after every
+test that uses it, no process the test started may still run (`no_leaked_processes`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import zlib
+import signal
+import time
 
 import pytest
 
+_modules = itertools.count()
 
-def domain_for(module_name: str) -> int:
-    """A ROS_DOMAIN_ID in [110, 200) derived from the module name and the pid (0-101 are common defaults)."""
-    return 110 + (zlib.crc32(module_name.encode()) + os.getpid()) % 90
+
+def next_domain() -> int:
+    """A ROS_DOMAIN_ID in [40, 102), a different one for each of the first 62 modules of this pytest run (offset
+    by the pid, so that two runs on one machine rarely share one). Domains above 101 put Fast DDS's UDP ports
+    in Linux's ephemeral range, where any socket of another process can hold them (ROS 2's domain ID docs)."""
+    return 40 + (os.getpid() + next(_modules)) % 62
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def ros_domain(request, tmp_path_factory):
 
     saved = {key: os.environ.get(key) for key in ("ROS_DOMAIN_ID", "RMW_IMPLEMENTATION",
                                                   "FASTDDS_DEFAULT_PROFILES_FILE")}
-    domain = domain_for(request.module.__name__)
+    domain = next_domain()
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(write_profile(tmp_path_factory.mktemp("dds")))
@@ -35,3 +43,40 @@ def ros_domain(request, tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def _processes_with(entry: bytes) -> dict[int, str]:
+    """{pid: command line} of the other processes whose environment holds `entry` (b"NAME=value")."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if entry not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                found[int(name)] = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile, or a zombie
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes(request):
+    """After a test that uses `ros_domain`: every process carrying this module's DDS profile (so started by
+    this module, however deep) must have exited. Leftovers get 5 s, are then SIGKILLed and fail the test:
+    a hung node left running would hold CPU and DDS resources and break the tests after it."""
+    yield
+    if "ros_domain" not in request.fixturenames or not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        return
+    entry = f"FASTDDS_DEFAULT_PROFILES_FILE={os.environ['FASTDDS_DEFAULT_PROFILES_FILE']}".encode()
+    deadline = time.monotonic() + 5.0
+    while (leaked := _processes_with(entry)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # processes being stopped by the test's own clean-up
+    for pid in leaked:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if leaked:
+        pytest.fail(f"the test left {len(leaked)} process(es) running (now killed): "
+                    + "; ".join(f"{pid}: {cmd[:160]}" for pid, cmd in leaked.items()), pytrace=False)

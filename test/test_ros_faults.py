@@ -80,7 +80,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
 
     from altmarl_ros.ros.bringup import SwarmOptions, plan
     from altmarl_ros.ros.launcher import ProcessGroup
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import logs_on_failure, probe
 
     # the default step timeout (1 s): "the controller never misses a step" must not hinge on a tight timeout on
     # a loaded machine
@@ -88,7 +88,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
                            step_timeout=1.0, steps=0, record_path=str(tmp_path / "record.json"))
     group = ProcessGroup.start(plan(options), tmp_path)
     try:
-        with probe() as p:
+        with probe() as p, logs_on_failure(tmp_path):
             p.spin_until(lambda: len(p.metrics) >= 20, 60, "20 steps")
             assert all(m["dropped_robots"] == 0 for m in p.metrics[5:])
 
@@ -156,7 +156,7 @@ def test_a_live_host_that_never_answers_stops_the_start_naming_it(ros_domain, po
     from std_msgs.msg import Int32MultiArray
 
     from altmarl_ros.ros import topics
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import probe, stop
 
     names = [f"robot_{i}" for i in range(3)]
     common = ["-p", f"policy_path:={policy}", "-p", "n_robots:=3"]
@@ -177,10 +177,7 @@ def test_a_live_host_that_never_answers_stops_the_start_naming_it(ros_domain, po
             host.destroy_node()
         stderr = sim.stderr.read()
     finally:
-        for proc in (sim, ctrl):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(10)
+        stop(sim, ctrl)
     assert sim.returncode == 3, stderr
     assert "never answered the first step" in stderr and "/mute_host: 3 robot(s) (robot_0..robot_2)" in stderr, stderr
 

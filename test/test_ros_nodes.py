@@ -135,7 +135,7 @@ def test_kinematic_robots_drive_to_goal_zones_and_stop(ros_domain, policy, tmp_p
     from geometry_msgs.msg import PoseStamped, Twist
 
     from altmarl_ros.ros.launcher import ProcessGroup
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import logs_on_failure, probe
 
     options = SwarmOptions(n_robots=4, k=2, policy=str(policy), mode="kinematic", robots_per_process=1,
                            step_period=1.0, step_timeout=1.0, steps=0, bag_path=str(tmp_path / "bag"))
@@ -145,7 +145,7 @@ def test_kinematic_robots_drive_to_goal_zones_and_stop(ros_domain, policy, tmp_p
     twists: list[Twist] = []
     poses: list[PoseStamped] = []
     try:
-        with probe() as p:
+        with probe() as p, logs_on_failure(tmp_path):
             p.node.create_subscription(Twist, "/robot_0/cmd_vel", twists.append, topics.CMD_VEL_QOS)
             p.node.create_subscription(PoseStamped, "/robot_0/pose", poses.append, topics.POSE_QOS)
             p.spin_until(lambda: len(p.metrics) >= 8, 90, "8 kinematic steps")
@@ -190,13 +190,13 @@ def test_free_running_model_mode_keeps_time(ros_domain, policy, tmp_path):
 
     from altmarl_ros.ros import topics
     from altmarl_ros.ros.launcher import ProcessGroup
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import logs_on_failure, probe
 
     options = SwarmOptions(n_robots=6, k=2, policy=str(policy), lockstep=False, step_period=0.1, step_timeout=60.0,
                            steps=0)
     group = ProcessGroup.start(plan(options), tmp_path)
     try:
-        with probe() as p:
+        with probe() as p, logs_on_failure(tmp_path):
             stamps: dict[int, int] = {}
             p.node.create_subscription(Int64MultiArray, topics.TICK, lambda m: stamps.setdefault(m.data[0], m.data[2]),
                                        topics.LATCHED_QOS)

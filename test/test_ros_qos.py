@@ -27,14 +27,6 @@ def _controller(policy, log, *params: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(15)
-
-
 def _driver_qos():
     from rclpy.qos import qos_profile_sensor_data
 
@@ -48,7 +40,7 @@ def test_best_effort_poses_are_used_with_sensor_data_qos(ros_domain, policy, tmp
     from std_msgs.msg import Int64MultiArray
 
     from altmarl_ros.ros import topics
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import probe, stop
 
     log = open(tmp_path / "controller.log", "w")  # noqa: SIM115 - closed below
     ctrl = _controller(policy, log, "pose_qos:=sensor_data", f"observation:={observation}")
@@ -71,7 +63,7 @@ def test_best_effort_poses_are_used_with_sensor_data_qos(ros_domain, policy, tmp
         values = {kv.key: kv.value for kv in diags[0].status[0].values}
         assert (values["step"], values["missing"], values["stale"]) == ("0", "0", "0"), values
     finally:
-        _stop(ctrl)
+        stop(ctrl)
         log.close()
     assert "incompatible QoS" not in (tmp_path / "controller.log").read_text()
 
@@ -79,7 +71,7 @@ def test_best_effort_poses_are_used_with_sensor_data_qos(ros_domain, policy, tmp
 def test_the_default_latched_qos_reports_a_best_effort_publisher_as_an_error(ros_domain, policy, tmp_path):
     from geometry_msgs.msg import PoseStamped
 
-    from altmarl_ros.ros.testing import probe
+    from altmarl_ros.ros.testing import probe, stop
 
     log_path = tmp_path / "controller.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
@@ -90,7 +82,7 @@ def test_the_default_latched_qos_reports_a_best_effort_publisher_as_an_error(ros
             p.spin_until(lambda: "incompatible QoS" in log_path.read_text(), 30, "the incompatible-QoS error")
             assert all(pub.get_subscription_count() == 0 for pub in pubs)  # never matched
     finally:
-        _stop(ctrl)
+        stop(ctrl)
         log.close()
     error = next(line for line in log_path.read_text().splitlines() if "incompatible QoS" in line)
     assert "[ERROR]" in error and "/robot_" in error and "(RELIABILITY)" in error, error

@@ -3,8 +3,15 @@
 Measured here (bench/README.md, section 4): each step the simulator publishes n poses and receives n zone
 goals at once. With Fast DDS defaults, a 1000-message burst overflows the shared-memory port queue
 (512 descriptors); the lost samples are only repaired at the next writer heartbeat (3 s), so lockstep
-steps time out (n=1000: 1 step/s, 25 % answers dropped). A deeper queue (8192) fixes it (7-8 steps/s,
-0 dropped); a 50 ms heartbeat shortens any remaining repair.
+steps time out (n=1000: 1 step/s, 25 % answers dropped). Two profiles avoid that:
+
+- `udp` (the default): UDPv4 only, with 8 MB socket buffers (the kernel caps them at `net.core.rmem_max`)
+  and a 50 ms heartbeat. Loopback UDP keeps no state shared between processes, so a robot host that
+  is SIGKILLed or crashes cannot leave anything behind that blocks the others. With Fast DDS 3.2's
+  shared-memory transport it can: after a SIGKILL, live peers were seen to stop hearing a restarted
+  node and to spin (this project's CI; eProsima/Fast-DDS issues #5469, #6484, #2398).
+- `shm`: shared memory first (port queue 8192 descriptors, 32 MB segment), UDPv4 beside it.
+  bench/README.md section 4 measures both side by side.
 """
 
 from __future__ import annotations
@@ -13,18 +20,21 @@ import os
 from pathlib import Path
 
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+TRANSPORTS = ("udp", "shm")
 
-PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <transport_descriptors>
-      <transport_descriptor>
+_SHM = """      <transport_descriptor>
         <transport_id>altmarl_shm</transport_id>
         <type>SHM</type>
         <segment_size>33554432</segment_size>
         <port_queue_capacity>8192</port_queue_capacity>
       </transport_descriptor>
-      <transport_descriptor>
+"""
+
+PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+{shm_descriptor}      <transport_descriptor>
         <transport_id>altmarl_udp</transport_id>
         <type>UDPv4</type>
         <sendBufferSize>8388608</sendBufferSize>
@@ -34,8 +44,7 @@ PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
     <participant profile_name="altmarl_participant" is_default_profile="true">
       <rtps>
         <userTransports>
-          <transport_id>altmarl_shm</transport_id>
-          <transport_id>altmarl_udp</transport_id>
+{shm_id}          <transport_id>altmarl_udp</transport_id>
         </userTransports>
         <useBuiltinTransports>false</useBuiltinTransports>
       </rtps>
@@ -50,15 +59,25 @@ PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 """
 
 
-def write_profile(directory: str | Path) -> Path:
-    path = Path(directory) / "fastdds_swarm.xml"
+def profile(transport: str = "udp") -> str:
+    """The profile's XML text for `transport` ('udp' or 'shm')."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"DDS transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    shm = transport == "shm"
+    return PROFILE.format(shm_descriptor=_SHM if shm else "",
+                          shm_id="          <transport_id>altmarl_shm</transport_id>\n" if shm else "")
+
+
+def write_profile(directory: str | Path, transport: str = "udp") -> Path:
+    path = Path(directory) / f"fastdds_swarm_{transport}.xml"
+    text = profile(transport)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PROFILE)
+    path.write_text(text)
     return path
 
 
-def use_profile(directory: str | Path) -> str:
+def use_profile(directory: str | Path, transport: str = "udp") -> str:
     """Select the swarm profile for this process and its children, unless the user chose one already."""
     if not os.environ.get(ENV_VAR):
-        os.environ[ENV_VAR] = str(write_profile(directory))
+        os.environ[ENV_VAR] = str(write_profile(directory, transport))
     return os.environ[ENV_VAR]

@@ -27,6 +27,7 @@ from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_pol
 from altmarl_ros.progress import Progress
 from altmarl_ros.ros.backends import MODES, drives
 from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path, plan
+from altmarl_ros.ros.dds import ENV_VAR, TRANSPORTS, use_profile
 
 KINEMATIC_STEP_PERIOD = 2.0
 USAGE_EXIT = 2  # a node that rejected its parameters or policy: starting it again would fail the same way
@@ -72,8 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--physics-baseline-episodes", type=int, default=1,
                         help="--mode physics: in-process physics episodes of the random policies (same length, "
                              "the first from the run's own start state) for the baseline (default 1; 0 = none)")
+    parser.add_argument("--dds-transport", choices=TRANSPORTS, default="udp",
+                        help="transport of the swarm Fast DDS profile: udp (default; loopback UDP, nothing shared "
+                             "between processes, so a crashed node cannot block the others) or shm (shared memory "
+                             "with a deep port queue); ignored when FASTDDS_DEFAULT_PROFILES_FILE is set")
     parser.add_argument("--dds-defaults", action="store_true",
-                        help="do not apply the swarm Fast DDS profile (deeper shared-memory queue, 50 ms heartbeat)")
+                        help="do not apply the swarm Fast DDS profile (Fast DDS's own defaults)")
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -304,6 +309,7 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
         "mode": args.mode, "observation": args.observation, "lockstep": options.lockstep,
         "single_process": bool(args.single_process), "robots_per_process": args.robots_per_process,
         "seed": args.seed, "policy": str(policy_path), "game": artifact.game_spec,
+        "dds_profile": os.environ.get(ENV_VAR) or None,
         "closed_loop_reward": closed, "closed_loop_reward_stderr": batch_means_stderr(rewards),
         "numpy_reward": ref.mean, "numpy_reward_stderr": ref.stderr, "numpy_episode_std": ref.episode_std,
         "numpy_episodes": ref.episodes, "numpy_comparable": args.mode == "model",
@@ -432,8 +438,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     out.mkdir(parents=True, exist_ok=True)
     if not args.dds_defaults:
-        from altmarl_ros.ros.dds import use_profile
-        use_profile(out)
+        use_profile(out, args.dds_transport)
     (out / "summary.json").unlink(missing_ok=True)
     for stale in ("sim_record.json", controller_record_path("sim_record.json")):
         (out / stale).unlink(missing_ok=True)

@@ -5,14 +5,20 @@ Real rclpy over real DDS, no mocks: the probe is an ordinary node in its own rcl
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
+from altmarl_ros.ros.launcher import tail
 from altmarl_ros.ros.monitor import MonitorNode
 
 
@@ -54,3 +60,33 @@ def probe() -> Iterator[Probe]:
         p.executor.shutdown(timeout_sec=1.0)
         p.node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def stop(*procs: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGINT each process that still runs, wait up to `timeout` s for it, then SIGKILL it (and its process
+    group when it leads one): a process that ignores SIGINT, or hangs in native code, is never left behind."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(proc.pid) == proc.pid:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def logs_on_failure(directory: Path, lines: int = 20) -> Iterator[None]:
+    """If the block raises, print the last `lines` of every node log under `directory` first (pytest shows
+    them beside the failure, so a failure on a CI machine says what the nodes saw)."""
+    try:
+        yield
+    except BaseException:
+        for log in sorted(Path(directory).rglob("*.log")):
+            print(f"--- {log} (last {lines} lines)\n{tail(log, lines)}")
+        raise

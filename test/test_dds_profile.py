@@ -1,0 +1,47 @@
+"""The swarm's Fast DDS profiles: well-formed XML, the transports they name, and a clear error for a bad name."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from altmarl_ros.ros.dds import ENV_VAR, profile, use_profile, write_profile
+
+NS = {"dds": "http://www.eprosima.com"}
+
+
+def _transports(xml: str) -> tuple[list[str], list[str]]:
+    """(types of the declared transport descriptors, transport ids the default participant uses)."""
+    root = ET.fromstring(xml)
+    types = [t.text for t in root.findall(".//dds:transport_descriptor/dds:type", NS)]
+    used = [t.text for t in root.findall(".//dds:participant/dds:rtps/dds:userTransports/dds:transport_id", NS)]
+    return types, used
+
+
+def test_udp_profile_has_no_shared_memory():
+    types, used = _transports(profile("udp"))
+    assert types == ["UDPv4"] and used == ["altmarl_udp"]
+    root = ET.fromstring(profile("udp"))
+    assert root.find(".//dds:useBuiltinTransports", NS).text == "false"  # else Fast DDS adds SHM back
+    assert root.find(".//dds:participant", NS).get("is_default_profile") == "true"
+
+
+def test_shm_profile_puts_shared_memory_first_with_a_deep_queue():
+    types, used = _transports(profile("shm"))
+    assert types == ["SHM", "UDPv4"] and used == ["altmarl_shm", "altmarl_udp"]
+    assert ET.fromstring(profile("shm")).find(".//dds:port_queue_capacity", NS).text == "8192"
+
+
+def test_bad_transport_is_named():
+    with pytest.raises(ValueError, match="'tcp'"):
+        profile("tcp")
+
+
+def test_use_profile_keeps_a_profile_the_user_chose(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "/etc/my_profile.xml")
+    assert use_profile(tmp_path, "shm") == "/etc/my_profile.xml"
+    monkeypatch.delenv(ENV_VAR)
+    chosen = use_profile(tmp_path, "shm")
+    assert chosen == str(write_profile(tmp_path, "shm")) and "SHM" in Path(chosen).read_text()
