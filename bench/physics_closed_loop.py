@@ -29,20 +29,22 @@ FIELDS = ("mode", "physics_fidelity", "n_robots", "steps", "closed_loop_reward",
           "mean_time_to_goal_zone_s", "max_overlap_m", "dropped_answers", "cmd_vel_dropped", "wall_seconds")
 
 
-def run(mode: str, n: int, steps: int, out: Path, policy: Path, fidelity: str, seed: int, baseline: int) -> dict:
-    run_dir = out / f"{mode}_{fidelity if mode == 'physics' else ''}_n{n}_s{seed}"
+def run(mode: str, n: int, steps: int, out: Path, policy: Path, fidelity: str, seed: int, baseline: int,
+        transport: str = "udp") -> dict:
+    run_dir = out / f"{mode}_{fidelity if mode == 'physics' else ''}_n{n}_s{seed}_{transport}"
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--mode", mode, "--n-robots", str(n), "--k", "5",
            "--steps", str(steps), "--policy", str(policy), "--out", str(run_dir), "--seed", str(seed),
            "--numpy-episodes", "100", "--no-plots", "--step-timeout", "2.0", "--fidelity", fidelity,
-           "--physics-baseline-episodes", str(baseline)]
+           "--physics-baseline-episodes", str(baseline), "--dds-transport", transport]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     summary_file = run_dir / "summary.json"
     if proc.returncode != 0 or not summary_file.is_file():
-        return {"mode": mode, "n_robots": n, "error": (proc.stdout + proc.stderr)[-2000:]}
+        return {"mode": mode, "n_robots": n, "transport": transport, "error": (proc.stdout + proc.stderr)[-2000:]}
     summary = json.loads(summary_file.read_text())
     row = {key: summary.get(key) for key in FIELDS}
     row["physics_fidelity"] = fidelity if mode == "physics" else None
+    row["transport"] = transport
     row["wall_seconds_total"] = time.monotonic() - t0
     return row
 
@@ -58,6 +60,7 @@ def main() -> int:
     parser.add_argument("--policy", default="policies/default.npz")
     parser.add_argument("--runs", default="runs/bench_physics", help="directory for the runs")
     parser.add_argument("--repeats", type=int, default=1, help="runs per (n, mode), seeds seed, seed + 1, ...")
+    parser.add_argument("--transports", default="udp", help="comma-separated Fast DDS profiles (udp, shm)")
     parser.add_argument("--out", help="JSON lines file (appended)")
     parser.add_argument("--table", help="print the table of an existing JSON lines file and exit")
     args = parser.parse_args()
@@ -72,12 +75,13 @@ def main() -> int:
     for repeat in range(args.repeats):
         for n in (int(x) for x in args.n.split(",")):
             for mode in args.modes.split(","):
-                row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity,
-                          args.seed + repeat, args.baseline_episodes)
-                rows.append(row)
-                with out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+                for transport in args.transports.split(","):
+                    row = run(mode, n, args.steps, Path(args.runs), Path(args.policy), args.fidelity,
+                              args.seed + repeat, args.baseline_episodes, transport)
+                    rows.append(row)
+                    with out.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
     print(table(rows))
     return 0
 
@@ -90,9 +94,11 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if "error" in r:
-            groups.setdefault(("error", r["n_robots"], r["mode"], 0), []).append(r)
+            groups.setdefault(("error", r["n_robots"], r["mode"], 0, r.get("transport", "")), []).append(r)
             continue
-        groups.setdefault((r.get("physics_fidelity") or "", r["n_robots"], r["mode"], r["steps"]), []).append(r)
+        # rows without a transport were measured before the profile had a choice: shared memory
+        key = (r.get("physics_fidelity") or "", r["n_robots"], r["mode"], r["steps"], r.get("transport", "shm"))
+        groups.setdefault(key, []).append(r)
 
     def spread(rs: list[dict], key: str, fmt: str = "{:.2f}") -> str:
         v = np.array([r[key] for r in rs if r.get(key) is not None], dtype=float)
@@ -101,20 +107,23 @@ def table(rows: list[dict]) -> str:
     def mean(rs: list[dict], key: str) -> str:
         """Mean over runs, +- its stderr over runs (each run its own seed) when there are several."""
         v = np.array([r[key] for r in rs if r.get(key) is not None], dtype=float)
+        v = v[np.isfinite(v)]
         if not v.size:
             return ""
         return f"{v.mean():.3f}" + (f" +- {v.std(ddof=1) / np.sqrt(v.size):.3f}" if v.size > 1 else "")
 
-    lines = ["| mode | fidelity | n | steps | runs | closed-loop reward (mean +- stderr over runs) "
+    lines = ["| mode | fidelity | DDS | n | steps | runs | closed-loop reward (mean +- stderr over runs) "
              "| model's prediction | random (physics) "
              "| loop RTF min / median / max | engine RTF min / median / max | steps/s min / median / max "
-             "| collisions (median) | dropped answers |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (fidelity, n, mode, steps), rs in groups.items():
+             "| collisions (median) | dropped answers |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (fidelity, n, mode, steps, transport), rs in groups.items():
         if fidelity == "error":
-            lines.append(f"| {mode} | | {n} | | {len(rs)} failed | {rs[0]['error'][-200:]!r} | | | | | | | |")
+            lines.append(f"| {mode} | | {transport} | {n} | | {len(rs)} failed | {rs[0]['error'][-200:]!r} "
+                         "| | | | | | | |")
             continue
         collisions = [r["collisions"] for r in rs if r.get("collisions") is not None]
-        lines.append(f"| {mode} | {fidelity} | {n} | {steps} | {len(rs)} | {mean(rs, 'closed_loop_reward')} "
+        lines.append(f"| {mode} | {fidelity} | {transport} | {n} | {steps} | {len(rs)} "
+                     f"| {mean(rs, 'closed_loop_reward')} "
                      f"| {mean(rs, 'numpy_reward')} | {mean(rs, 'random_policy_reward_physics')} "
                      f"| {spread(rs, 'real_time_factor')} | {spread(rs, 'engine_real_time_factor')} "
                      f"| {spread(rs, 'steps_per_second')} | {np.median(collisions) if collisions else ''} "

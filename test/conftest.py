@@ -16,6 +16,7 @@ import time
 import pytest
 
 _modules = itertools.count()
+MARKER = "ALTMARL_TEST_MODULE"
 
 
 def next_domain() -> int:
@@ -27,13 +28,15 @@ def next_domain() -> int:
 
 @pytest.fixture(scope="module")
 def ros_domain(request, tmp_path_factory):
-    """Private ROS_DOMAIN_ID + Fast DDS swarm profile for this module (and its child processes)."""
+    """Private ROS_DOMAIN_ID + Fast DDS swarm profile for this module (and its child processes), and a
+    marker variable (MARKER) by which `no_leaked_processes` finds every process the module started."""
     pytest.importorskip("rclpy")
     from altmarl_ros.ros.dds import write_profile
 
     saved = {key: os.environ.get(key) for key in ("ROS_DOMAIN_ID", "RMW_IMPLEMENTATION",
-                                                  "FASTDDS_DEFAULT_PROFILES_FILE")}
+                                                  "FASTDDS_DEFAULT_PROFILES_FILE", MARKER)}
     domain = next_domain()
+    os.environ[MARKER] = f"{os.getpid()}-{domain}"
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(write_profile(tmp_path_factory.mktemp("dds")))
@@ -64,13 +67,13 @@ def _processes_with(entry: bytes) -> dict[int, str]:
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes(request):
-    """After a test that uses `ros_domain`: every process carrying this module's DDS profile (so started by
-    this module, however deep) must have exited. Leftovers get 5 s, are then SIGKILLed and fail the test:
+    """After a test that uses `ros_domain`: every process carrying this module's MARKER (so started by this
+    module, however deep) must have exited. Leftovers get 5 s, are then SIGKILLed and fail the test:
     a hung node left running would hold CPU and DDS resources and break the tests after it."""
     yield
-    if "ros_domain" not in request.fixturenames or not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+    if "ros_domain" not in request.fixturenames or not os.environ.get(MARKER):
         return
-    entry = f"FASTDDS_DEFAULT_PROFILES_FILE={os.environ['FASTDDS_DEFAULT_PROFILES_FILE']}".encode()
+    entry = f"{MARKER}={os.environ[MARKER]}".encode()
     deadline = time.monotonic() + 5.0
     while (leaked := _processes_with(entry)) and time.monotonic() < deadline:
         time.sleep(0.1)  # processes being stopped by the test's own clean-up

@@ -74,3 +74,25 @@ def test_polling_observation_reads_poses_without_subscriptions(ros_domain, tmp_p
     assert summary["max_pose_subscriptions"] == 0
     assert (summary["missing_poses"], summary["stale_poses"], summary["dropped_answers"]) == (0, 0, 0)
     assert summary["controller_dropped"] == 0
+
+
+def test_dds_transport_choice_reaches_every_node(ros_domain, tmp_path):
+    """`--dds-transport shm` writes and selects the shared-memory profile (the default is udp, bench/README.md
+    4.1) for every node of the run, which completes over it."""
+    import os
+
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    policy = save_heuristic(tmp_path / "policy.npz", k=3)
+    env = {key: value for key, value in os.environ.items() if key != "FASTDDS_DEFAULT_PROFILES_FILE"}
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", "12", "--k", "3",
+                             "--steps", "20", "--robots-per-process", "6", "--policy", str(policy), "--out", str(out),
+                             "--numpy-episodes", "20", "--no-plots", "--dds-transport", "shm"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dds_profile"] == str(out / "fastdds_swarm_shm.xml") and summary["steps"] == 20
+    assert summary["dropped_answers"] == 0 and summary["controller_dropped"] == 0
+    for log in (out / "logs").glob("*.log"):  # Fast DDS reports a profile it cannot parse on the node's output
+        assert "XMLPARSER" not in log.read_text(), log.read_text()[-2000:]

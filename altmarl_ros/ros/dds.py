@@ -1,17 +1,18 @@
 """A Fast DDS XML profile for swarm-sized bursts on one host (written per run, selected by env var).
 
-Measured here (bench/README.md, section 4): each step the simulator publishes n poses and receives n zone
-goals at once. With Fast DDS defaults, a 1000-message burst overflows the shared-memory port queue
+Measured here (bench/README.md, sections 4 and 8): each step the simulator publishes n poses and receives
+n zone goals at once. With Fast DDS defaults, a 1000-message burst overflows the shared-memory port queue
 (512 descriptors); the lost samples are only repaired at the next writer heartbeat (3 s), so lockstep
 steps time out (n=1000: 1 step/s, 25 % answers dropped). Two profiles avoid that:
 
 - `udp` (the default): UDPv4 only, with 8 MB socket buffers (the kernel caps them at `net.core.rmem_max`)
-  and a 50 ms heartbeat. Loopback UDP keeps no state shared between processes, so a robot host that
-  is SIGKILLed or crashes cannot leave anything behind that blocks the others. With Fast DDS 3.2's
-  shared-memory transport it can: after a SIGKILL, live peers were seen to stop hearing a restarted
-  node and to spin (this project's CI; eProsima/Fast-DDS issues #5469, #6484, #2398).
-- `shm`: shared memory first (port queue 8192 descriptors, 32 MB segment), UDPv4 beside it.
-  bench/README.md section 4 measures both side by side.
+  and a 50 ms heartbeat. Loopback UDP keeps no state shared between processes, so a node that is
+  SIGKILLed or crashes cannot leave anything behind that blocks the others.
+- `shm`: shared memory first (port queue 8192 descriptors, 32 MB segment), UDPv4 beside it. With Fast
+  DDS 3.2.3 a SIGKILLed peer can leave a port locked: the simulator then blocks in `publish()` for good
+  and later swarms on the machine cannot start until `/dev/shm/fastdds_*` is removed (bench/README.md
+  4.1: in the 4th of 11 runs, then in all 7 after it; in none of 11 on UDP; eProsima/Fast-DDS#5469).
+  Throughput at n = 1000 is the same on both (bench/README.md 4.1).
 """
 
 from __future__ import annotations
