@@ -2,11 +2,12 @@
 
 For each case (n robots hosted by robot_node processes of up to 250, k, observation mode, Fast DDS
 transport) run `altmarl swarm` in lockstep as fast as it goes, `--repeats` times (the repeats
-interleaved, so every case sees the same machine load), and report per case: steps/s min / median / max over the repeats,
-controller per-step latency (tick received -> command published, p50/p95), sampled poses missing or
-stale, dropped answers, CPU per role as % of one core and as CPU milliseconds per decision step (the
-load-robust figure: what each role costs per step, whatever else runs on the machine), and peak
-memory per role. `--free-running` adds n=1000 free-running at 10 steps/s. Writes CSV + Markdown.
+interleaved, so every case sees the same machine load), and report per case: steps/s min / median / max
+over the repeats, controller per-step latency (tick received -> command published, p50/p95), sampled
+poses missing or stale, dropped answers, CPU per role as % of one core and as CPU milliseconds per
+decision step (the load-robust figure: what each role costs per step, whatever else runs on the
+machine), and peak memory per role. `--free-running` adds n=1000 free-running at 10 steps/s. Writes CSV
++ Markdown.
 
     .venv/bin/python bench/ros_closed_loop.py --sizes 1000 --ks 35 --repeats 3 --out bench/results/ros_closed_loop
     ... --observations rotating,aggregate,polling --transports udp,shm    # the same cases on both transports
