@@ -21,14 +21,14 @@ from typing import Any, List  # noqa: UP035  (launch_ros compares value_type wit
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (AppendEnvironmentVariable, DeclareLaunchArgument, IncludeLaunchDescription, LogInfo,
-                            OpaqueFunction, RegisterEventHandler, Shutdown, TimerAction)
+                            OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable, Shutdown, TimerAction)
 from launch.event_handlers import OnShutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from altmarl_ros.ros import gazebo
+from altmarl_ros.ros import dds, gazebo
 from altmarl_ros.ros.bringup import MODES, OBSERVATIONS, SIMS, SwarmOptions, plan, robot_names
 from altmarl_ros.zones import load_zones
 
@@ -130,6 +130,9 @@ def launch_setup(context, *args, **kwargs) -> list:
     actions: list = [LogInfo(msg=f'altmarl: sim={options.sim} mode={options.mode} n_robots={options.n_robots} '
                                  f'k={options.k} observation={options.observation} '
                                  f'use_sim_time={options.use_sim_time}')]
+    profile = dds.profile_for_launch(LaunchConfiguration('dds_transport').perform(context))
+    if profile:  # before any node starts: every process of the launch inherits it
+        actions.append(SetEnvironmentVariable(dds.ENV_VAR, profile))
     if options.sim == 'gazebo':
         actions += _gazebo_actions(context, options, share)
     return actions + _swarm_nodes(options)
@@ -167,6 +170,10 @@ def generate_launch_description() -> LaunchDescription:
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
              choices=['planar', 'wheeled']),
         _arg('physics_rate', 'mode:=physics: Hz of simulated time at which the robots\' cmd_vel is applied.'),
+        DeclareLaunchArgument('dds_transport', default_value='udp', choices=list(dds.LAUNCH_CHOICES),
+                              description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (loopback/LAN '
+                                          'UDP, a crashed node cannot block the others), shm (shared memory) or none '
+                                          '(Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE already set is kept.'),
         # Gazebo only (sim:=gazebo).
         DeclareLaunchArgument('headless', default_value='true',
                               description='Gazebo: run the server only (gz sim -s); false opens the GUI.'),

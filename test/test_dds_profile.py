@@ -62,3 +62,17 @@ def test_fast_dds_accepts_the_profile(tmp_path, transport):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "started" in result.stdout, result.stdout + result.stderr
     assert "XMLPARSER" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_profile_for_launch(monkeypatch):
+    """swarm.launch.py's dds_transport: a fresh profile file, none for 'none' or a variable the user set."""
+    from altmarl_ros.ros.dds import profile_for_launch
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    path = profile_for_launch("udp")
+    assert path is not None and Path(path).read_text() == profile("udp")
+    assert profile_for_launch("none") is None
+    monkeypatch.setenv(ENV_VAR, "/etc/my_profile.xml")
+    assert profile_for_launch("shm") is None
+    with pytest.raises(ValueError, match="dds_transport"):
+        profile_for_launch("UDP")

@@ -17,6 +17,7 @@ from altmarl_ros.ros.bringup import SwarmOptions, plan
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "swarm.launch.py"
 GAZEBO_ONLY = {"headless", "world", "robot_model", "bridge_config", "spawn_period", "spawn_spacing"}
+LAUNCH_ONLY = {"dds_transport", *GAZEBO_ONLY}  # launch arguments that are not SwarmOptions fields
 NO_LAUNCH = "launch_ros is not installed here (no ROS 2 launch on PyPI); needs a ROS 2 install"
 
 
@@ -41,8 +42,8 @@ def declared(tree: ast.Module) -> dict[str, ast.Call]:
 
 def test_arguments_are_the_swarm_options(tree):
     args = declared(tree)
-    assert set(args) - GAZEBO_ONLY == set(SwarmOptions.field_names()), "launch arguments and SwarmOptions differ"
-    assert set(args) >= GAZEBO_ONLY
+    assert set(args) - LAUNCH_ONLY == set(SwarmOptions.field_names()), "launch arguments and SwarmOptions differ"
+    assert set(args) >= LAUNCH_ONLY
     # _arg is DeclareLaunchArgument with the SwarmOptions default.
     helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_arg")
     assert "DeclareLaunchArgument" in {_callee(n) for n in ast.walk(helper) if isinstance(n, ast.Call)}
@@ -87,7 +88,7 @@ def test_generate_launch_description():
     description = module.generate_launch_description()
     assert isinstance(description, LaunchDescription)
     names = {arg.name for arg in description.get_launch_arguments()}
-    assert names == set(SwarmOptions.field_names()) | GAZEBO_ONLY
+    assert names == set(SwarmOptions.field_names()) | LAUNCH_ONLY
 
 
 def _context(module, **arguments: str):
@@ -111,7 +112,8 @@ def test_embedded_plan_becomes_nodes():
     from launch_ros.actions import Node
 
     context = _context(module, n_robots="6", k="2", robots_per_process="4", policy="/tmp/policy.npz")
-    nodes = [a for a in module.launch_setup(context) if isinstance(a, Node)]
+    actions = module.launch_setup(context)
+    nodes = [a for a in actions if isinstance(a, Node)]
     specs = plan(SwarmOptions(n_robots=6, k=2, robots_per_process=4, policy="/tmp/policy.npz"))
     assert len(nodes) == len(specs)
     for node, spec in zip(nodes, specs, strict=True):
@@ -124,6 +126,28 @@ def test_embedded_plan_becomes_nodes():
             for entry in yaml.safe_load(Path(path).read_text()).values():
                 loaded.update(entry["ros__parameters"])
         assert loaded == spec.parameters, "parameters must reach the node with their plain types"
+
+
+def test_dds_profile_is_set_before_the_nodes(monkeypatch):
+    """dds_transport (default udp): FASTDDS_DEFAULT_PROFILES_FILE is set to the swarm profile before any node."""
+    module = _load_launch_module()
+    from launch.actions import SetEnvironmentVariable
+    from launch_ros.actions import Node
+
+    from altmarl_ros.ros.dds import ENV_VAR, profile
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    actions = module.launch_setup(_context(module, n_robots="4", k="2"))
+    first_node = next(i for i, a in enumerate(actions) if isinstance(a, Node))
+    settings = [i for i, a in enumerate(actions) if isinstance(a, SetEnvironmentVariable)]
+    assert len(settings) == 1 and settings[0] < first_node
+    from launch.utilities import perform_substitutions
+
+    context, setting = _context(module, n_robots="4", k="2"), actions[settings[0]]
+    assert perform_substitutions(context, setting.name) == ENV_VAR
+    assert Path(perform_substitutions(context, setting.value)).read_text() == profile("udp")
+    none = module.launch_setup(_context(module, n_robots="4", k="2", dds_transport="none"))
+    assert not any(isinstance(a, SetEnvironmentVariable) for a in none)
 
 
 def test_gazebo_branch():

@@ -109,19 +109,6 @@ def test_simulated_robot_hosts_batch_their_answers():
     assert all("batch_offset" not in s.parameters for s in single if s.executable == "robot_node")
 
 
-def test_every_swarm_option_is_a_launch_argument():
-    """launch/swarm.launch.py resolves every SwarmOptions field from a launch argument of the same name."""
-    import ast
-    import dataclasses
-    from pathlib import Path
-
-    tree = ast.parse((Path(__file__).parents[1] / "launch" / "swarm.launch.py").read_text())
-    declared = {node.args[0].value for node in ast.walk(tree)
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("_arg", "DeclareLaunchArgument")
-                and node.args and isinstance(node.args[0], ast.Constant)}
-    assert {f.name for f in dataclasses.fields(SwarmOptions)} <= declared
-
-
 # --- kinematic mode over DDS ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):

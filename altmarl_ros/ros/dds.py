@@ -18,10 +18,12 @@ steps time out (n=1000: 1 step/s, 25 % answers dropped). Two profiles avoid that
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
 TRANSPORTS = ("udp", "shm")
+LAUNCH_CHOICES = (*TRANSPORTS, "none")  # `ros2 launch ... dds_transport:=`; none = leave Fast DDS as it is
 
 _SHM = """      <transport_descriptor>
         <transport_id>altmarl_shm</transport_id>
@@ -82,3 +84,13 @@ def use_profile(directory: str | Path, transport: str = "udp") -> str:
     if not os.environ.get(ENV_VAR):
         os.environ[ENV_VAR] = str(write_profile(directory, transport))
     return os.environ[ENV_VAR]
+
+
+def profile_for_launch(transport: str) -> str | None:
+    """The file `swarm.launch.py` sets FASTDDS_DEFAULT_PROFILES_FILE to for `dds_transport:=transport`: a new
+    profile in a temporary directory, or None for 'none' or when the user has set the variable already."""
+    if transport not in LAUNCH_CHOICES:
+        raise ValueError(f"dds_transport must be one of {', '.join(LAUNCH_CHOICES)}, got {transport!r}")
+    if transport == "none" or os.environ.get(ENV_VAR):
+        return None
+    return str(write_profile(tempfile.mkdtemp(prefix="altmarl_dds_"), transport))
