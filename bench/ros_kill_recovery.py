@@ -9,7 +9,7 @@ Each run starts a swarm (n = 30 in three robot processes of 10, k = 4, lockstep,
 Runs alternate between the profiles, so both see the same machine load. Each run is a child process
 (Fast DDS reads its profile once per process). This is what test/test_ros_faults.py checks once.
 
-    .venv/bin/python bench/ros_kill_recovery.py --runs 20 --transports udp,shm --out bench/results/ros_kill
+    .venv/bin/python bench/ros_kill_recovery.py --runs 11 --transports udp,shm --out bench/results/ros_kill
 """
 
 from __future__ import annotations
