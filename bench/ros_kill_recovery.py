@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,16 +50,12 @@ def one_run(transport: str, run_dir: Path) -> dict:
             try:
                 p.spin_until(lambda: len(p.metrics) >= 20, 60, "20 steps")
                 host = group.find("robot_node")[1]
-                os.killpg(host.popen.pid, signal.SIGKILL)
-                host.popen.wait(5)
-                host.stopped = True
+                group.kill(host)
                 t_kill = p.metrics[-1]["step"]
                 p.spin_until(lambda: len(after(t_kill)) >= 30, 60, "30 steps after the robot process was killed")
                 row["host_kill_ok"] = True
                 ctrl = group.find("controller_node")[0]
-                os.killpg(ctrl.popen.pid, signal.SIGKILL)
-                ctrl.popen.wait(5)
-                ctrl.stopped = True
+                group.kill(ctrl)
                 t_ctrl = p.metrics[-1]["step"]
                 p.spin_until(lambda: sum(m["controller_dropped"] for m in after(t_ctrl)) >= 3, 30,
                              "steps without the controller")

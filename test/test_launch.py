@@ -112,8 +112,7 @@ def test_embedded_plan_becomes_nodes():
     from launch_ros.actions import Node
 
     context = _context(module, n_robots="6", k="2", robots_per_process="4", policy="/tmp/policy.npz")
-    actions = module.launch_setup(context)
-    nodes = [a for a in actions if isinstance(a, Node)]
+    nodes = [a for a in module.launch_setup(context) if isinstance(a, Node)]
     specs = plan(SwarmOptions(n_robots=6, k=2, robots_per_process=4, policy="/tmp/policy.npz"))
     assert len(nodes) == len(specs)
     for node, spec in zip(nodes, specs, strict=True):
@@ -132,6 +131,7 @@ def test_dds_profile_is_set_before_the_nodes(monkeypatch):
     """dds_transport (default udp): FASTDDS_DEFAULT_PROFILES_FILE is set to the swarm profile before any node."""
     module = _load_launch_module()
     from launch.actions import SetEnvironmentVariable
+    from launch.utilities import perform_substitutions
     from launch_ros.actions import Node
 
     from altmarl_ros.ros.dds import ENV_VAR, profile
@@ -141,8 +141,6 @@ def test_dds_profile_is_set_before_the_nodes(monkeypatch):
     first_node = next(i for i, a in enumerate(actions) if isinstance(a, Node))
     settings = [i for i, a in enumerate(actions) if isinstance(a, SetEnvironmentVariable)]
     assert len(settings) == 1 and settings[0] < first_node
-    from launch.utilities import perform_substitutions
-
     context, setting = _context(module, n_robots="4", k="2"), actions[settings[0]]
     assert perform_substitutions(context, setting.name) == ENV_VAR
     assert Path(perform_substitutions(context, setting.value)).read_text() == profile("udp")

@@ -94,9 +94,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
 
             # 1. kill one robot process (robots 10..19): the others keep going, its robots count dropped.
             victim = group.find("robot_node")[1]
-            os.killpg(victim.popen.pid, signal.SIGKILL)
-            victim.popen.wait(5)
-            victim.stopped = True
+            group.kill(victim)
             t_kill = p.metrics[-1]["step"]
             p.spin_until(lambda: len(_after(p.metrics, t_kill)) >= 30, 60, "30 steps after the kill")
             later = _after(p.metrics, t_kill)[5:]
@@ -107,9 +105,7 @@ def test_runtime_faults(ros_domain, policy, tmp_path):
 
             # 2. kill the controller, then restart it: commands resume.
             ctrl = group.find("controller_node")[0]
-            os.killpg(ctrl.popen.pid, signal.SIGKILL)
-            ctrl.popen.wait(5)
-            ctrl.stopped = True
+            group.kill(ctrl)
             t_ctrl = p.metrics[-1]["step"]
             p.spin_until(lambda: sum(m["controller_dropped"] for m in _after(p.metrics, t_ctrl)) >= 3, 30,
                          "dropped controller answers")

@@ -105,6 +105,13 @@ class ProcessGroup:
                 proc.popen.wait(5.0)
         return proc.popen.returncode
 
+    def kill(self, proc: NodeProcess) -> None:
+        """SIGKILL the process's group (a crash, for fault tests and benchmarks) and reap it; its exit counts
+        as asked for."""
+        proc.stopped = True
+        _signal_group(proc.popen, signal.SIGKILL)
+        proc.popen.wait(5.0)
+
     def stop(self, timeout: float = 5.0) -> None:
         """SIGINT every process group, wait up to `timeout` s in total, then SIGABRT (stacks into the log)
         and SIGKILL the rest."""
