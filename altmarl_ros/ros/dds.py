@@ -6,7 +6,7 @@ n zone goals at once. With Fast DDS defaults, a 1000-message burst overflows the
 steps time out (n=1000: 1 step/s, 25 % answers dropped). Two profiles avoid that:
 
 - `udp` (the default): UDPv4 only, with 8 MB socket buffers (the kernel caps them at `net.core.rmem_max`)
-  and a 50 ms heartbeat. Loopback UDP keeps no state shared between processes, so a node that is
+  and a 50 ms heartbeat. UDP keeps no state shared between processes, so a node that is
   SIGKILLed or crashes cannot leave anything behind that blocks the others.
 - `shm`: shared memory first (port queue 8192 descriptors, 32 MB segment), UDPv4 beside it. With Fast
   DDS 3.2.3 a SIGKILLed peer can leave a port locked: the simulator then blocks in `publish()` for good
