@@ -22,19 +22,21 @@ from ament_index_python.packages import PackageNotFoundError, get_package_share_
 from launch import LaunchDescription
 from launch.actions import (AppendEnvironmentVariable, DeclareLaunchArgument, IncludeLaunchDescription, LogInfo,
                             OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable, Shutdown, TimerAction)
-from launch.event_handlers import OnShutdown
+from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from altmarl_ros import exitcodes
 from altmarl_ros.ros import dds, gazebo
-from altmarl_ros.ros.bringup import MODES, OBSERVATIONS, SIMS, SwarmOptions, plan, robot_names
+from altmarl_ros.ros.bringup import MODES, OBSERVATIONS, SIMS, NodeSpec, SwarmOptions, plan, robot_names
 from altmarl_ros.zones import load_zones
 
 PACKAGE = 'altmarl_ros'
 SPAWN_DELAY = 2.0  # s before the first spawn, while gz-sim loads the world
-RESPAWN_DELAY = 0.5  # s before a dead robot_node or controller_node is started again
+RESPAWN_DELAY = 0.5  # s before a crashed robot_node or controller_node is started again
+MAX_DOMAIN_ID = 232  # ROS 2's largest domain ID on Linux with the default port mapping
 
 
 def _arg(name: str, description: str, **kwargs: Any) -> DeclareLaunchArgument:
@@ -62,19 +64,69 @@ def _remover(path: str):
     return remove
 
 
+class _Supervisor:
+    """What happens when a swarm process exits (one OnProcessExit handler for all of them).
+
+    sim_node ends the run: exit 0 shuts the launch down; any other exit fails it (launch reports the
+    exception and `ros2 launch` returns 1, so scripts and CI see the failure). A robot host or the
+    controller that exits with a configuration error (exitcodes.CONFIG_ERROR: its one 'cannot start'
+    line says what) fails the launch at once instead of being respawned into the same error; one that
+    crashed is started again after RESPAWN_DELAY, up to `respawn` times. launch_ros's own `respawn`
+    cannot do this: it restarts on any exit code.
+    """
+
+    def __init__(self, options: SwarmOptions) -> None:
+        self.options = options
+        self.specs: dict[int, NodeSpec] = {}  # id(Node action) -> its plan entry
+        self.restarts: dict[str, int] = {}  # node fqn -> times started again
+
+    def node(self, spec: NodeSpec) -> Node:
+        action = Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=spec.namespace,
+                      parameters=[_ros_parameters(spec.parameters)],
+                      ros_arguments=['--log-level', self.options.log_level], output='screen')
+        self.specs[id(action)] = spec
+        return action
+
+    def on_exit(self, event, context) -> list | None:
+        spec = self.specs.get(id(event.action))
+        if spec is None:  # not ours (Gazebo, the bridge, spawners)
+            return None
+        code = event.returncode
+        if spec.executable == 'sim_node':
+            if code == exitcodes.OK:
+                return [Shutdown(reason='sim_node finished')]
+            raise RuntimeError(f'sim_node failed: {exitcodes.describe(code)}; the run failed (see its log above)')
+        if context.is_shutdown or code == exitcodes.OK:
+            return None
+        if not exitcodes.respawnable(code):
+            raise RuntimeError(f'{spec.fqn} stopped: {exitcodes.describe(code)} (its "cannot start" line above says '
+                               'what to fix); not respawned, the swarm cannot run without it')
+        done = self.restarts.get(spec.fqn, 0)
+        if done >= self.options.respawn:
+            return [LogInfo(msg=f'altmarl: {spec.fqn} {exitcodes.describe(code)}; not respawned '
+                                f'(respawn:={self.options.respawn} used up); sim_node counts its robots as dropped')]
+        self.restarts[spec.fqn] = done + 1
+        return [LogInfo(msg=f'altmarl: {spec.fqn} {exitcodes.describe(code)}; respawn {done + 1} of '
+                            f'{self.options.respawn}'),
+                TimerAction(period=RESPAWN_DELAY, actions=[self.node(spec)])]
+
+
 def _swarm_nodes(options: SwarmOptions) -> list:
-    # The simulator ends the run: when sim_node exits (steps done, or a failure) the launch shuts down.
-    # A robot host or the controller that dies is started again, up to `respawn` times.
-    nodes = []
-    for spec in plan(options):
-        sim = spec.executable == 'sim_node'
-        nodes.append(Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-                          parameters=[_ros_parameters(spec.parameters)],
-                          ros_arguments=['--log-level', options.log_level], output='screen',
-                          on_exit=Shutdown(reason='sim_node exited') if sim else None,
-                          respawn=not sim and options.respawn > 0, respawn_delay=RESPAWN_DELAY,
-                          respawn_max_retries=options.respawn))
-    return nodes
+    supervisor = _Supervisor(options)
+    return [RegisterEventHandler(OnProcessExit(on_exit=supervisor.on_exit)),
+            *(supervisor.node(spec) for spec in plan(options))]
+
+
+def _domain_actions(context) -> list:
+    """domain_id:=N sets ROS_DOMAIN_ID for every node of the launch; '' keeps the environment's."""
+    value = LaunchConfiguration('domain_id').perform(context).strip()
+    if not value:
+        return []
+    if not value.isdigit() or not 0 <= int(value) <= MAX_DOMAIN_ID:
+        raise RuntimeError(f'domain_id must be an integer in 0..{MAX_DOMAIN_ID} (0..101 avoids the ephemeral '
+                           f'port range), got {value!r}')
+    return [SetEnvironmentVariable('ROS_DOMAIN_ID', value),
+            LogInfo(msg=f'altmarl: ROS_DOMAIN_ID={value} for every node of this launch')]
 
 
 def _gazebo_actions(context, options: SwarmOptions, share: str) -> list:
@@ -133,6 +185,7 @@ def launch_setup(context, *args, **kwargs) -> list:
     profile = dds.profile_for_launch(LaunchConfiguration('dds_transport').perform(context))
     if profile:  # before any node starts: every process of the launch inherits it
         actions.append(SetEnvironmentVariable(dds.ENV_VAR, profile))
+    actions += _domain_actions(context)
     if options.sim == 'gazebo':
         actions += _gazebo_actions(context, options, share)
     return actions + _swarm_nodes(options)
@@ -164,8 +217,9 @@ def generate_launch_description() -> LaunchDescription:
         _arg('startup_timeout', 'Seconds for every node to match and answer the first step (the handshake).'),
         _arg('tolerate_lost_robots', 'false: robots that never answer the first step stop sim_node (exit 3) naming '
                                      'their host; true: run without them.'),
-        _arg('respawn', 'Times a robot_node or the controller that dies is started again (0 = never); sim_node '
-                        'is never respawned: its exit ends the launch.'),
+        _arg('respawn', 'Times a robot_node or the controller that crashes is started again (0 = never); a '
+                        'configuration error (exit 2) is never respawned and fails the launch; sim_node is never '
+                        'respawned: its exit ends the launch, and a non-zero exit makes `ros2 launch` return 1.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
              choices=['planar', 'wheeled']),
@@ -174,6 +228,13 @@ def generate_launch_description() -> LaunchDescription:
                               description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (loopback/LAN '
                                           'UDP, a crashed node cannot block the others), shm (shared memory) or none '
                                           '(Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE already set is kept.'),
+        DeclareLaunchArgument('domain_id', default_value='',
+                              description="ROS_DOMAIN_ID of every node of this launch; '' = the environment's "
+                                          '(default 0). Two swarms in one domain hear each other: give every '
+                                          'swarm (and every fleet on a shared network) its own domain in 0..101, '
+                                          'the same on the robots, the controller and any watcher (Foxglove '
+                                          'bridge, RViz, ros2 bag); with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST '
+                                          'a run on one machine is not seen by others.'),
         # Gazebo only (sim:=gazebo).
         DeclareLaunchArgument('headless', default_value='true',
                               description='Gazebo: run the server only (gz sim -s); false opens the GUI.'),

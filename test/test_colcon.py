@@ -2,15 +2,13 @@
 directory, and its installed node executables start with `--ros-args --params-file <installed config>`.
 
 Runs colcon from the venv (PyPI colcon-common-extensions) in a temporary workspace holding a copy of
-the package; about 15 s. Gotchas from ROS_ON_THIS_MACHINE.md 1: a malformed package.xml silently
-builds as plain `(python)`, and AMENT_PREFIX_PATH must hold the venv before sourcing setup.bash.
+the package (test/colcon_workspace.py); about 15 s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,12 +20,12 @@ import yaml
 
 pytest.importorskip("colcon_core", reason="colcon is not installed (pip install colcon-common-extensions)")
 
+import colcon_workspace
+from colcon_workspace import PACKAGE
+
 from altmarl_ros.ros.bringup import CONTROLLER_NODE_NAME, SIM_NODE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "altmarl_ros"
-SOURCES = ("package.xml", "setup.py", "setup.cfg", "resource", "altmarl_ros", "launch", "config", "worlds",
-           "policies")
 # Executable -> node name (bringup.plan's names; robot hosts are altmarl_robots_<j>), run with -r __node:=<name>.
 NODES = {"sim_node": SIM_NODE_NAME, "controller_node": CONTROLLER_NODE_NAME, "robot_node": "altmarl_robots_0"}
 START_TIMEOUT = 30.0  # s for every node to log that it is up (imports are slow on 2 busy cores)
@@ -35,44 +33,19 @@ SETTLE = 1.0  # s a node must then stay up
 SHUTDOWN = 15.0  # s allowed to exit after SIGINT
 START_ERRORS = ("cannot start", "Couldn't parse params file", "Failed to parse", "rcl_yaml", "ParameterError",
                 "Traceback")
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+_run = colcon_workspace.run
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """`colcon build` of a copy of the package in a fresh workspace."""
-    ws = tmp_path_factory.mktemp("colcon_ws")
-    src = ws / "src" / PACKAGE
-    src.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in SOURCES:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=ignore)
-        elif path.exists():
-            shutil.copy2(path, src / name)
-    env = {**os.environ, "COLCON_HOME": str(ws / ".colcon"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    colcon = str(Path(sys.executable).parent / "colcon")
-    _run([colcon, "build", "--base-paths", "src"], ws, env)
-    listing = _run([colcon, "list", "--base-paths", "src"], ws, env).stdout
-    assert listing.split() == [PACKAGE, f"src/{PACKAGE}", "(ros.ament_python)"], listing
-    return ws
+    return colcon_workspace.build(tmp_path_factory.mktemp("colcon_ws"))
 
 
 @pytest.fixture(scope="module")
 def sourced_env(workspace) -> dict[str, str]:
     """The environment after `export AMENT_PREFIX_PATH=$VIRTUAL_ENV; source install/setup.bash`."""
-    venv = sys.prefix
-    script = f'export AMENT_PREFIX_PATH="{venv}"; source install/setup.bash; "{sys.executable}" -c ' \
-             '"import json, os; print(json.dumps(dict(os.environ)))"'
-    out = _run(["bash", "-c", script], workspace, {**os.environ, "VIRTUAL_ENV": venv}).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return colcon_workspace.sourced_environment(workspace)
 
 
 def test_share_directory_holds_launch_config_worlds(workspace, sourced_env):
