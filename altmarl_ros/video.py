@@ -50,19 +50,24 @@ class _Scene:
 
         self.f, self.view, self.plt = frames, view, plt
         zones = frames.zones
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         self.fig = plt.figure(figsize=(size / DPI, size / DPI), dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.fig)
         ax = self.fig.add_axes((0.02, 0.02, 0.96, 0.9))
         h = zones.arena_half_size
         ax.set(xlim=(-h, h), ylim=(-h, h), aspect="equal", xticks=[], yticks=[])
         colours = zone_colours(np.arange(zones.n_zones))
         self.discs = [ax.add_patch(Circle(tuple(c), zones.zone_radius, facecolor=(*colours[z], 0.15),
                                           edgecolor=colours[z], lw=1)) for z, c in enumerate(zones.centres)]
-        self.active = ax.add_patch(Circle((0, 0), zones.zone_radius * 1.08, fill=False, edgecolor="gold", lw=4))
-        self.command = ax.add_patch(Circle((0, 0), zones.zone_radius * 1.22, fill=False, edgecolor="k", lw=1.5,
-                                           ls="--"))
+        self.active = Circle((0, 0), zones.zone_radius * 1.08, fill=False, edgecolor="gold", lw=4)
+        self.command = Circle((0, 0), zones.zone_radius * 1.22, fill=False, edgecolor="k", lw=1.5, ls="--")
+        ax.add_patch(self.active)
+        ax.add_patch(self.command)
         self.labels = [ax.text(c[0], c[1] + zones.zone_radius * 1.35, "", ha="center", va="bottom", fontsize=8)
                        for c in zones.centres]
-        self.goals = ax.add_collection(LineCollection([], colors="0.4", linewidths=0.6))
+        self.goals = LineCollection([], colors="0.4", linewidths=0.6)
+        ax.add_collection(self.goals)
         self.dots = ax.scatter(np.zeros(frames.n_robots), np.zeros(frames.n_robots), s=max(2.0, 40 / np.sqrt(
             max(frames.n_robots, 1))), edgecolors="none")
         self.title = self.fig.suptitle("", fontsize=10)
@@ -91,7 +96,7 @@ class _Scene:
             ends = xy + 0.35 * (target - xy) / np.maximum(np.linalg.norm(target - xy, axis=-1, keepdims=True), 1e-9)
             segments = list(np.stack([xy[away], ends[away]], 1))
         self.dots.set_offsets(xy)
-        self.dots.set_facecolors(zone_colours(zone))
+        self.dots.set_facecolor(zone_colours(zone).tolist())
         self.goals.set_segments(segments)
         self.active.center = tuple(zones.centres[s_g])
         self.command.set_visible(0 <= a_g < zones.n_zones)
@@ -102,8 +107,8 @@ class _Scene:
         reward = "" if not np.isfinite(f.reward[t]) else f"  reward {f.reward[t]:.2f}"
         command = f"  a_g {a_g}" if a_g >= 0 else ""
         self.title.set_text(f"step {int(f.steps[t])}  s_g {s_g}{command}{reward}  ({self.view}, n={f.n_robots})")
-        self.fig.canvas.draw()
-        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
         self.plt.close(self.fig)
