@@ -14,7 +14,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.json")),
         (f"share/{PACKAGE}/config/games", glob("config/games/*.yaml")),
         (f"share/{PACKAGE}/worlds", glob("worlds/*.sdf")),
         (f"share/{PACKAGE}/policies", glob("policies/*.npz") + glob("policies/*.json")),

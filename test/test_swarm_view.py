@@ -131,3 +131,30 @@ def test_markers_decode_from_a_bag(tmp_path):
     throttle = MarkerThrottle(2.0)
     assert [throttle.due(t) for t in (0.0, 0.1, 0.49, 0.5, 0.6, 1.2)] == [True, False, False, True, False, True]
     assert not MarkerThrottle(0.0).due(0.0)
+
+
+def _panels(tree) -> list[str]:
+    return [tree] if isinstance(tree, str) else _panels(tree["first"]) + _panels(tree["second"])
+
+
+def test_foxglove_layout_shows_markers_reward_and_latency():
+    """config/foxglove_swarm.json: every panel of the layout tree is configured; the 3D panel shows the markers;
+    the plots index /swarm/metrics' fields where the contract puts reward and the controller's round trip."""
+    import json
+    import re
+
+    from altmarl_ros.ros.markers import TOPIC
+    from altmarl_ros.ros.topics import METRICS, METRICS_FIELDS
+
+    layout = json.loads((ROOT / "config" / "foxglove_swarm.json").read_text())
+    panels = _panels(layout["layout"])
+    assert sorted(panels) == sorted(layout["configById"])
+    scene = layout["configById"]["3D!swarm"]
+    assert scene["topics"][TOPIC]["visible"] and scene["followTf"] == Zones().frame_id
+    plotted = {}
+    for panel in panels:
+        for path in layout["configById"][panel].get("paths", []):
+            m = re.fullmatch(rf"{METRICS}\.data\[(\d+)\]", path["value"])
+            assert m and int(m.group(1)) < len(METRICS_FIELDS), path
+            plotted[METRICS_FIELDS[int(m.group(1))]] = panel
+    assert plotted["reward"] == "Plot!reward" and plotted["controller_rtt_ms"] == "Plot!latency"
