@@ -121,3 +121,27 @@ def swarm_markers(zones: Zones, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.
     return MarkerArray(markers=zone_markers(zones, s_g, a_g, counts, stamp)
                        + robot_markers(zones, np.asarray(xy, dtype=np.float64), np.asarray(zone), np.asarray(goal),
                                        stamp))
+
+
+class MarkerPublisher:
+    """The simulator's /swarm/markers: `maybe_publish(...)` once per decision step builds and publishes the view
+    when the throttle allows and someone listens (a subscriber, or the bag): unwatched, it costs one check."""
+
+    def __init__(self, node, zones: Zones, rate_hz: float) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self.zones, self.throttle = zones, MarkerThrottle(rate_hz)
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # best-effort viewers match it too
+        self.pub = node.create_publisher(MarkerArray, TOPIC, qos) if rate_hz > 0 else None
+        self.published = 0
+
+    def maybe_publish(self, now_s: float, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
+                      stamp: Time, bag=None) -> bool:
+        if self.pub is None or (bag is None and self.pub.get_subscription_count() == 0) or not self.throttle.due(now_s):
+            return False
+        msg = swarm_markers(self.zones, s_g=s_g, a_g=a_g, xy=xy, zone=zone, goal=goal, stamp=stamp)
+        self.pub.publish(msg)
+        if bag is not None:
+            bag.write(TOPIC, msg)
+        self.published += 1
+        return True
