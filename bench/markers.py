@@ -1,0 +1,102 @@
+"""Cost of the simulator's /swarm/markers at scale: steps/s with markers on vs off, side by side in one invocation.
+
+Each repeat runs `altmarl swarm` (separate processes, lockstep, model mode, as fast as it goes) twice, markers
+off (`--marker-rate 0`) and on (`--marker-rate R`), in alternating order, with a watcher subscribed to
+/swarm/markers in the run's domain the whole time (as RViz or Foxglove would be: without a subscriber the
+simulator does not even build them). Reports steps/s min / median / max per setting, the on/off ratio of the
+medians and of each pair, and how many MarkerArrays the watcher received.
+
+    .venv/bin/python bench/markers.py --n-robots 1000 --k 35 --steps 300 --repeats 3 --rate 2 \
+        --out bench/results/markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+WATCHER = textwrap.dedent("""
+    import signal, sys, rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from visualization_msgs.msg import MarkerArray
+    stop = []
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    node = rclpy.create_node("marker_watcher")
+    got = [0, 0]
+    def on(msg):
+        got[0] += 1
+        got[1] = max(got[1], sum(len(m.points) for m in msg.markers if m.ns == "robots"))
+    node.create_subscription(MarkerArray, "/swarm/markers", on, QoSProfile(depth=1,
+                             reliability=ReliabilityPolicy.BEST_EFFORT))
+    while not stop:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    print(got[0], got[1], flush=True)
+    rclpy.try_shutdown()
+""")
+
+
+def run_once(args: argparse.Namespace, policy: Path, rate: float, out: Path) -> dict:
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(110, 230)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    watcher = subprocess.Popen([sys.executable, "-c", WATCHER], env=env, stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(args.n_robots), "--k", str(args.k),
+           "--steps", str(args.steps), "--policy", str(policy), "--out", str(out), "--marker-rate", str(rate),
+           "--no-plots", "--numpy-episodes", "10"]
+    t0 = time.monotonic()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    wall = time.monotonic() - t0
+    watcher.send_signal(2)
+    received, points = (int(v) for v in watcher.communicate(timeout=30)[0].split()[:2])
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {"rate": rate, "steps_per_second": summary["steps_per_second"], "wall_s": wall,
+            "markers_received": received, "robots_in_markers": points, "domain": env["ROS_DOMAIN_ID"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-robots", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=35)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=2.0, help="marker rate (Hz) of the 'on' runs")
+    parser.add_argument("--out", default="bench/results/markers")
+    args = parser.parse_args()
+    from altmarl_ros.ros.heuristics import save_heuristic
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    policy = save_heuristic(out / f"policy_k{args.k}.npz", k=args.k)
+    rows = []
+    for r in range(args.repeats):
+        order = (0.0, args.rate) if r % 2 == 0 else (args.rate, 0.0)
+        for rate in order:
+            row = run_once(args, policy, rate, out / f"run_{r}_{'on' if rate else 'off'}")
+            row["repeat"] = r
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    (out / "rows.json").write_text(json.dumps(rows, indent=1) + "\n")
+    sps = {on: np.array([x["steps_per_second"] for x in rows if (x["rate"] > 0) == on]) for on in (False, True)}
+    pairs = [sps[True][i] / sps[False][i] for i in range(args.repeats)]
+    for on in (False, True):
+        s = sps[on]
+        print(f"markers {'on (' + str(args.rate) + ' Hz)' if on else 'off'}: steps/s min {s.min():.1f} median "
+              f"{np.median(s):.1f} max {s.max():.1f}")
+    print(f"on/off ratio of medians {np.median(sps[True]) / np.median(sps[False]):.3f}; per pair "
+          + ", ".join(f"{p:.3f}" for p in pairs)
+          + f"; MarkerArrays received per on-run {[x['markers_received'] for x in rows if x['rate'] > 0]}")
+
+
+if __name__ == "__main__":
+    main()
