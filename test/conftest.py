@@ -83,3 +83,20 @@ def no_leaked_processes(request):
     if leaked:
         pytest.fail(f"the test left {len(leaked)} process(es) running (now killed): "
                     + "; ".join(f"{pid}: {cmd[:160]}" for pid, cmd in leaked.items()), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory):
+    """The package built by `colcon build` into a fresh workspace (once per test session; test/colcon_workspace.py)."""
+    pytest.importorskip("colcon_core", reason="colcon is not installed (pip install colcon-common-extensions)")
+    import colcon_workspace
+
+    return colcon_workspace.build(tmp_path_factory.mktemp("colcon_ws"))
+
+
+@pytest.fixture(scope="session")
+def colcon_env(colcon_install) -> dict:
+    """The environment after `export AMENT_PREFIX_PATH=$VIRTUAL_ENV; source install/setup.bash`."""
+    import colcon_workspace
+
+    return colcon_workspace.sourced_environment(colcon_install)

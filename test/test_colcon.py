@@ -37,15 +37,15 @@ _run = colcon_workspace.run
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """`colcon build` of a copy of the package in a fresh workspace."""
-    return colcon_workspace.build(tmp_path_factory.mktemp("colcon_ws"))
+def workspace(colcon_install) -> Path:
+    """`colcon build` of a copy of the package in a fresh workspace (conftest: one build per session)."""
+    return colcon_install
 
 
 @pytest.fixture(scope="module")
-def sourced_env(workspace) -> dict[str, str]:
+def sourced_env(colcon_env) -> dict[str, str]:
     """The environment after `export AMENT_PREFIX_PATH=$VIRTUAL_ENV; source install/setup.bash`."""
-    return colcon_workspace.sourced_environment(workspace)
+    return colcon_env
 
 
 def test_share_directory_holds_launch_config_worlds(workspace, sourced_env):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,7 @@ from altmarl_ros.ros.bringup import SwarmOptions, plan
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "swarm.launch.py"
 GAZEBO_ONLY = {"headless", "world", "robot_model", "bridge_config", "spawn_period", "spawn_spacing"}
-LAUNCH_ONLY = {"dds_transport", *GAZEBO_ONLY}  # launch arguments that are not SwarmOptions fields
-NO_LAUNCH = "launch_ros is not installed here (no ROS 2 launch on PyPI); needs a ROS 2 install"
+LAUNCH_ONLY = {"dds_transport", "domain_id", *GAZEBO_ONLY}  # launch arguments that are not SwarmOptions fields
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,9 @@ def test_no_package_lookups_at_import(tree):
 
 
 def _load_launch_module():
-    pytest.importorskip("launch_ros", reason=NO_LAUNCH)
+    import colcon_workspace
+
+    colcon_workspace.require_launch(dict(os.environ))
     spec = importlib.util.spec_from_file_location("altmarl_swarm_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -89,6 +92,14 @@ def test_generate_launch_description():
     assert isinstance(description, LaunchDescription)
     names = {arg.name for arg in description.get_launch_arguments()}
     assert names == set(SwarmOptions.field_names()) | LAUNCH_ONLY
+
+
+@pytest.fixture
+def installed(colcon_install, monkeypatch) -> Path:
+    """AMENT_PREFIX_PATH of this process covers the colcon install of the package and the venv."""
+    prefix = os.pathsep.join([str(colcon_install / "install" / "altmarl_ros"), sys.prefix])
+    monkeypatch.setenv("AMENT_PREFIX_PATH", prefix)
+    return colcon_install
 
 
 def _context(module, **arguments: str):
@@ -107,7 +118,7 @@ def _context(module, **arguments: str):
     return context
 
 
-def test_embedded_plan_becomes_nodes():
+def test_embedded_plan_becomes_nodes(installed):
     module = _load_launch_module()
     from launch_ros.actions import Node
 
@@ -127,7 +138,7 @@ def test_embedded_plan_becomes_nodes():
         assert loaded == spec.parameters, "parameters must reach the node with their plain types"
 
 
-def test_dds_profile_is_set_before_the_nodes(monkeypatch):
+def test_dds_profile_is_set_before_the_nodes(installed, monkeypatch):
     """dds_transport (default udp): FASTDDS_DEFAULT_PROFILES_FILE is set to the swarm profile before any node."""
     module = _load_launch_module()
     from launch.actions import SetEnvironmentVariable
@@ -148,7 +159,7 @@ def test_dds_profile_is_set_before_the_nodes(monkeypatch):
     assert not any(isinstance(a, SetEnvironmentVariable) for a in none)
 
 
-def test_gazebo_branch():
+def test_gazebo_branch(installed):
     module = _load_launch_module()
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
     from launch.actions import IncludeLaunchDescription, TimerAction

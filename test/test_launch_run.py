@@ -6,7 +6,8 @@ Runs: a model-mode closed loop whose record passes the z-test of `altmarl swarm`
 a kinematic free-running and a physics run (between them every launch argument is given at least once), and
 the failure cases: a fatal configuration error fails `ros2 launch` within seconds without respawns, a crashed
 robot host is respawned, Ctrl-C leaves a record. Without the kit (a user's fresh machine) the module skips
-with the reason; with the kit, launch tooling that is missing or broken fails the tests.
+with the reason; with the kit, launch tooling that is missing or broken fails the tests
+(colcon_workspace.require_launch). A system ROS 2 install (`ros2` on PATH) runs them too.
 """
 
 from __future__ import annotations
@@ -27,41 +28,19 @@ import pytest
 from colcon_workspace import PACKAGE
 
 ROOT = Path(__file__).resolve().parents[1]
-KIT = Path(os.environ.get("ALTMARL_LAUNCH_KIT", ROOT.parent / "shared" / "vendor" / "ros2-launch"))
-ROS2 = Path(sys.executable).parent / "ros2"
 Z_ALPHA = 3.29  # two-sided alpha = 0.001, as test_ros_closed_loop's z-test of `altmarl swarm`
 FAIL_FAST = 30.0  # s: a configuration error must end the launch well before startup_timeout (60 s)
 SIM_DIED = re.compile(r"\[ERROR\] \[sim_node-\d+\]: process has died")
 
 
-def _tooling_problem(env: dict[str, str]) -> str:
-    """'' when `ros2 launch` is installed and runs in this venv, else what is wrong."""
-    if not ROS2.is_file():
-        return f"{ROS2} is missing"
-    check = subprocess.run([sys.executable, "-c", "import launch, launch_ros, ros2launch, composition_interfaces.srv"],
-                           env=env, capture_output=True, text=True, timeout=60, check=False)
-    if check.returncode:
-        return check.stderr.strip().splitlines()[-1]
-    help_run = subprocess.run([str(ROS2), "launch", "--help"], env=env, capture_output=True, text=True, timeout=60,
-                              check=False)
-    return "" if help_run.returncode == 0 else f"`ros2 launch --help` failed: {help_run.stderr[-500:]}"
-
-
 @pytest.fixture(scope="module")
-def launch_env(ros_domain, tmp_path_factory) -> dict[str, str]:
+def launch_env(ros_domain, colcon_env) -> dict[str, str]:
     """The sourced environment of a colcon install of the package, in this module's private domain."""
-    if not (KIT / "build-into-venv.sh").is_file():
-        pytest.skip(f"no launch kit at {KIT} (../shared/vendor/ros2-launch): ROS 2 launch is not on the package "
-                    "index, so `ros2 launch` cannot be built here; with a system ROS 2 install, run it as README says")
-    ws = colcon_workspace.build(tmp_path_factory.mktemp("launch_ws"))
-    env = colcon_workspace.sourced_environment(ws)
+    env = dict(colcon_env)
     env.update({key: os.environ[key] for key in ("RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE",
                                                   "ROS_DOMAIN_ID", "ALTMARL_TEST_MODULE") if key in os.environ})
     env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    problem = _tooling_problem(env)
-    if problem:
-        pytest.fail(f"the launch kit is at {KIT} but the launch tooling is not usable in {sys.prefix}: {problem}; "
-                    f"`make test` builds it (or: {KIT}/build-into-venv.sh {sys.prefix})", pytrace=False)
+    env["ALTMARL_ROS2"] = colcon_workspace.require_launch(env)
     return env
 
 
@@ -77,7 +56,7 @@ class Launch:
 
     def __init__(self, env: dict[str, str], args: list[str], log: Path) -> None:
         self.log, self.t0 = log, time.monotonic()
-        self.cmd = [str(ROS2), "launch", PACKAGE, "swarm.launch.py", *args]
+        self.cmd = [env["ALTMARL_ROS2"], "launch", PACKAGE, "swarm.launch.py", *args]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(self.cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
