@@ -119,12 +119,15 @@ def test_markers_decode_from_a_bag(tmp_path):
     assert len(by_ns["zones"]) == len(by_ns["zone_names"]) == zones.n_zones
     assert np.allclose([m.color.a for m in by_ns["zones"]], [0.6 if z == 2 else 0.2 for z in range(zones.n_zones)])
     assert by_ns["zone_names"][0].text == f"zone 0: {n // zones.n_zones}"
-    (robots,) = by_ns["robots"]
-    assert len(robots.points) == len(robots.colors) == n
-    assert np.allclose([(p.x, p.y) for p in robots.points], xy)
-    (goals,) = by_ns["goals"]
-    assert len(goals.points) == 2 * (n // 2)
-    assert {m.header.frame_id for m in msg.markers} == {zones.frame_id}
+    robots = by_ns["robots"]
+    assert [len(m.points) for m in robots] == np.bincount(zone, minlength=zones.n_zones).tolist()
+    assert np.allclose([(p.x, p.y) for m in robots for p in m.points], xy[np.argsort(zone, kind="stable")])
+    assert len({(m.color.r, m.color.g, m.color.b) for m in robots}) == zones.n_zones
+    arrows = [m for m in by_ns["goals"] if m.action == 0]  # ADD; the other pairs are DELETEs
+    pairs = {(int(zone[i]), int(goal[i])) for i in range(n) if goal[i] != zone[i]}
+    assert sorted(divmod(m.id, zones.n_zones) for m in arrows) == sorted(pairs)
+    assert len(by_ns["goals"]) == zones.n_zones * (zones.n_zones - 1)
+    assert {m.header.frame_id for m in msg.markers if m.action == 0} == {zones.frame_id}
     active, command = by_ns["active"][0], by_ns["command"][0]
     assert np.allclose(np.mean([(p.x, p.y) for p in active.points[:-1]], 0), zones.centres[2], atol=1e-6)
     assert np.allclose(np.mean([(p.x, p.y) for p in command.points[:-1]], 0), zones.centres[3], atol=1e-6)

@@ -4,8 +4,9 @@ Namespaces (fixed ids, so each update replaces the last; frame: the zones' frame
 - `zones`: a flat disc per zone in its colour; the active zone s_g opaque, the others faint;
 - `zone_names`: "zone i: <robots>" above each zone;
 - `active` / `command`: a gold ring on s_g, a black ring on the controller's commanded zone a_g;
-- `robots`: one POINTS marker, each robot a point in the colour of its zone;
-- `goals`: one LINE_LIST marker, a segment from each robot sent to another zone towards that zone's centre.
+- `robots`: a POINTS marker per zone, each of its robots a point in the zone's colour;
+- `goals`: the robots' commanded goals as flows: an arrow from zone z to zone g, as wide as the share of the
+  robots sent from z to g this step.
 
 `MarkerThrottle` limits updates to a rate (Hz; 0 = off) so that 1000 robots cost nothing measurable per step
 (bench/markers.py). Colours are altmarl_ros.swarmview's, the video's.
@@ -28,7 +29,6 @@ TOPIC = "/swarm/markers"
 DISC_HEIGHT = 0.02  # m
 POINT_SIZE = 0.12  # m
 TEXT_HEIGHT = 0.35  # m
-GOAL_LENGTH = 0.35  # m, length of a robot's goal segment
 
 
 class MarkerThrottle:
@@ -52,75 +52,109 @@ def _colour(rgb, alpha: float) -> ColorRGBA:
     return ColorRGBA(r=float(rgb[0]), g=float(rgb[1]), b=float(rgb[2]), a=float(alpha))
 
 
-def _marker(ns: str, mid: int, kind: int, stamp: Time, frame_id: str) -> Marker:
+def _marker(ns: str, mid: int, kind: int, frame_id: str) -> Marker:
     m = Marker(ns=ns, id=mid, type=kind, action=Marker.ADD, frame_locked=False)
-    m.header.stamp, m.header.frame_id = stamp, frame_id
+    m.header.frame_id = frame_id
     m.pose.orientation.w = 1.0
     return m
 
 
-def _ring(ns: str, centre, radius: float, rgb, width: float, stamp: Time, frame_id: str) -> Marker:
-    m = _marker(ns, 0, Marker.LINE_STRIP, stamp, frame_id)
+def _ring_points(centre, radius: float) -> list[Point]:
     angle = np.linspace(0, 2 * np.pi, 41)
-    m.points = [Point(x=float(centre[0] + radius * c), y=float(centre[1] + radius * s), z=DISC_HEIGHT)
-                for c, s in zip(np.cos(angle), np.sin(angle), strict=True)]
-    m.scale.x = width
-    m.color = _colour(rgb, 1.0)
-    return m
+    return [Point(x=float(centre[0] + radius * c), y=float(centre[1] + radius * s), z=DISC_HEIGHT)
+            for c, s in zip(np.cos(angle), np.sin(angle), strict=True)]
 
 
-def zone_markers(zones: Zones, s_g: int, a_g: int, counts: np.ndarray, stamp: Time) -> list[Marker]:
-    """Discs, names with counts, the active zone's and the commanded zone's rings."""
-    frame, colours, out = zones.frame_id, zone_colours(np.arange(zones.n_zones)), []
-    for z, (x, y) in enumerate(zones.centres.tolist()):
-        disc = _marker("zones", z, Marker.CYLINDER, stamp, frame)
-        disc.pose.position.x, disc.pose.position.y = x, y
-        disc.scale.x = disc.scale.y = 2 * zones.zone_radius
-        disc.scale.z = DISC_HEIGHT
-        disc.color = _colour(colours[z], 0.6 if z == s_g else 0.2)
-        name = _marker("zone_names", z, Marker.TEXT_VIEW_FACING, stamp, frame)
-        name.pose.position.x, name.pose.position.y, name.pose.position.z = x, y + 1.3 * zones.zone_radius, 0.3
-        name.scale.z = TEXT_HEIGHT
-        name.color = _colour((0.1, 0.1, 0.1), 1.0)
-        name.text = f"zone {z}: {int(counts[z])}"
-        out += [disc, name]
-    out.append(_ring("active", zones.centres[s_g], 1.08 * zones.zone_radius, (1.0, 0.84, 0.0), 0.12, stamp, frame))
-    if 0 <= a_g < zones.n_zones:
-        out.append(_ring("command", zones.centres[a_g], 1.22 * zones.zone_radius, (0.0, 0.0, 0.0), 0.05, stamp,
-                         frame))
-    else:
-        out.append(Marker(ns="command", id=0, action=Marker.DELETE))
-    return out
+class SwarmMarkers:
+    """The markers of one zone layout, built once and updated in place (constructing a `Marker` costs about
+    1 ms in rclpy's Python messages: per update only points, colours, texts and stamps change).
+    `update(...)` -> the MarkerArray of that moment (its markers are reused by the next update)."""
 
+    def __init__(self, zones: Zones) -> None:
+        Z, frame = zones.n_zones, zones.frame_id
+        self.zones, self.colours = zones, zone_colours(np.arange(Z))
+        self.discs, self.names, self.robots = [], [], []
+        for z, (x, y) in enumerate(zones.centres.tolist()):
+            disc = _marker("zones", z, Marker.CYLINDER, frame)
+            disc.pose.position.x, disc.pose.position.y = x, y
+            disc.scale.x = disc.scale.y = 2 * zones.zone_radius
+            disc.scale.z = DISC_HEIGHT
+            name = _marker("zone_names", z, Marker.TEXT_VIEW_FACING, frame)
+            name.pose.position.x, name.pose.position.y, name.pose.position.z = x, y + 1.3 * zones.zone_radius, 0.3
+            name.scale.z = TEXT_HEIGHT
+            name.color = _colour((0.1, 0.1, 0.1), 1.0)
+            dots = _marker("robots", z, Marker.POINTS, frame)
+            dots.scale.x = dots.scale.y = POINT_SIZE
+            dots.color = _colour(self.colours[z], 1.0)
+            self.discs.append(disc)
+            self.names.append(name)
+            self.robots.append(dots)
+        self.active = _marker("active", 0, Marker.LINE_STRIP, frame)
+        self.active.scale.x, self.active.color = 0.12, _colour((1.0, 0.84, 0.0), 1.0)
+        self.command = _marker("command", 0, Marker.LINE_STRIP, frame)
+        self.command.scale.x, self.command.color = 0.05, _colour((0.0, 0.0, 0.0), 1.0)
+        self.rings = {(kind, z): _ring_points(c, zones.zone_radius * (1.08 if kind == "active" else 1.22))
+                      for kind in ("active", "command") for z, c in enumerate(zones.centres)}
+        # Goal flows z -> g (g != z): an ADD arrow while robots are sent along it, else a DELETE.
+        self.arrows: dict[int, Marker] = {}
+        self.deletes: dict[int, Marker] = {}
+        for pair in range(Z * Z):
+            if pair // Z == pair % Z:
+                continue
+            start, end = zones.centres[pair // Z], zones.centres[pair % Z]
+            tail, head = start + 0.3 * (end - start), start + 0.7 * (end - start)
+            arrow = _marker("goals", pair, Marker.ARROW, frame)
+            arrow.points = [Point(x=float(tail[0]), y=float(tail[1]), z=2 * DISC_HEIGHT),
+                            Point(x=float(head[0]), y=float(head[1]), z=2 * DISC_HEIGHT)]
+            arrow.color = _colour((0.2, 0.2, 0.2), 0.8)
+            arrow.scale.z = 0.3  # head length
+            self.arrows[pair] = arrow
+            self.deletes[pair] = Marker(ns="goals", id=pair, action=Marker.DELETE)
+            self.deletes[pair].header.frame_id = frame
+        self.no_command = Marker(ns="command", id=0, action=Marker.DELETE)
+        self.no_command.header.frame_id = frame
 
-def robot_markers(zones: Zones, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray, stamp: Time) -> list[Marker]:
-    """xy (n, 2) positions, zone (n,) and goal (n,) zone ids (-1 unknown) -> the `robots` and `goals` markers."""
-    points = _marker("robots", 0, Marker.POINTS, stamp, zones.frame_id)
-    points.scale.x = points.scale.y = POINT_SIZE
-    z = np.full(xy.shape[0], 2 * DISC_HEIGHT)
-    points.points = [Point(x=x, y=y, z=h) for x, y, h in zip(xy[:, 0].tolist(), xy[:, 1].tolist(), z.tolist(),
-                                                              strict=True)]
-    points.colors = [ColorRGBA(r=r, g=g, b=b, a=1.0) for r, g, b in zone_colours(zone).tolist()]
-    lines = _marker("goals", 0, Marker.LINE_LIST, stamp, zones.frame_id)
-    lines.scale.x = 0.03
-    lines.color = _colour((0.3, 0.3, 0.3), 0.8)
-    away = np.flatnonzero((goal >= 0) & (goal < zones.n_zones) & (goal != zone))
-    if away.size:
-        start = xy[away]
-        delta = zones.centres[goal[away]] - start
-        end = start + GOAL_LENGTH * delta / np.maximum(np.linalg.norm(delta, axis=-1, keepdims=True), 1e-9)
-        ends = np.stack([start, end], 1).reshape(-1, 2).tolist()
-        lines.points = [Point(x=x, y=y, z=2 * DISC_HEIGHT) for x, y in ends]
-    return [points, lines]
+    def update(self, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
+               stamp: Time) -> MarkerArray:
+        """xy (n, 2) robot positions, zone (n,) and goal (n,) zone ids (-1 unknown); a_g = -1 when no command
+        is known. O(n) numpy plus one Point object per robot (bench/README.md: the cost at n = 1000)."""
+        Z = self.zones.n_zones
+        xy, zone, goal = np.asarray(xy, dtype=np.float64), np.asarray(zone), np.asarray(goal)
+        counts = np.bincount(zone[zone >= 0], minlength=Z)
+        order = np.argsort(zone, kind="stable")
+        bounds = np.searchsorted(zone[order], np.arange(Z + 1), side="left")
+        rows = xy[order].tolist()
+        out: list[Marker] = []
+        for z in range(Z):
+            self.discs[z].color = _colour(self.colours[z], 0.6 if z == s_g else 0.2)
+            self.names[z].text = f"zone {z}: {int(counts[z])}"
+            self.robots[z].points = [Point(x=x, y=y, z=2 * DISC_HEIGHT) for x, y in rows[bounds[z]:bounds[z + 1]]]
+            out += [self.discs[z], self.names[z], self.robots[z]]
+        self.active.points = self.rings["active", s_g]
+        out.append(self.active)
+        if 0 <= a_g < Z:
+            self.command.points = self.rings["command", a_g]
+            out.append(self.command)
+        else:
+            out.append(self.no_command)
+        sent = (goal >= 0) & (goal < Z) & (zone >= 0) & (goal != zone)
+        flows = np.bincount(zone[sent] * Z + goal[sent], minlength=Z * Z)
+        for pair, arrow in self.arrows.items():
+            if flows[pair] == 0:
+                out.append(self.deletes[pair])
+                continue
+            arrow.scale.x = 0.04 + 0.4 * flows[pair] / max(zone.size, 1)  # shaft diameter: the share sent
+            arrow.scale.y = 2.5 * arrow.scale.x  # head diameter
+            out.append(arrow)
+        for m in out:
+            m.header.stamp = stamp
+        return MarkerArray(markers=out)
 
 
 def swarm_markers(zones: Zones, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
                   stamp: Time) -> MarkerArray:
-    """The whole view of one moment (see the module docstring); a_g = -1 when no command is known yet."""
-    counts = np.bincount(zone[zone >= 0], minlength=zones.n_zones)
-    return MarkerArray(markers=zone_markers(zones, s_g, a_g, counts, stamp)
-                       + robot_markers(zones, np.asarray(xy, dtype=np.float64), np.asarray(zone), np.asarray(goal),
-                                       stamp))
+    """One-off `SwarmMarkers(zones).update(...)` (see the module docstring)."""
+    return SwarmMarkers(zones).update(s_g=s_g, a_g=a_g, xy=xy, zone=zone, goal=goal, stamp=stamp)
 
 
 class MarkerPublisher:
@@ -130,7 +164,7 @@ class MarkerPublisher:
     def __init__(self, node, zones: Zones, rate_hz: float) -> None:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        self.zones, self.throttle = zones, MarkerThrottle(rate_hz)
+        self.view, self.throttle = SwarmMarkers(zones), MarkerThrottle(rate_hz)
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # best-effort viewers match it too
         self.pub = node.create_publisher(MarkerArray, TOPIC, qos) if rate_hz > 0 else None
         self.published = 0
@@ -139,7 +173,7 @@ class MarkerPublisher:
                       stamp: Time, bag=None) -> bool:
         if self.pub is None or (bag is None and self.pub.get_subscription_count() == 0) or not self.throttle.due(now_s):
             return False
-        msg = swarm_markers(self.zones, s_g=s_g, a_g=a_g, xy=xy, zone=zone, goal=goal, stamp=stamp)
+        msg = self.view.update(s_g=s_g, a_g=a_g, xy=xy, zone=zone, goal=goal, stamp=stamp)
         self.pub.publish(msg)
         if bag is not None:
             bag.write(TOPIC, msg)
