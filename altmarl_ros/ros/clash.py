@@ -28,3 +28,30 @@ def rival_swarm(node) -> str:
     return (f"another swarm shares ROS domain {domain}: {what}; two swarms in one domain take each other's answers. "
             "Give each its own ROS_DOMAIN_ID (altmarl swarm claims a free one unless ROS_DOMAIN_ID is set; "
             "ros2 launch ... domain_id:=N)")
+
+
+class RivalWatch:
+    """`check(now, waiting)` every loop turn, looking at the graph every PERIOD s: True (the caller stops) when a
+    rival swarm is seen before this one started stepping; once running, a rival is logged once and kept in
+    `seen` (the newcomer refuses to start: it is the one that has to go)."""
+
+    PERIOD = 1.0  # s between two looks at the graph
+
+    def __init__(self, node) -> None:
+        self.node, self.next, self.seen = node, 0.0, ""
+
+    def check(self, now: float, *, waiting: bool) -> bool:
+        if now < self.next:
+            return False
+        self.next = now + self.PERIOD
+        rival = rival_swarm(self.node)
+        if not rival:
+            return False
+        if waiting:
+            self.node.get_logger().error(f"{rival}; not starting")
+            self.seen = rival
+            return True
+        if not self.seen:
+            self.node.get_logger().error(f"{rival}; this run's record may hold the other swarm's answers")
+            self.seen = rival
+        return False
