@@ -6,7 +6,8 @@ with a short line towards its goal zone when it was sent elsewhere. `occupancy` 
 placed in their zones, not driven): each zone's robots as dots packed around its centre and its count. Both
 outline the active zone s_g (gold) and the controller's commanded zone a_g (dashed).
 
-    python -m altmarl_ros.video BAG OUT.mp4 [--fps 10] [--size 640] [--view auto|positions|occupancy]
+    altmarl replay BAG --video OUT.mp4 [--fps 10] [--size 640] [--view auto|positions|occupancy]
+    altmarl swarm ... --video OUT.mp4          (records the bag and renders it after the run)
 """
 
 from __future__ import annotations
@@ -155,18 +156,21 @@ def video_from_bag(bag: str | Path, out: str | Path, zones: Zones, **kwargs) -> 
     return render_video(read_frames(bag, zones), out, **kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from altmarl_ros.paths import share_path
-    from altmarl_ros.zones import load_zones
-
-    parser = argparse.ArgumentParser(prog="altmarl replay", description="Render a swarm bag as a top-down video.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `altmarl replay` (also `python -m altmarl_ros.video`)."""
     parser.add_argument("bag", help="rosbag2 directory of a swarm run (altmarl swarm --bag, bag_path:=)")
     parser.add_argument("--video", required=True, help="output .mp4")
     parser.add_argument("--zones", default="", help="zones YAML (default: the package's config/zones.yaml)")
     parser.add_argument("--view", default="auto", choices=VIEWS, help="auto: occupancy for model runs")
     parser.add_argument("--fps", type=float, default=10.0, help="frames (decision steps) per second")
     parser.add_argument("--size", type=int, default=640, help="width = height in pixels, a multiple of 16")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `altmarl replay`; returns the exit status (2: bad bag or option, one line)."""
+    from altmarl_ros.paths import share_path
+    from altmarl_ros.zones import load_zones
+
     try:
         zones = load_zones(args.zones or share_path("config/zones.yaml"))
         info = video_from_bag(args.bag, args.video, zones, view=args.view, fps=args.fps, size=args.size)
@@ -176,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"altmarl replay: {info.frames} frames ({info.view}, {info.width}x{info.height}, {info.fps:g} fps) "
           f"-> {info.path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="altmarl replay", description="Render a swarm bag as a top-down video.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
