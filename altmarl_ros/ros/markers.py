@@ -15,6 +15,7 @@ Namespaces (fixed ids, so each update replaces the last; frame: the zones' frame
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -113,6 +114,7 @@ class SwarmMarkers:
             self.deletes[pair].header.frame_id = frame
         self.no_command = Marker(ns="command", id=0, action=Marker.DELETE)
         self.no_command.header.frame_id = frame
+        self.pool: list[Point] = []  # robot i's Point, reused: setting x, y costs a fraction of a new Point
 
     def update(self, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
                stamp: Time) -> MarkerArray:
@@ -123,12 +125,15 @@ class SwarmMarkers:
         counts = np.bincount(zone[zone >= 0], minlength=Z)
         order = np.argsort(zone, kind="stable")
         bounds = np.searchsorted(zone[order], np.arange(Z + 1), side="left")
-        rows = xy[order].tolist()
+        self.pool += [Point(z=2 * DISC_HEIGHT) for _ in range(len(self.pool), zone.size)]
+        for point, (x, y) in zip(self.pool, xy.tolist(), strict=False):
+            point.x, point.y = x, y
+        ranked = [self.pool[i] for i in order.tolist()]
         out: list[Marker] = []
         for z in range(Z):
             self.discs[z].color = _colour(self.colours[z], 0.6 if z == s_g else 0.2)
             self.names[z].text = f"zone {z}: {int(counts[z])}"
-            self.robots[z].points = [Point(x=x, y=y, z=2 * DISC_HEIGHT) for x, y in rows[bounds[z]:bounds[z + 1]]]
+            self.robots[z].points = ranked[bounds[z]:bounds[z + 1]]
             out += [self.discs[z], self.names[z], self.robots[z]]
         self.active.points = self.rings["active", s_g]
         out.append(self.active)
@@ -158,8 +163,10 @@ def swarm_markers(zones: Zones, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.
 
 
 class MarkerPublisher:
-    """The simulator's /swarm/markers: `maybe_publish(...)` once per decision step builds and publishes the view
-    when the throttle allows and someone listens (a subscriber, or the bag): unwatched, it costs one check."""
+    """The simulator's /swarm/markers. `stage(...)` once per decision step keeps the step's view when the throttle
+    allows and someone listens (a subscriber, or the bag): unwatched, it costs one check; `flush()` builds and
+    publishes what is staged. In lockstep the simulator stages at the end of a step and flushes after the next
+    tick, while the robots and the controller compute their answers: off the step's critical path."""
 
     def __init__(self, node, zones: Zones, rate_hz: float) -> None:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -168,14 +175,28 @@ class MarkerPublisher:
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # best-effort viewers match it too
         self.pub = node.create_publisher(MarkerArray, TOPIC, qos) if rate_hz > 0 else None
         self.published = 0
+        self.staged: tuple[dict, Any] | None = None  # (the view, the bag recorder or None)
 
-    def maybe_publish(self, now_s: float, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
-                      stamp: Time, bag=None) -> bool:
+    def stage(self, now_s: float, *, s_g: int, a_g: int, xy: np.ndarray, zone: np.ndarray, goal: np.ndarray,
+              stamp: Time, bag=None) -> bool:
         if self.pub is None or (bag is None and self.pub.get_subscription_count() == 0) or not self.throttle.due(now_s):
             return False
-        msg = self.view.update(s_g=s_g, a_g=a_g, xy=xy, zone=zone, goal=goal, stamp=stamp)
+        self.staged = (dict(s_g=s_g, a_g=a_g, xy=np.array(xy, dtype=np.float64), zone=np.array(zone),
+                            goal=np.array(goal), stamp=stamp), bag)
+        return True
+
+    def flush(self) -> bool:
+        if self.staged is None or self.pub is None:
+            return False
+        view, bag = self.staged
+        self.staged = None
+        msg = self.view.update(**view)
         self.pub.publish(msg)
         if bag is not None:
             bag.write(TOPIC, msg)
         self.published += 1
         return True
+
+    def maybe_publish(self, now_s: float, **view) -> bool:
+        """`stage` then `flush` at once."""
+        return self.stage(now_s, **view) and self.flush()
