@@ -4,7 +4,8 @@ Each repeat runs `altmarl swarm` (separate processes, lockstep, model mode, as f
 off (`--marker-rate 0`) and on (`--marker-rate R`), in alternating order, with a watcher subscribed to
 /swarm/markers in the run's domain the whole time (as RViz or Foxglove would be: without a subscriber the
 simulator does not even build them). Reports steps/s min / median / max per setting, the on/off ratio of the
-medians and of each pair, and how many MarkerArrays the watcher received.
+medians and of each pair, the simulator process's CPU time per step (from /proc, start-up included: the figure
+that load from other processes does not move much), and how many MarkerArrays the watcher received.
 
     .venv/bin/python bench/markers.py --n-robots 1000 --k 35 --steps 300 --repeats 3 --rate 2 \
         --out bench/results/markers
@@ -23,6 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ros_closed_loop import _children, _sample
 
 WATCHER = textwrap.dedent("""
     import signal, sys, rclpy
@@ -53,15 +57,24 @@ def run_once(args: argparse.Namespace, policy: Path, rate: float, out: Path) -> 
            "--steps", str(args.steps), "--policy", str(policy), "--out", str(out), "--marker-rate", str(rate),
            "--no-plots", "--numpy-episodes", "10"]
     t0 = time.monotonic()
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sim_cpu = 0.0  # the simulator process's CPU seconds, last sample before it exited
+    while proc.poll() is None:
+        for pid in _children(proc.pid):
+            sample = _sample(pid)
+            if sample and sample[0] == "sim_node":
+                sim_cpu = max(sim_cpu, sample[1])
+        time.sleep(0.3)
+    stderr = proc.stderr.read() if proc.stderr else ""
     wall = time.monotonic() - t0
     watcher.send_signal(2)
     received, points = (int(v) for v in watcher.communicate(timeout=30)[0].split()[:2])
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     return {"rate": rate, "steps_per_second": summary["steps_per_second"], "wall_s": wall,
-            "markers_received": received, "robots_in_markers": points, "domain": env["ROS_DOMAIN_ID"]}
+            "sim_cpu_ms_per_step": 1e3 * sim_cpu / max(summary["steps"], 1), "markers_received": received,
+            "robots_in_markers": points, "domain": env["ROS_DOMAIN_ID"]}
 
 
 def main() -> None:
@@ -91,11 +104,14 @@ def main() -> None:
     pairs = [sps[True][i] / sps[False][i] for i in range(args.repeats)]
     for on in (False, True):
         s = sps[on]
+        cpu = np.array([x["sim_cpu_ms_per_step"] for x in rows if (x["rate"] > 0) == on])
         print(f"markers {'on (' + str(args.rate) + ' Hz)' if on else 'off'}: steps/s min {s.min():.1f} median "
-              f"{np.median(s):.1f} max {s.max():.1f}")
+              f"{np.median(s):.1f} max {s.max():.1f}; simulator CPU ms/step min {cpu.min():.1f} median "
+              f"{np.median(cpu):.1f} max {cpu.max():.1f}")
     print(f"on/off ratio of medians {np.median(sps[True]) / np.median(sps[False]):.3f}; per pair "
           + ", ".join(f"{p:.3f}" for p in pairs)
-          + f"; MarkerArrays received per on-run {[x['markers_received'] for x in rows if x['rate'] > 0]}")
+          + f"; MarkerArrays received per on-run {[x['markers_received'] for x in rows if x['rate'] > 0]}; "
+          f"load average at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
