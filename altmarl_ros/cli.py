@@ -82,10 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     k = args.k or config.k
     print(f"training {config.game} {config.game_options} k={k} n={config.n_agents} seed={args.seed} "
           f"(G-LEARN {config.g_learn.transition}, L-LEARN {config.l_learn.kind}, rule {config.loop.rule})")
-    from altmarl_ros.marl.experiments import expand_starts
+    from altmarl_ros.marl.experiments import training_starts
     from altmarl_ros.marl.games import make_game
 
-    n_starts = len(expand_starts(config.loop.starts, make_game(config.game, **config.game_options).n_global_actions))
+    n_starts = len(training_starts(config, make_game(config.game, **config.game_options), full_information=False))
     with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
