@@ -5,7 +5,7 @@ Examples
     altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
     altmarl evaluate --policy policies/warehouse_k10.npz --nash-gap
     altmarl sweep --config config/train_warehouse.yaml --k 1,5,10 --seeds 3 --out runs/sweep.csv
-    altmarl sweep --config config/train_federated.yaml --k 1,5,50 --backend ray --resume --out runs/fed.csv
+    altmarl sweep --config config/train_federated.yaml --k 1,5,50 --executor ray --resume --out runs/fed.csv
     altmarl train --game my_game.yaml --k 5 --out policies/my_game_k5
     altmarl plot runs/sweep.csv --out runs/plots
     altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.paths import share_path
 from altmarl_ros.progress import Progress
 
@@ -142,16 +143,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.backends import grid, run_cell, run_sweep
+    from altmarl_ros.marl.executors import grid, run_cell, run_sweep
 
-    if args.address and args.backend != "ray":
-        raise ValueError("--address needs --backend ray")
+    if args.backend is not None:  # the flag's old name
+        print("altmarl sweep: warning: --backend is deprecated, use --executor", file=sys.stderr)
+        args.executor = args.backend
+    if args.address and args.executor != "ray":
+        raise InputError("--address needs --executor ray")
     config = _load_config(args)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     gap_seeds = args.seeds if args.gap_seeds is None else args.gap_seeds
     cells = grid(args.k, seeds, gap_seeds=gap_seeds)
     out = Path(args.out)
-    print(f"sweep {config.game} k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) on {args.backend}"
+    print(f"sweep {config.game} k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) on {args.executor}"
           f"{' at ' + args.address if args.address else ''} -> {out}{' (resuming)' if args.resume else ''}")
     with Progress(len(cells), "runs") as progress:
 
@@ -160,7 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             progress.advance(1, f"k={cell.k} seed={cell.seed} reward {reward:.2f}")
 
         cell_fn = functools.partial(run_cell, policy_dir=args.save_policies)
-        rows = run_sweep(config, cells, out=out, backend=args.backend, address=args.address, resume=args.resume,
+        rows = run_sweep(config, cells, out=out, executor=args.executor, address=args.address, resume=args.resume,
                          on_cell=on_cell, cell_fn=cell_fn)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
@@ -254,11 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
+    from altmarl_ros.marl.executors import EXECUTORS
+
     p = sub.add_parser("sweep", help="train and evaluate over k and seeds; write tidy CSV rows")
     common(p)
     game_flag(p)
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="run the (k, seed) cells in this process or as Ray tasks (default: %(default)s)")
+    p.add_argument("--backend", choices=EXECUTORS, default=None, help=argparse.SUPPRESS)  # deprecated --executor
     p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://head:10001); default: "
                    "start Ray on this machine")
     p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
