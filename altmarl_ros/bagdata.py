@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.games.warehouse import MOVES
 from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.zones import Zones
@@ -33,7 +34,7 @@ POSE = re.compile(r"^/robot_(\d+)/pose$")
 GOAL = re.compile(r"^/robot_(\d+)/zone_goal$")
 
 
-class BagError(ValueError):
+class BagError(UserError, ValueError):
     """The bag cannot be read or lacks the topics identification needs (the message names them)."""
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike
 
+from altmarl_ros.errors import InputError
+
 _KEYS = {"frame_id": str, "ring_radius": float, "zone_radius": float, "arena_half_size": float, "n_zones": int}
 
 
@@ -27,11 +29,11 @@ class Zones:
 
     def __post_init__(self) -> None:
         if self.n_zones < 2:
-            raise ValueError(f"zones: n_zones must be >= 2, got {self.n_zones}")
+            raise InputError(f"zones: n_zones must be >= 2, got {self.n_zones}")
         if not self.ring_radius > 0 or not self.zone_radius > 0:
-            raise ValueError("zones: ring_radius and zone_radius must be > 0")
+            raise InputError("zones: ring_radius and zone_radius must be > 0")
         if not self.arena_half_size > self.ring_radius + self.zone_radius:
-            raise ValueError("zones: arena_half_size must exceed ring_radius + zone_radius")
+            raise InputError("zones: arena_half_size must exceed ring_radius + zone_radius")
 
     @property
     def centres(self) -> np.ndarray:
@@ -75,17 +77,17 @@ def load_zones(path: str | Path) -> Zones:
     """Read a zones YAML file; unknown keys and bad values raise ValueError naming the key."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of zone settings")
+        raise InputError(f"{path}: expected a mapping of zone settings")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown zone keys {unknown}; known: {sorted(_KEYS)}")
+        raise InputError(f"{path}: unknown zone keys {unknown}; known: {sorted(_KEYS)}")
     values = {}
     for key, value in data.items():
         try:
             values[key] = _KEYS[key](value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: zone key {key!r} has bad value {value!r}") from exc
+            raise InputError(f"{path}: zone key {key!r} has bad value {value!r}") from exc
     try:
         return Zones(**values)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise InputError(f"{path}: {exc}") from exc

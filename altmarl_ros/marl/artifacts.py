@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.game import GameLabels, TabularGame
 from altmarl_ros.marl.games import game_from_spec, is_game_path
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
@@ -39,7 +40,7 @@ READS = (1, 2)  # version 1: no game tables and no .npz hash (the game is rebuil
 GAME_TABLES = ("P_g", "P_l", "r_g", "r_l", "init_g")
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(UserError, ValueError):
     """A policy artifact is missing, unreadable or incompatible."""
 
 

@@ -367,11 +367,11 @@ def read_rows(path: str | Path) -> list[SweepRow]:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(header) != ROW_FIELDS:
-            raise ValueError(f"{path}: expected the columns {','.join(ROW_FIELDS)}, got {header}")
+            raise InputError(f"{path}: expected the columns {','.join(ROW_FIELDS)}, got {header}")
         try:
             return [SweepRow(int(r[0]), int(r[1]), r[2], float(r[3]), float(r[4])) for r in reader]
         except (ValueError, IndexError) as exc:
-            raise ValueError(f"{path}: malformed row: {exc}") from exc
+            raise InputError(f"{path}: malformed row: {exc}") from exc
 
 
 def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:

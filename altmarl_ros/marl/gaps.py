@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.deviations import (
     M_TRAIN,
@@ -118,7 +119,7 @@ class _Setup(NamedTuple):
 def _setup(seed: int, n_agents: int, search_agents: int, horizon: int, ordering: Ordering,
            min_agents: int = 1) -> _Setup:
     if n_agents < 1 or horizon < 1:
-        raise ValueError(f"need n_agents >= 1 and horizon >= 1, got {n_agents}, {horizon}")
+        raise InputError(f"need n_agents >= 1 and horizon >= 1, got {n_agents}, {horizon}")
     return _Setup(streams(seed), min(n_agents, max(search_agents, min_agents)),
                   {"horizon": horizon, "ordering": ordering})
 
@@ -384,7 +385,7 @@ def estimate_gaps(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLoc
     `shared_passes`: coordinate-ascent passes of the shared search (each pass scores S_g S_l (A_l - 1)
     tables; more passes find larger shared deviations at a proportional search cost)."""
     if pi_g.k > n_agents:
-        raise ValueError(f"pi_g observes k={pi_g.k} robots but n_agents={n_agents}")
+        raise InputError(f"pi_g observes k={pi_g.k} robots but n_agents={n_agents}")
     common = {"seed": seed, "n_agents": n_agents, "horizon": horizon, "n_episodes": n_episodes,
               "ordering": ordering, "search_agents": search_agents}
     seconds: dict[str, float] = {}

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame
 
 PRIORS = ("nominal", "uniform")
@@ -101,9 +102,9 @@ def dirichlet_posterior(counts: np.ndarray, prior_rows: np.ndarray, *, strength:
                         level: float = 0.95) -> Posterior:
     """Posterior of each row given counts (..., S) and prior mean rows (..., S) with `strength` pseudo-counts."""
     if not strength > 0:
-        raise ValueError(f"prior strength must be > 0, got {strength}")
+        raise InputError(f"prior strength must be > 0, got {strength}")
     if not 0 < level < 1:
-        raise ValueError(f"credible level must be in (0, 1), got {level}")
+        raise InputError(f"credible level must be in (0, 1), got {level}")
     alpha = strength * np.asarray(prior_rows, dtype=np.float64)
     alpha = np.maximum(alpha, 1e-9)  # a zero prior entry would make its Beta marginal degenerate
     a = alpha + counts
@@ -144,17 +145,17 @@ def identify(tr: Transitions, nominal: TabularGame, *, prior: str = "nominal", s
              level: float = 0.95, replace_P_g: bool = False) -> Identification:
     """Estimate P_l (and check P_g) from transitions; see the module docstring."""
     if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        raise InputError(f"prior must be one of {PRIORS}, got {prior!r}")
     S_l, S_g, A_l, A_g = (nominal.n_local_states, nominal.n_global_states, nominal.n_local_actions,
                           nominal.n_global_actions)
     for name, arr, high in (("s_g", tr.s_g, S_g), ("s_g_next", tr.s_g_next, S_g), ("s_l", tr.s_l, S_l),
                             ("s_l_next", tr.s_l_next, S_l), ("a_l", tr.a_l, A_l), ("a_g", tr.a_g, A_g)):
         if arr.size and arr.max() >= high:
-            raise ValueError(f"recorded {name} reaches {int(arr.max())}, but the game has {high}")
+            raise InputError(f"recorded {name} reaches {int(arr.max())}, but the game has {high}")
     N_l = local_counts(tr, (S_l, S_g, A_l))
     N_g = global_counts(tr, (S_g, A_g))
     if N_l.sum() == 0:
-        raise ValueError("no robot transition could be recovered (no step with a zone, an answer and a next zone)")
+        raise InputError("no robot transition could be recovered (no step with a zone, an answer and a next zone)")
     prior_l = nominal.P_l if prior == "nominal" else np.full(N_l.shape, 1.0 / S_l)
     prior_g = nominal.P_g if prior == "nominal" else np.full(N_g.shape, 1.0 / S_g)
     post_l = dirichlet_posterior(N_l, prior_l, strength=strength, level=level)

@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame
 
@@ -151,7 +152,7 @@ def run_episodes(game: TabularGame, pi_g: GlobalController, pi_l: LocalControlle
     controllers observe differently. `mode_accuracy=False` skips the population-mode count (no draws).
     """
     if ordering not in ORDERINGS:
-        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+        raise InputError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     env_rng, obs_rng, act_rng = rng.spawn(3)
     returns, step_rewards, own = np.empty(n_episodes), np.empty(n_episodes), np.empty(n_episodes)
     hits = np.empty(n_episodes) if mode_accuracy else None

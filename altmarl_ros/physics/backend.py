@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame as Game
 from altmarl_ros.marl.games.warehouse import MOVES
 from altmarl_ros.physics.engine import FIDELITIES, EngineOptions, PhysicsEngine
@@ -55,7 +56,7 @@ def spawn_points(world: World, s_l: np.ndarray, rng: np.random.Generator, spacin
     grid = np.stack([gx.ravel(), gy.ravel()], -1)
     grid = grid[(np.abs(grid) <= bound).all(-1)]
     if grid.shape[0] < n:
-        raise ValueError(f"physics: {n} robots do not fit in the arena at a spawn spacing of {pitch:.3f} m "
+        raise InputError(f"physics: {n} robots do not fit in the arena at a spawn spacing of {pitch:.3f} m "
                          f"({grid.shape[0]} places)")
     grid_zone = zones.zone_of(grid)
     dist = np.linalg.norm(grid - zones.centres[grid_zone], axis=-1)
@@ -91,7 +92,7 @@ class PhysicsBackend(SimBackend):
         self.fidelity = param("fidelity", "planar", f"physics robot model: one of {FIDELITIES} (planar base on "
                               "x, y, yaw; or wheels with ground contact as Gazebo's DiffDrive)")
         if self.fidelity not in FIDELITIES:
-            raise ValueError(f"parameter 'fidelity' must be one of {FIDELITIES}, got {self.fidelity!r}")
+            raise InputError(f"parameter 'fidelity' must be one of {FIDELITIES}, got {self.fidelity!r}")
         self.timestep = param("physics_timestep", 0.0, "s per MuJoCo step; 0 = the world SDF's max_step_size",
                               low=0.0, high=0.005)
         self.stuck_time = param("stuck_time", 1.0, "s blocked within one drive interval for a robot to count as "
@@ -103,7 +104,7 @@ class PhysicsBackend(SimBackend):
         self.world = load_world(world_sdf or None, robot_sdf or None, None)
         if self.world.zones.centres.shape != zones.centres.shape or not np.allclose(self.world.zones.centres,
                                                                                    zones.centres):
-            raise ValueError("physics: the world's zones (share/config/zones.yaml) differ from sim_node's zones_path")
+            raise InputError("physics: the world's zones (share/config/zones.yaml) differ from sim_node's zones_path")
         self.world = World(self.world.name, self.world.physics_step, self.world.walls, self.world.markers, zones,
                            self.world.robot)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.zones import Zones, load_zones
 
 
@@ -120,7 +121,7 @@ class World:
         return d / v + v / a
 
 
-class WorldFileError(ValueError):
+class WorldFileError(UserError, ValueError):
     """A world, robot or zones file is missing something the simulator needs (the message names it)."""
 
 

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.ros.backends import MODES, drives
 
 SIMS = ("embedded", "gazebo")
@@ -36,7 +37,7 @@ class NodeSpec:
 
     def __post_init__(self) -> None:
         if self.executable not in EXECUTABLES:
-            raise ValueError(f"NodeSpec.executable must be one of {EXECUTABLES}, got {self.executable!r}")
+            raise InputError(f"NodeSpec.executable must be one of {EXECUTABLES}, got {self.executable!r}")
         for key, value in self.parameters.items():
             _check_plain(f"NodeSpec({self.name}).parameters[{key!r}]", value)
 
@@ -55,12 +56,12 @@ def _check_plain(where: str, value: Any) -> None:
         return
     if isinstance(value, (list, tuple)):
         if not value:
-            raise ValueError(f"{where}: empty lists have no ROS type; leave the parameter out instead")
+            raise InputError(f"{where}: empty lists have no ROS type; leave the parameter out instead")
         kinds = {bool if isinstance(v, bool) else type(v) for v in value}
         if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-            raise ValueError(f"{where}: ROS arrays must hold one plain type, got {sorted(k.__name__ for k in kinds)}")
+            raise InputError(f"{where}: ROS arrays must hold one plain type, got {sorted(k.__name__ for k in kinds)}")
         return
-    raise ValueError(f"{where}: {type(value).__name__} is not a plain ROS parameter type")
+    raise InputError(f"{where}: {type(value).__name__} is not a plain ROS parameter type")
 
 
 @dataclass(frozen=True)
@@ -97,35 +98,35 @@ class SwarmOptions:
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"SwarmOptions.{name} must be an integer >= {low}, got {value!r}")
+                raise InputError(f"SwarmOptions.{name} must be an integer >= {low}, got {value!r}")
         if self.k > self.n_robots:
-            raise ValueError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
+            raise InputError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
         for name, allowed in (("sim", SIMS), ("mode", MODES), ("observation", OBSERVATIONS),
                               ("fidelity", ("planar", "wheeled")),
                               ("log_level", ("debug", "info", "warn", "error"))):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("step_period", "step_timeout", "startup_timeout", "physics_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
+                raise InputError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
         if self.step_timeout <= 0:
-            raise ValueError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
+            raise InputError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
         if not 1.0 <= self.physics_rate <= 1000.0:
-            raise ValueError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
+            raise InputError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
         if not self.lockstep and self.step_period <= 0:
-            raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
+            raise InputError("SwarmOptions.step_period must be > 0 when lockstep is False")
         for name in ("use_sim_time", "lockstep", "autostart", "tolerate_lost_robots"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
+                raise InputError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
+                raise InputError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
         if self.observation == "polling" and (self.robots_per_process == 1 or self.sim == "gazebo"):
-            raise ValueError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
+            raise InputError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
                              "it needs sim='embedded' and robots_per_process > 1")
         if self.sim == "gazebo" and not drives(self.mode):
-            raise ValueError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
+            raise InputError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
                              f"(Gazebo moves the robots), got {self.mode!r}")
 
     @classmethod

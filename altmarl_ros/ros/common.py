@@ -20,7 +20,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from altmarl_ros.errors import is_user_error
+from altmarl_ros.errors import UserError, is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
 from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
@@ -29,7 +29,7 @@ EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExe
 PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A node parameter is missing, of the wrong type or out of range."""
 
 

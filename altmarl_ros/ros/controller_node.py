@@ -38,6 +38,7 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiAr
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    ParameterError,
     PoseSubscriber,
     declare,
     declare_string_list,
@@ -74,7 +75,7 @@ class ControllerNode(Node):
         self.names = robot_list(self, robots, n_robots)
         self.n = len(self.names)
         if self.k > self.n:
-            raise ValueError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
+            raise ParameterError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
         self.pi_g, self.game = artifact.pi_g, artifact.game

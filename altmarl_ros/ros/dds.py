@@ -21,6 +21,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from altmarl_ros.errors import InputError
+
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
 TRANSPORTS = ("udp", "shm")
 LAUNCH_CHOICES = (*TRANSPORTS, "none")  # `ros2 launch ... dds_transport:=`; none = leave Fast DDS as it is
@@ -65,7 +67,7 @@ PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 def profile(transport: str = "udp") -> str:
     """The profile's XML text for `transport` ('udp' or 'shm')."""
     if transport not in TRANSPORTS:
-        raise ValueError(f"DDS transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        raise InputError(f"DDS transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     shm = transport == "shm"
     return PROFILE.format(shm_descriptor=_SHM if shm else "",
                           shm_id="          <transport_id>altmarl_shm</transport_id>\n" if shm else "")
@@ -90,7 +92,7 @@ def profile_for_launch(transport: str) -> str | None:
     """The file `swarm.launch.py` sets FASTDDS_DEFAULT_PROFILES_FILE to for `dds_transport:=transport`: a new
     profile in a temporary directory, or None for 'none' or when the user has set the variable already."""
     if transport not in LAUNCH_CHOICES:
-        raise ValueError(f"dds_transport must be one of {', '.join(LAUNCH_CHOICES)}, got {transport!r}")
+        raise InputError(f"dds_transport must be one of {', '.join(LAUNCH_CHOICES)}, got {transport!r}")
     if transport == "none" or os.environ.get(ENV_VAR):
         return None
     return str(write_profile(tempfile.mkdtemp(prefix="altmarl_dds_"), transport))

@@ -14,6 +14,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.files import GameFileError, is_game_path, load_game_file, read_game_file
 from altmarl_ros.marl.games.toy import broadcast, coordination
@@ -101,10 +102,10 @@ def check_options(name: str, factory: Factory, options: Mapping[str, object]) ->
                       spec.kind is spec.POSITIONAL_OR_KEYWORD)
     for key, value in options.items():
         if key not in accepted:
-            raise ValueError(f"game {name!r} has no option {key!r}; its options: {accepted}")
+            raise InputError(f"game {name!r} has no option {key!r}; its options: {accepted}")
         expected = typing.get_type_hints(factory).get(key)
         if not _type_ok(value, expected):
-            raise ValueError(f"game {name!r}: option {key!r} must be {getattr(expected, '__name__', expected)}, "
+            raise InputError(f"game {name!r}: option {key!r} must be {getattr(expected, '__name__', expected)}, "
                              f"got {value!r}")
 
 
@@ -112,7 +113,7 @@ def make_game(name: str | os.PathLike[str], **options: object) -> TabularGame:
     """Build a registered game or a game file; unknown names, options and bad values raise ValueError."""
     name = os.fspath(name)
     if name not in GAMES:
-        raise ValueError(f"unknown game {name!r}; known games: {sorted(GAMES)}, or a path to a game file (*.yaml)")
+        raise InputError(f"unknown game {name!r}; known games: {sorted(GAMES)}, or a path to a game file (*.yaml)")
     factory = GAMES[name]
     check_options(name, factory, options)
     return factory(**options)
@@ -121,10 +122,10 @@ def make_game(name: str | os.PathLike[str], **options: object) -> TabularGame:
 def game_from_spec(spec: Mapping[str, Any]) -> TabularGame:
     """Rebuild a game from an artifact's or a config's spec {"name": ..., "options": {...}}."""
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ValueError(f"a game spec is a mapping with a 'name', got {spec!r}")
+        raise InputError(f"a game spec is a mapping with a 'name', got {spec!r}")
     options = spec.get("options", {})
     if not isinstance(options, Mapping):
-        raise ValueError(f"game spec options must be a mapping, got {options!r}")
+        raise InputError(f"game spec options must be a mapping, got {options!r}")
     return make_game(spec["name"], **options)
 
 

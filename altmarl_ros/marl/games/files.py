@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import yaml
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.game import GameLabels, TabularGame
 
 FORMAT_KEY = "altmarl_game"
@@ -51,7 +52,7 @@ _WILDCARD = "*"
 _ROW_ATOL = 1e-6
 
 
-class GameFileError(ValueError):
+class GameFileError(UserError, ValueError):
     """A game file is missing, malformed, or describes an invalid game (the message names file and key)."""
 
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.stats import norm
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.policy import TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
 
@@ -62,11 +63,11 @@ class UpdateRule:
 
     def __post_init__(self) -> None:
         if self.kind not in RULES:
-            raise ValueError(f"update rule must be one of {RULES}, got {self.kind!r}")
+            raise InputError(f"update rule must be one of {RULES}, got {self.kind!r}")
         if not self.c >= 0 or not self.rtol >= 0:
-            raise ValueError("update rule: c and rtol must be >= 0")
+            raise InputError("update rule: c and rtol must be >= 0")
         if not 0.5 <= self.confidence < 1:
-            raise ValueError(f"update rule: confidence must lie in [0.5, 1), got {self.confidence}")
+            raise InputError(f"update rule: confidence must lie in [0.5, 1), got {self.confidence}")
 
     @property
     def z(self) -> float:
@@ -153,7 +154,7 @@ def alternate(*, learn_global: GlobalLearner, learn_local: LocalLearner, evaluat
     eval_seed : base of the evaluations' integer seeds (each evaluation draws fresh episodes).
     """
     if max_rounds < 1:
-        raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        raise InputError(f"max_rounds must be >= 1, got {max_rounds}")
     loop = _Loop(learn_global, learn_local, evaluate, _Seeds(eval_seed), on_round)
     if rule.kind == "revert":
         return loop.revert(pi_g0, pi_l0, rule.rtol, max_rounds)

@@ -42,6 +42,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.learners.bellman import (
@@ -111,14 +112,14 @@ def count_transitions(game: TabularGame, P_tilde: np.ndarray, *, k: int, transit
         return [cv.rank(cv.round_to_counts(all_d @ P_tilde[:, g, :], k), k) for g in range(S_g)]
     if transition == "exact":
         if D > _EXACT_MAX_D:
-            raise ValueError(f"transition='exact' enumerates all next count vectors; D={D} > {_EXACT_MAX_D}")
+            raise InputError(f"transition='exact' enumerates all next count vectors; D={D} > {_EXACT_MAX_D}")
         return [_exact_matrix(P_tilde[:, g, :], k) for g in range(S_g)]
     if transition != "sampled":
-        raise ValueError(f"transition must be one of {TRANSITIONS}, got {transition!r}")
+        raise InputError(f"transition must be one of {TRANSITIONS}, got {transition!r}")
     if rng is None:
-        raise ValueError("transition='sampled' needs an rng")
+        raise InputError("transition='sampled' needs an rng")
     if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
+        raise InputError(f"m must be >= 1, got {m}")
     index_dtype = np.int32 if D * m < 2**31 else np.int64
     data = np.full(D * m, 1.0 / m)  # one read-only array shared by the S_g matrices
     indptr = np.arange(0, D * m + 1, m, dtype=index_dtype)
@@ -219,11 +220,11 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     Q is the last Bellman backup, and the transition used.
     """
     if stopping not in STOPPINGS:
-        raise ValueError(f"stopping must be one of {STOPPINGS}, got {stopping!r}")
+        raise InputError(f"stopping must be one of {STOPPINGS}, got {stopping!r}")
     if acceleration not in ACCELERATIONS:
-        raise ValueError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
+        raise InputError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
     if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        raise InputError(f"max_iter must be >= 1, got {max_iter}")
     t0 = time.perf_counter()
     S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
@@ -232,7 +233,7 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
         transitions = CountTransitions(key, count_transitions(game, P_tilde, k=k, transition=transition, m=m,
                                                               rng=rng))
     elif transitions.key != key:
-        raise ValueError("transitions were built for another (game, pi_l, k, transition, m); "
+        raise InputError("transitions were built for another (game, pi_l, k, transition, m); "
                          "pass transitions=None to build this call's")
     all_d = cv.enumerate_counts(k, S_l)
     D = all_d.shape[0]
@@ -241,7 +242,7 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     gamma_P_g = game.gamma * game.P_g  # (S_g, A_g, S_g')
     V = np.zeros((S_g, D)) if V0 is None else np.array(V0, dtype=np.float64)
     if V.shape != (S_g, D):
-        raise ValueError(f"V0 must have shape {(S_g, D)}, got {V.shape}")
+        raise InputError(f"V0 must have shape {(S_g, D)}, got {V.shape}")
     M = transitions.per_global_state
     T: BellmanOperator = (GatherOperator(C, gamma_P_g, np.stack(M)) if transition == "deterministic"
                           else ExpectationOperator(C, gamma_P_g, M))  # type: ignore[arg-type]
