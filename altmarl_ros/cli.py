@@ -172,37 +172,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """Estimate P_l (check P_g) from bags; write the identified game file and its report (atomically)."""
-    import numpy as np
-
     from altmarl_ros.bagdata import read_transitions
-    from altmarl_ros.marl.artifacts import atomic_write_text
     from altmarl_ros.marl.games import make_game
-    from altmarl_ros.marl.games.files import write_game_file
-    from altmarl_ros.marl.identify import Transitions, identify
+    from altmarl_ros.marl.identify import combine_runs, identify, write_identification
     from altmarl_ros.zones import load_zones
 
     zones = load_zones(args.zones or share_path("config/zones.yaml"))
-    nominal = make_game(args.game)
-    parts = [read_transitions(bag, zones) for bag in args.bag]
-    n = max(p.s_l.shape[1] for p in parts)
-    if any(p.s_l.shape[1] != n for p in parts):  # runs of different swarm sizes: pad the missing robots
-        parts = [Transitions(p.s_g, p.a_g, p.s_g_next, *(np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=c)
-                                                        for x, c in ((p.s_l, 0), (p.a_l, -1), (p.s_l_next, -1))))
-                 for p in parts]
-    result = identify(Transitions.concatenate(parts), nominal, prior=args.prior, strength=args.prior_strength,
-                      level=args.level, replace_P_g=args.replace_pg)
+    runs = combine_runs([read_transitions(bag, zones) for bag in args.bag])
+    result = identify(runs, make_game(args.game), prior=args.prior, strength=args.prior_strength, level=args.level,
+                      replace_P_g=args.replace_pg)
     out = Path(args.out)
-    report = {"bags": [str(b) for b in args.bag], "nominal_game": args.game, **result.report}
-    description = (f"P_l identified by `altmarl identify` from {len(args.bag)} bag(s): {result.steps} decision steps, "
-                   f"{result.robot_transitions} robot transitions; Dirichlet prior {args.prior} x {args.prior_strength}"
-                   f"; rewards, P_g, gamma and initial law of {args.game}; counts and {args.level:.0%} intervals in "
-                   f"{out.with_suffix('.identify.json').name}")
-    write_game_file(out, result.game, description=description)
-    tables = {name: {"counts": post.counts.tolist(), "mean": post.mean.tolist(), "lower": post.lower.tolist(),
-                     "upper": post.upper.tolist(), "axes": axes}
-              for name, post, axes in (("P_l", result.P_l, ["s_l", "s_g", "a_l", "s_l_next"]),
-                                       ("P_g", result.P_g, ["s_g", "a_g", "s_g_next"]))}
-    atomic_write_text(out.with_suffix(".identify.json"), json.dumps({**report, "tables": tables}) + "\n")
+    report = write_identification(out, result, sources=[str(b) for b in args.bag], nominal_name=args.game)
     print(json.dumps(report, indent=2))
     print(f"wrote {out} (train with: altmarl train --game {out}) and {out.with_suffix('.identify.json')}")
     return 0
@@ -300,16 +280,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop")
     try:
         from altmarl_ros.ros import swarm
-    except ImportError as exc:  # rclpy missing: the learning commands still work
-        p.set_defaults(func=lambda _args, _exc=exc: _no_ros(_exc))
+    except ImportError as exc:  # the swarm's own modules are missing: accept any options, say what is missing
+        p.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=functools.partial(_no_ros, exc))
     else:
         swarm.add_arguments(p)
-        p.set_defaults(func=swarm.run)
+        p.set_defaults(func=_run_swarm)
     return parser
 
 
-def _no_ros(exc: Exception) -> int:
-    print(f"altmarl swarm needs ROS 2 (rclpy): {exc}. Run `make run` or `make setup` to install it.", file=sys.stderr)
+def _rclpy_missing() -> ImportError | None:
+    """The ImportError of `import rclpy`, or None when ROS 2's Python client library is importable."""
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as exc:
+        return exc
+    return None
+
+
+def _run_swarm(args: argparse.Namespace) -> int:
+    """`altmarl swarm`: checks that rclpy imports BEFORE anything is trained or started."""
+    missing = _rclpy_missing()
+    if missing is not None:
+        return _no_ros(missing, args)
+    from altmarl_ros.ros import swarm
+
+    return int(swarm.run(args) or 0)
+
+
+def _no_ros(exc: Exception, _args: argparse.Namespace) -> int:
+    print(f"altmarl swarm: error: ROS 2 (rclpy) is not importable here ({exc}); the learning commands (train, "
+          "evaluate, sweep, plot, identify) work without it. Install ROS 2 with `make setup` (or run `make run`).",
+          file=sys.stderr)
     return 2
 
 
