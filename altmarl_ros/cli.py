@@ -277,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-pg", action="store_true", help="also replace P_g by its estimate (default: check it)")
     p.set_defaults(func=cmd_identify)
 
-    p = sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop")
+    _add_swarm(sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop"))
+    return parser
+
+
+def _add_swarm(p: argparse.ArgumentParser) -> None:
+    """The swarm's options (documented even without ROS 2) and its entry, which checks for rclpy first."""
     try:
         from altmarl_ros.ros import swarm
     except ImportError as exc:  # the swarm's own modules are missing: accept any options, say what is missing
@@ -286,7 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         swarm.add_arguments(p)
         p.set_defaults(func=_run_swarm)
-    return parser
 
 
 def _rclpy_missing() -> ImportError | None:
