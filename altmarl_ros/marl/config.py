@@ -112,6 +112,13 @@ class Start:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def action(self) -> int:
+        """The constant a_g of a constant / l_first start (set for every start `expand_starts` returns)."""
+        if self.a_g is None:
+            raise ConfigError(f"start {self.name!r} has no global action: expand it with expand_starts")
+        return self.a_g
+
 
 def parse_start(text: str) -> Start:
     """`Start` from its name; ConfigError naming the start and listing the valid forms otherwise."""

@@ -1,5 +1,5 @@
 """Experiments: train from a config, evaluate on the n-agent system, and one sweep cell as tidy rows
-(`run_one`; `marl.backends` runs the grid of cells).
+(`run_one`; `marl.executors` runs the grid of cells).
 
 Seeds become generators only here: a run's seed gives one integer seed per purpose (`_int_seed`: each
 start's in-loop evaluations, the selection, the gaps), G-LEARN a generator per (seed, pi_l), and the
@@ -161,9 +161,9 @@ def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, lea
     uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
     kind = start.kind
     if kind is StartKind.CONSTANT:
-        return learn_global.constant(start.a_g or 0), uniform
+        return learn_global.constant(start.action), uniform
     if kind is StartKind.L_FIRST:
-        pi_g0 = learn_global.constant(start.a_g or 0)
+        pi_g0 = learn_global.constant(start.action)
         return pi_g0, learn_local(pi_g0, uniform)
     if kind is StartKind.G_FIRST:
         return learn_global(uniform), uniform
