@@ -21,8 +21,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from altmarl_ros.contract import DdsTransport, values
+
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
-TRANSPORTS = ("udp", "shm")
+TRANSPORTS = values(DdsTransport)
 LAUNCH_CHOICES = (*TRANSPORTS, "none")  # `ros2 launch ... dds_transport:=`; none = leave Fast DDS as it is
 
 _SHM = """      <transport_descriptor>
