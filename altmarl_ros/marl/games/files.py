@@ -341,7 +341,7 @@ def _nested(arr: np.ndarray, axes: Sequence[tuple[str, ...]]) -> Any:
 
 
 def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description: str = "",
-                 arrays: str | None = None) -> dict[str, Any]:
+                 arrays: str | None = None, floor: FloorMap | None = None) -> dict[str, Any]:
     """The file form of `game` (floats written exactly); with `arrays`, the tables are left to that .npz."""
     L = game.names
     data: dict[str, Any] = {FORMAT_KEY: FORMAT_VERSION, "name": game.name}
@@ -353,6 +353,13 @@ def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description:
     data["global"] = {"states": list(L.global_states), "actions": list(L.global_actions)}
     data["local"] = {"states": list(L.local_states), "actions": list(L.local_actions)}
     data["init_l"] = ({"dirichlet": game.init_l_concentration} if game.init_l_concentration > 0 else "uniform")
+    if floor is not None:
+        floor.check_game(game)
+        data["floor"] = {
+            "local_state_zone": dict(zip(L.local_states, floor.local_state_zone.tolist(), strict=True)),
+            "local_action_goal": {s: dict(zip(L.local_actions, row.tolist(), strict=True))
+                                  for s, row in zip(L.local_states, floor.local_action_goal, strict=True)},
+            "global_action_zone": dict(zip(L.global_actions, floor.global_action_zone.tolist(), strict=True))}
     if arrays is not None:
         data["arrays"] = arrays
         return data
@@ -365,7 +372,7 @@ def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description:
 
 
 def write_game_file(path: str | os.PathLike[str], game: TabularGame, *, n_agents: int | None = None,
-                    description: str = "", npz: bool = False) -> Path:
+                    description: str = "", npz: bool = False, floor: FloorMap | None = None) -> Path:
     """Write `game` as a game file (atomically); `npz=True` puts the tables in `<stem>.npz` beside it.
 
     `read_game_file` of the result rebuilds a game with the same fingerprint.
@@ -374,7 +381,7 @@ def write_game_file(path: str | os.PathLike[str], game: TabularGame, *, n_agents
 
     path = Path(path)
     arrays = path.with_suffix(".npz").name if npz else None
-    data = game_to_dict(game, n_agents=n_agents, description=description, arrays=arrays)
+    data = game_to_dict(game, n_agents=n_agents, description=description, arrays=arrays, floor=floor)
     if npz:
         import io
 
