@@ -138,3 +138,16 @@ def test_the_checker_sees_function_local_and_relative_imports(tmp_path):
     assert (2, "altmarl_ros.ros") in found and (2, "altmarl_ros.ros.topics") in found
     assert (3, "altmarl_ros.marl") in found
     assert group("altmarl_ros.ros.topics") == "ros" and LAYERS["ros"] > LAYERS[group("altmarl_ros.marl.m")]
+
+
+def test_package_xml_declares_every_ros_import():
+    """Every ROS package the code imports is a dependency in package.xml (rosdep installs what is listed)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = {e.text for tag in ("depend", "exec_depend") for e in root.iter(tag)}
+    used = {target.split(".")[0] for found in graph().values() for _, target in found
+            if target.split(".")[0] in ROS_PACKAGES}
+    assert used and not used - declared, f"imported but not in package.xml: {sorted(used - declared)}"
+    optional = {e.text for e in root.iter("exec_depend") if e.get("condition")}
+    assert optional == {"ros_gz_sim", "ros_gz_bridge"}  # Gazebo only: conditional, not required
