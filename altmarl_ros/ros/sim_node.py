@@ -17,7 +17,7 @@ answers again. Step accounting is by set, not by count: at a step's start the li
 set; the step completes when the owed set is empty (so an answer from a robot not waited for can
 never stand in for a live one). Every other answer is counted, never applied: `late_answers` (for
 an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
-same step), `bad_answers` (out of range, not one move away, or for a step not announced yet).
+same step), `bad_answers` (out of range, reached by no local action, or for a step not announced yet).
 Counters go into the next recorded step's row; the summary's totals include what was heard after
 the last row. `lockstep: false`: steps run in real time every `step_period` s.
 
@@ -413,7 +413,7 @@ class SimNode(Node):
         bad = self.answered & (a_l < 0)
         if bad.any():
             self.bad += int(bad.sum())
-            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or not one move away "
+            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or reached by no local action "
                             f"(e.g. {self.names[int(np.flatnonzero(bad)[0])]}: goal "
                             f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
         a_l = np.where(a_l < 0, self.floor.stay_action()[s_l], a_l)
