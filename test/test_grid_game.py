@@ -55,10 +55,10 @@ def test_floor_map_decodes_goals_to_the_lowest_action():
     # r0c0 (zone 0): stay, N (wall), S -> 4, E -> 1, W (wall)
     assert grid.action_from_goal(np.array([0, 0, 0, 0, 0, -1]), np.array([0, 4, 1, 2, -1, 0])).tolist() == \
         [0, 2, 3, -1, -1, -1]
-    assert grid.stay_action().tolist() == [0] * 8
+    assert grid.stay_action.tolist() == [0] * 8
     permuted = FloorMap([1, 0, 2], [[1, 0, 2], [1, 0, 2], [2, 0, 1]], [0, 1, 2])  # local state 0 is zone 1
     assert permuted.zone_state.tolist() == [1, 0, 2] and permuted.local_state(np.array([1, 0])).tolist() == [0, 1]
-    assert permuted.stay_action().tolist() == [0, 1, 0]
+    assert permuted.stay_action.tolist() == [0, 1, 0]
     assert ring_map(5).goal_zone(4, 1) == 0 and ring_map(5).goal_zone(0, 2) == 4
 
 

@@ -416,7 +416,7 @@ class SimNode(Node):
             self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or reached by no local action "
                             f"(e.g. {self.names[int(np.flatnonzero(bad)[0])]}: goal "
                             f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
-        a_l = np.where(a_l < 0, self.floor.stay_action()[s_l], a_l)
+        a_l = np.where(a_l < 0, self.floor.stay_action[s_l], a_l)
         controller_dropped = self.a_g is None
         if self.a_g is None:
             self.ctrl_misses += 1

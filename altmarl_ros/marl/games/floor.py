@@ -15,6 +15,7 @@ file can declare its own (`floor:` in the file, see `marl.games.files`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,11 +67,12 @@ class FloorMap:
     def n_zones(self) -> int:
         return int(self.local_state_zone.size)
 
-    @property
+    @functools.cached_property
     def zone_state(self) -> np.ndarray:
         """(Z,) inverse of local_state_zone: the local state of a robot in zone z."""
         inverse = np.empty(self.n_zones, dtype=np.int64)
         inverse[self.local_state_zone] = np.arange(self.n_zones)
+        inverse.setflags(write=False)
         return inverse
 
     def check_game(self, game: TabularGame, where: str = "floor map") -> None:
@@ -100,13 +102,23 @@ class FloorMap:
         """Inverse of goal_zone per robot: the lowest a_l with local_action_goal[s_l, a_l] == goal, or -1 where
         no action leads there (or s_l or goal is out of range). s_l, goal: (...,) int -> (...,) int."""
         s_l, goal = np.asarray(s_l, dtype=np.int64), np.asarray(goal, dtype=np.int64)
-        known = (s_l >= 0) & (s_l < self.n_zones)
-        hit = self.local_action_goal[np.where(known, s_l, 0)] == goal[..., None]  # (..., A_l)
-        return np.where(known & hit.any(-1), hit.argmax(-1), -1)
+        Z = self.n_zones
+        known = (s_l >= 0) & (s_l < Z) & (goal >= 0) & (goal < Z)
+        return np.where(known, self.goal_action[np.where(known, s_l, 0), np.where(known, goal, 0)], -1)
 
+    @functools.cached_property
+    def goal_action(self) -> np.ndarray:
+        """(S_l, Z) the lowest local action that sends a robot in s_l to zone z, -1 where none does."""
+        table = np.full((self.n_zones, self.n_zones), -1, dtype=np.int64)
+        for a in reversed(range(self.local_action_goal.shape[1])):  # the lowest action is written last
+            table[np.arange(self.n_zones), self.local_action_goal[:, a]] = a
+        table.setflags(write=False)
+        return table
+
+    @functools.cached_property
     def stay_action(self) -> np.ndarray:
         """(S_l,) the lowest action that keeps a robot in its zone, per local state (one exists: validated)."""
-        return self.action_from_goal(np.arange(self.n_zones), self.local_state_zone)
+        return self.goal_action[np.arange(self.n_zones), self.local_state_zone]
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         return {"local_state_zone": self.local_state_zone, "local_action_goal": self.local_action_goal,
