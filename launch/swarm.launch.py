@@ -28,8 +28,10 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from altmarl_ros.contract import Fidelity, ObservationMode, Simulator, robot_names, values
 from altmarl_ros.ros import dds, gazebo
-from altmarl_ros.ros.bringup import MODES, OBSERVATIONS, SIMS, SwarmOptions, plan, robot_names
+from altmarl_ros.ros.backends import MODES
+from altmarl_ros.ros.bringup import SwarmOptions, plan
 from altmarl_ros.zones import load_zones
 
 PACKAGE = 'altmarl_ros'
@@ -133,7 +135,7 @@ def launch_setup(context, *args, **kwargs) -> list:
     profile = dds.profile_for_launch(LaunchConfiguration('dds_transport').perform(context))
     if profile:  # before any node starts: every process of the launch inherits it
         actions.append(SetEnvironmentVariable(dds.ENV_VAR, profile))
-    if options.sim == 'gazebo':
+    if options.sim == Simulator.GAZEBO:
         actions += _gazebo_actions(context, options, share)
     return actions + _swarm_nodes(options)
 
@@ -143,7 +145,7 @@ def generate_launch_description() -> LaunchDescription:
         _arg('n_robots', 'Number of robots, named robot_0 .. robot_{n-1}.'),
         _arg('k', 'Robots the controller observes per decision step (k <= n_robots).'),
         _arg('policy', "Policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz."),
-        _arg('sim', 'Simulator: embedded (sim_node) or gazebo (gz-sim via ros_gz).', choices=list(SIMS)),
+        _arg('sim', 'Simulator: embedded (sim_node) or gazebo (gz-sim via ros_gz).', choices=list(values(Simulator))),
         DeclareLaunchArgument('mode', default_value='auto', choices=['auto', *MODES],
                               description='sim_node mode: model (exact P_g/P_l), kinematic (unicycle) or physics '
                                           '(MuJoCo); auto = kinematic with gazebo, else model.'),
@@ -151,7 +153,7 @@ def generate_launch_description() -> LaunchDescription:
                               description='true/false; auto = true with gazebo (the /clock bridge), else false.'),
         _arg('robots_per_process', 'Robots hosted by one robot_node process; 1 = one namespaced node per robot.'),
         _arg('observation', 'Controller observation: rotating k-subset subscriptions, aggregate or polling.',
-             choices=list(OBSERVATIONS)),
+             choices=list(values(ObservationMode))),
         _arg('seed', 'Base seed of every node.'),
         _arg('lockstep', 'true: a step completes when every live robot and the controller answered.'),
         _arg('step_period', 'Seconds per decision step (free-running), or the minimum step period (lockstep).'),
@@ -168,12 +170,13 @@ def generate_launch_description() -> LaunchDescription:
                         'is never respawned: its exit ends the launch.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
-             choices=['planar', 'wheeled']),
+             choices=list(values(Fidelity))),
         _arg('physics_rate', 'mode:=physics: Hz of simulated time at which the robots\' cmd_vel is applied.'),
         DeclareLaunchArgument('dds_transport', default_value='udp', choices=list(dds.LAUNCH_CHOICES),
-                              description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (loopback/LAN '
-                                          'UDP, a crashed node cannot block the others), shm (shared memory) or none '
-                                          '(Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE already set is kept.'),
+                              description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (UDPv4 on every '
+                                          'interface, a crashed node cannot block the others), shm (shared '
+                                          'memory) or none (Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE '
+                                          'already set is kept.'),
         # Gazebo only (sim:=gazebo).
         DeclareLaunchArgument('headless', default_value='true',
                               description='Gazebo: run the server only (gz sim -s); false opens the GUI.'),

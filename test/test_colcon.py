@@ -22,7 +22,8 @@ import yaml
 
 pytest.importorskip("colcon_core", reason="colcon is not installed (pip install colcon-common-extensions)")
 
-from altmarl_ros.ros.bringup import CONTROLLER_NODE_NAME, SIM_NODE_NAME
+from altmarl_ros.contract import CONTROLLER_NODE as CONTROLLER_NODE_NAME
+from altmarl_ros.contract import SIM_NODE as SIM_NODE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "altmarl_ros"

@@ -32,10 +32,11 @@ from typing import NamedTuple
 import mujoco
 import numpy as np
 
+from altmarl_ros.contract import Fidelity, values
 from altmarl_ros.errors import InputError
 from altmarl_ros.physics.world import World
 
-FIDELITIES = ("planar", "wheeled")
+FIDELITIES = values(Fidelity)
 FRICTION = 1.0  # floor / tyre friction coefficient (Gazebo's default ODE mu is 1)
 STIFF_SOLREF = (0.01, 1.0)  # stiffer chassis contacts: 3-4x less penetration (shared/PHYSICS_AND_RAY 4)
 STIFF_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)

@@ -95,11 +95,6 @@ class World:
     zones: Zones
     robot: RobotModel
 
-    @property
-    def inner_half_size(self) -> float:
-        """Distance from the origin to the walls' inner faces (all four are checked to agree)."""
-        return self.zones.arena_half_size
-
     def neighbour_distance(self) -> float:
         """Distance between the centres of two neighbouring zones on the ring (m)."""
         c = self.zones.centres

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from altmarl_ros.contract import CLOCK, CMD_VEL, ODOM, POSE, POSE_QOS, SimMode, Simulator, robot_topic
 from altmarl_ros.errors import InputError
 from altmarl_ros.ros.bringup import SwarmOptions
 from altmarl_ros.zones import Zones
@@ -46,7 +47,9 @@ TYPE_PAIRS = {
     "nav_msgs/msg/Odometry": "gz.msgs.Odometry",
     "rosgraph_msgs/msg/Clock": "gz.msgs.Clock",
 }
-POSE_QOS_OVERRIDES = {"reliability": "reliable", "durability": "transient_local", "history": "keep_last", "depth": 1}
+POSE_QOS_OVERRIDES = {"reliability": "reliable" if POSE_QOS.reliable else "best_effort",  # the contract's pose QoS
+                      "durability": "transient_local" if POSE_QOS.transient_local else "volatile",
+                      "history": "keep_last", "depth": POSE_QOS.depth}
 
 
 def gz_model_topic(robot: str, leaf: str) -> str:
@@ -60,14 +63,14 @@ def bridge_config(robots: Sequence[str], *, clock: bool = True, odometry: bool =
         raise InputError("bridge_config: robot names must be unique and non-empty")
     entries: list[dict[str, Any]] = []
     if clock:
-        entries.append(_entry("/clock", "/clock", "rosgraph_msgs/msg/Clock", "GZ_TO_ROS"))
+        entries.append(_entry(CLOCK, CLOCK, "rosgraph_msgs/msg/Clock", "GZ_TO_ROS"))
     for robot in robots:
-        entries.append(_entry(f"/{robot}/cmd_vel", gz_model_topic(robot, "cmd_vel"), "geometry_msgs/msg/Twist",
+        entries.append(_entry(robot_topic(robot, CMD_VEL), gz_model_topic(robot, "cmd_vel"), "geometry_msgs/msg/Twist",
                               "ROS_TO_GZ", subscriber_queue=1, publisher_queue=1))
-        entries.append(_entry(f"/{robot}/pose", gz_model_topic(robot, "pose"), "geometry_msgs/msg/PoseStamped",
+        entries.append(_entry(robot_topic(robot, POSE), gz_model_topic(robot, "pose"), "geometry_msgs/msg/PoseStamped",
                               "GZ_TO_ROS", subscriber_queue=1, publisher_queue=1))
         if odometry:
-            entries.append(_entry(f"/{robot}/odom", gz_model_topic(robot, "odometry"), "nav_msgs/msg/Odometry",
+            entries.append(_entry(robot_topic(robot, ODOM), gz_model_topic(robot, "odometry"), "nav_msgs/msg/Odometry",
                                   "GZ_TO_ROS", subscriber_queue=1, publisher_queue=1, lazy=True))
     return entries
 
@@ -116,7 +119,7 @@ def bridge_parameters(config_file: str, robots: Sequence[str], *, use_sim_time: 
     params: dict[str, Any] = {"config_file": str(config_file), "use_sim_time": bool(use_sim_time)}
     for robot in robots:
         for policy, value in POSE_QOS_OVERRIDES.items():
-            params[f"qos_overrides./{robot}/pose.publisher.{policy}"] = value
+            params[f"qos_overrides.{robot_topic(robot, POSE)}.publisher.{policy}"] = value
     return params
 
 
@@ -216,9 +219,9 @@ def options_from_launch_arguments(values: Mapping[str, str]) -> SwarmOptions:
         text = str(text).strip()
         default = known[name].default
         if name == "mode" and text in ("", "auto"):
-            kwargs[name] = "kinematic" if sim == "gazebo" else "model"
+            kwargs[name] = (SimMode.KINEMATIC if sim == Simulator.GAZEBO else SimMode.MODEL).value
         elif name == "use_sim_time" and text in ("", "auto"):
-            kwargs[name] = sim == "gazebo"
+            kwargs[name] = sim == Simulator.GAZEBO
         elif isinstance(default, bool):
             kwargs[name] = parse_bool(text, name=name)
         elif isinstance(default, (int, float)):

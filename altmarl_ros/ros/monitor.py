@@ -6,11 +6,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
 
+from altmarl_ros import contract
 from altmarl_ros.ros import topics
 
 
 class MonitorNode(Node):
-    def __init__(self, node_name: str = "altmarl_monitor", **kwargs) -> None:
+    def __init__(self, node_name: str = contract.MONITOR_NODE, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.metrics: list[dict[str, float]] = []
         self.controller: list[dict[str, str]] = []
@@ -26,7 +27,7 @@ class MonitorNode(Node):
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name == "altmarl_controller":
+            if status.name == contract.CONTROLLER_NODE:
                 self.controller.append({kv.key: kv.value for kv in status.values})
 
     def send(self, command: str) -> None:

@@ -17,7 +17,7 @@ answers again. Step accounting is by set, not by count: at a step's start the li
 set; the step completes when the owed set is empty (so an answer from a robot not waited for can
 never stand in for a live one). Every other answer is counted, never applied: `late_answers` (for
 an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
-same step), `bad_answers` (out of range, not one move away, or for a step not announced yet).
+same step), `bad_answers` (out of range, reached by no local action, or for a step not announced yet).
 Counters go into the next recorded step's row; the summary's totals include what was heard after
 the last row. `lockstep: false`: steps run in real time every `step_period` s.
 
@@ -39,12 +39,13 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
-from altmarl_ros.marl.games import make_game
-from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros import contract
+from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.backends import MODES, backend_class
 from altmarl_ros.ros.common import (
     ParameterError,
+    check_floor,
     declare,
     declare_string_list,
     resolve_policy,
@@ -54,8 +55,7 @@ from altmarl_ros.ros.common import (
     write_json,
 )
 
-NODE_NAME = "altmarl_sim"
-STAY = MOVES.index(0)
+NODE_NAME = contract.SIM_NODE
 
 
 class SimNode(Node):
@@ -98,19 +98,16 @@ class SimNode(Node):
                 raise ParameterError(f"{NODE_NAME}: parameter 'game_options' is not JSON: {exc}") from exc
             self.game = make_game(game_name, **options)
             self.game_spec = {"name": game_name, "options": options}
+            floor = floor_from_spec(self.game_spec, self.game)
         else:
             artifact = resolve_policy(policy_path, n_zones=self.zones.n_zones)
-            self.game, self.game_spec = artifact.game, artifact.game_spec
-        if self.game.n_local_states != self.zones.n_zones or self.game.n_global_states != self.zones.n_zones:
-            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_states} zones, the zone map "
-                                 f"{self.zones.n_zones}")
-        if self.game.n_local_actions != len(MOVES):
-            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_actions} local actions; the swarm "
-                                 f"encodes {len(MOVES)} ring moves")
+            self.game, self.game_spec, floor = artifact.game, artifact.game_spec, artifact.floor
+        # what local states and actions mean on the floor (zones of states, goal zones of actions)
+        self.floor = check_floor(floor, self.zones.n_zones, f"{NODE_NAME}: game {self.game.name}")
         if not self.lockstep and self.step_period <= 0:
             raise ParameterError(f"{NODE_NAME}: parameter 'step_period' must be > 0 when lockstep is false")
         self.backend = backend_class(self.mode)(self.game, self.zones, n,
-                                                lambda *a, **kw: declare(self, *a, **kw))
+                                                lambda *a, **kw: declare(self, *a, **kw), self.floor)
         self.drives = self.backend.drives
         self.snap = self.backend.reset(np.random.default_rng(seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
@@ -179,7 +176,7 @@ class SimNode(Node):
         self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
         self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS)
         self.create_timer(0.002, self._loop)
         if self.drives and not self.cycles:
             self.create_timer(1.0 / self.physics_rate, self._physics)
@@ -412,14 +409,14 @@ class SimNode(Node):
         dropped = ~self.answered
         self.misses[dropped] += 1
         s_g, s_l = self.snap.s_g, self.snap.s_l
-        a_l = topics.action_from_goal(s_l, self.goals, self.zones.n_zones)
+        a_l = self.floor.action_from_goal(s_l, self.goals)
         bad = self.answered & (a_l < 0)
         if bad.any():
             self.bad += int(bad.sum())
-            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or not one move away "
+            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or reached by no local action "
                             f"(e.g. {self.names[int(np.flatnonzero(bad)[0])]}: goal "
                             f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
-        a_l = np.where(a_l < 0, STAY, a_l)
+        a_l = np.where(a_l < 0, self.floor.stay_action[s_l], a_l)
         controller_dropped = self.a_g is None
         if self.a_g is None:
             self.ctrl_misses += 1

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.contract import Fidelity, ObservationMode, values
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
 from altmarl_ros.progress import Progress
 from altmarl_ros.ros.backends import MODES, drives
@@ -41,9 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="model",
                         help="simulator backend: exact game transitions (model), unicycle robots (kinematic), ...")
     parser.add_argument("--policy", default="", help="policy artifact (.npz); trained into --out when omitted")
+    parser.add_argument("--zones", default="", help="zones YAML matching the policy's floor map (default: the "
+                        "package's config/zones.yaml)")
     parser.add_argument("--out", required=True, help="run directory (summary.json, plots, logs)")
     parser.add_argument("--single-process", action="store_true", help="run every node in this process")
-    parser.add_argument("--observation", choices=("rotating", "aggregate", "polling"), default="rotating",
+    parser.add_argument("--observation", choices=values(ObservationMode), default=ObservationMode.ROTATING.value,
                         help="controller: rotating k-subset subscriptions (default), subscribe-all, or poll the k "
                              "robots (their hosts answer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator, controller and robots")
@@ -66,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="episodes of the NumPy reference (a quarter of them, >= 10, for the random baseline)")
     parser.add_argument("--train-config", default="", help="training config YAML (when --policy is omitted)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--fidelity", choices=("planar", "wheeled"), default="planar",
+    parser.add_argument("--fidelity", choices=values(Fidelity), default=Fidelity.PLANAR.value,
                         help="--mode physics: planar base (x, y, yaw) or wheels with ground contact")
     parser.add_argument("--physics-rate", type=float, default=10.0,
                         help="--mode physics: Hz (simulated) at which the robots' cmd_vel is applied (default 10)")
@@ -74,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--mode physics: in-process physics episodes of the random policies (same length, "
                              "the first from the run's own start state) for the baseline (default 1; 0 = none)")
     parser.add_argument("--dds-transport", choices=TRANSPORTS, default="udp",
-                        help="transport of the swarm Fast DDS profile: udp (default; loopback UDP, nothing shared "
-                             "between processes, so a crashed node cannot block the others) or shm (shared memory "
-                             "with a deep port queue); ignored when FASTDDS_DEFAULT_PROFILES_FILE is set")
+                        help="transport of the swarm Fast DDS profile: udp (default; UDPv4 on every interface, nothing "
+                             "shared between processes, so a crashed node cannot block the others) or shm (shared "
+                             "memory with a deep port queue); ignored when FASTDDS_DEFAULT_PROFILES_FILE is set")
     parser.add_argument("--dds-defaults", action="store_true",
                         help="do not apply the swarm Fast DDS profile (Fast DDS's own defaults)")
 
@@ -121,7 +124,8 @@ def _options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOptions:
             step_period = KINEMATIC_STEP_PERIOD if drives(args.mode) else (0.1 if args.free_running else 0.0)
     return SwarmOptions(n_robots=args.n_robots, k=args.k, policy=str(policy.resolve()), mode=args.mode,
                         robots_per_process=args.robots_per_process, observation=args.observation,
-                        seed=args.seed, lockstep=not args.free_running, step_period=float(step_period),
+                        seed=args.seed, lockstep=not args.free_running, zones=args.zones,
+                        step_period=float(step_period),
                         step_timeout=float(args.step_timeout), steps=args.steps,
                         record_path=str((out / "sim_record.json").resolve()),
                         startup_timeout=float(args.startup_timeout),
@@ -356,7 +360,7 @@ def _physics_summary(args: argparse.Namespace, options: SwarmOptions, artifact: 
     over steps (and over episodes for the baseline), 10 batches each: > 2.82 (Student's t, 9 degrees of freedom)
     is a conservative one-sided 1 % test that the policies beat the random ones in physics.
     """
-    from altmarl_ros.physics.rollout import episode, random_global, random_local
+    from altmarl_ros.ros.backends.rollout import episode, random_global, random_local
     from altmarl_ros.ros.common import resolve_zones
     from altmarl_ros.ros.compare import batch_means_stderr
 
@@ -370,6 +374,7 @@ def _physics_summary(args: argparse.Namespace, options: SwarmOptions, artifact: 
     baseline = []
     for e in range(args.physics_baseline_episodes):
         run = episode(artifact.game, zones, random_global(artifact.game), random_local(artifact.game),
+                      floor=artifact.floor,
                       n_agents=args.n_robots, steps=steps, seed=args.seed + e, decision_period=options.step_period,
                       control_period=1.0 / options.physics_rate, fidelity=options.fidelity)
         baseline.append(run.rewards)

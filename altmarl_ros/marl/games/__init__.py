@@ -17,6 +17,7 @@ from typing import Any
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.files import GameFileError, is_game_path, load_game_file, read_game_file
+from altmarl_ros.marl.games.floor import FloorMap, ring_floor
 from altmarl_ros.marl.games.toy import broadcast, coordination
 from altmarl_ros.marl.games.warehouse import warehouse
 
@@ -129,8 +130,20 @@ def game_from_spec(spec: Mapping[str, Any]) -> TabularGame:
     return make_game(spec["name"], **options)
 
 
-__all__ = ["GAMES", "GameFileError", "GameRegistry", "check_options", "game_from_spec", "game_n_agents", "is_game_path",
-           "load_game_file", "make_game", "read_game_file", "shipped_game_path"]
+def floor_from_spec(spec: Mapping[str, Any], game: TabularGame) -> FloorMap | None:
+    """The floor map of a game spec's game: a game file's `floor:` section, else the ring warehouse's map when
+    the game has its shape (`floor.ring_floor`), else None (the game trains but cannot be deployed)."""
+    name = spec["name"]
+    path = name if is_game_path(name) else shipped_game_path(name) if name in SHIPPED_FILES else None
+    floor = read_game_file(path).floor if path is not None else None
+    if floor is not None:
+        floor.check_game(game)
+        return floor
+    return ring_floor(game)
+
+
+__all__ = ["GAMES", "FloorMap", "GameFileError", "GameRegistry", "check_options", "floor_from_spec", "game_from_spec",
+           "game_n_agents", "is_game_path", "load_game_file", "make_game", "read_game_file", "shipped_game_path"]
 
 
 def game_n_agents(name: str) -> int | None:
