@@ -34,10 +34,12 @@ def test_arguments_parse_with_documented_defaults():
 
 def _without_rclpy(tmp_path: Path) -> dict[str, str]:
     """An environment in which `import rclpy` fails as on a machine without ROS: a directory ahead of
-    everything else on PYTHONPATH holds an `rclpy` package whose import raises ImportError."""
+    everything else on PYTHONPATH holds an `rclpy` package whose import raises ModuleNotFoundError (the
+    ImportError Python raises for a module that is not installed)."""
     shim = tmp_path / "no_ros"
     (shim / "rclpy").mkdir(parents=True)
-    (shim / "rclpy" / "__init__.py").write_text('raise ImportError("No module named \'rclpy\' (no ROS here)")\n')
+    (shim / "rclpy" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'rclpy' (no ROS here)\", name='rclpy')\n")
     path = [str(shim), str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
