@@ -180,11 +180,11 @@ class SimNode(Node):
             self._maybe_finish()
 
     def _verdict(self, verdict: Verdict, step: int, what: str) -> bool:
-        """Whether the answer belongs to the open step; warn (once) about one for a step not announced."""
+        """Whether the answer was applied; warn (once) about one for a step not announced yet."""
         if verdict is Verdict.NOT_ANNOUNCED:
             self._warn_once(f"future_{what}", f"{what} for step {step}, which was not announced yet (last "
                             f"announced: {self.ledger.announced}); ignored")
-        return verdict in (Verdict.APPLIED, Verdict.DUPLICATE, Verdict.OUT_OF_RANGE)
+        return verdict is Verdict.APPLIED
 
     def _on_command(self, msg: Int32MultiArray) -> None:
         try:
@@ -198,8 +198,7 @@ class SimNode(Node):
         if verdict is Verdict.OUT_OF_RANGE:
             self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
                             f"[0, {self.game.n_global_actions}); holding the last command")
-        self._verdict(verdict, answer.step, "zone command")
-        if verdict is Verdict.APPLIED:
+        if self._verdict(verdict, answer.step, "zone command"):
             self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
             self._maybe_finish()
 
