@@ -293,21 +293,13 @@ def _add_swarm(p: argparse.ArgumentParser) -> None:
         p.set_defaults(func=_run_swarm)
 
 
-def _rclpy_missing() -> ImportError | None:
-    """The ImportError of `import rclpy`, or None when ROS 2's Python client library is importable."""
-    try:
-        import rclpy  # noqa: F401
-    except ImportError as exc:
-        return exc
-    return None
-
-
 def _run_swarm(args: argparse.Namespace) -> int:
     """`altmarl swarm`: checks that rclpy imports BEFORE anything is trained or started."""
-    missing = _rclpy_missing()
+    from altmarl_ros.ros import swarm
+
+    missing = swarm.rclpy_import_error()
     if missing is not None:
         return _no_ros(missing, args)
-    from altmarl_ros.ros import swarm
 
     return int(swarm.run(args) or 0)
 
