@@ -8,7 +8,7 @@ run of `altmarl swarm --bag`, or a real deployment recorded with `ros2 bag recor
 - `/robot_<i>/pose` (geometry_msgs/PoseStamped): each robot's zone at step t is the zone of its latest
   pose stamped at or before the tick's stamp (required);
 - `/swarm/zone_goals` ([step, i, goal, ...]) and/or `/robot_<i>/zone_goal` ([step, goal]): the goal
-  zone each robot chose at step t, hence a_l (required; a goal not one move away is left out);
+  zone each robot chose at step t, hence a_l (required; a goal no local action leads to is left out);
 - `/swarm/zone_command` ([step, a_g]): a_g, for checking P_g (optional).
 
 s_l(t+1) is the robot's zone at tick t+1. Robot i of /swarm/zone_goals is `robot_<i>` (the registry
@@ -24,25 +24,26 @@ from typing import Any
 
 import numpy as np
 
-from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros import contract
+from altmarl_ros.errors import UserError
+from altmarl_ros.marl.games.floor import FloorMap, ring_map
 from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.zones import Zones
 
-TICK, COMMAND, GOALS = "/swarm/tick", "/swarm/zone_command", "/swarm/zone_goals"
-POSE = re.compile(r"^/robot_(\d+)/pose$")
-GOAL = re.compile(r"^/robot_(\d+)/zone_goal$")
+TICK, COMMAND, GOALS = contract.TICK, contract.ZONE_COMMAND, contract.ZONE_GOALS
+POSE = re.compile(contract.ROBOT_TOPIC_PATTERN.format(leaf=contract.POSE))
+GOAL = re.compile(contract.ROBOT_TOPIC_PATTERN.format(leaf=contract.ZONE_GOAL))
 
 
-class BagError(ValueError):
+class BagError(UserError, ValueError):
     """The bag cannot be read or lacks the topics identification needs (the message names them)."""
 
 
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def read_transitions(path: str | Path, zones: Zones) -> Transitions:
-    """Transitions (see `altmarl_ros.marl.identify.Transitions`) of every decision step recorded in the bag."""
+def read_transitions(path: str | Path, zones: Zones, floor: FloorMap | None = None) -> Transitions:
+    """Transitions (see `altmarl_ros.marl.identify.Transitions`) of every decision step recorded in the bag;
+    `floor` turns zones into local states and goal zones into local actions (the policy artifact's map;
+    default: the ring warehouse's on the zones)."""
+    floor = floor if floor is not None else ring_map(zones.n_zones)
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
@@ -71,28 +72,10 @@ def read_transitions(path: str | Path, zones: Zones) -> Transitions:
 
             for conn, _, raw in reader.messages():
                 topic = conn.topic
-                if topic == TICK:
-                    data = decode(raw, conn).data
-                    if len(data) == 3:
-                        ticks.setdefault(int(data[0]), (int(data[1]), int(data[2])))
-                elif topic == COMMAND:
-                    data = decode(raw, conn).data
-                    if len(data) == 2:
-                        commands.setdefault(int(data[0]), int(data[1]))
-                elif topic == GOALS:
-                    data = np.asarray(decode(raw, conn).data, dtype=np.int64)
-                    if data.size >= 1 and data.size % 2 == 1:
-                        step_goals = goals[int(data[0])]
-                        for i, g in zip(data[1::2].tolist(), data[2::2].tolist(), strict=True):
-                            step_goals.setdefault(i, g)
-                elif (m := POSE.match(topic)) is not None:
-                    msg = decode(raw, conn)
-                    p = msg.pose.position
-                    poses[int(m.group(1))].append((_stamp_ns(msg.header.stamp), float(p.x), float(p.y)))
-                elif (m := GOAL.match(topic)) is not None:
-                    data = decode(raw, conn).data
-                    if len(data) == 2:
-                        goals[int(data[0])].setdefault(int(m.group(1)), int(data[1]))
+                try:
+                    _read(topic, decode(raw, conn), ticks, commands, goals, poses)
+                except ValueError:  # a malformed message (contract.decode_*): left out, as a node would
+                    continue
     except BagError:
         raise
     except Exception as exc:  # rosbags raises its own types for unreadable/corrupt bags
@@ -114,13 +97,34 @@ def read_transitions(path: str | Path, zones: Zones) -> Transitions:
         for i, g in goals.get(step, {}).items():
             if 0 <= i < n:
                 goal[row, i] = g
-    action = np.full(goal.shape, -1, dtype=np.int64)
-    Z = zones.n_zones
-    for a, move in reversed(list(enumerate(MOVES))):  # as topics.action_from_goal: the lowest action wins ties
-        hit = (zone >= 0) & (goal >= 0) & (goal < Z) & ((zone + move) % Z == goal)
-        action = np.where(hit, a, action)
+    if floor.n_zones != zones.n_zones:
+        raise BagError(f"{path}: the floor map has {floor.n_zones} zones, the zone map {zones.n_zones}")
+    state = np.where(zone >= 0, floor.zone_state[np.maximum(zone, 0)], -1)  # zones -> local states
+    action = floor.action_from_goal(state, goal)  # as sim_node: the lowest action leading to the goal
+    zone = state
     consecutive = np.diff(steps) == 1  # a transition needs tick t+1 recorded too
     a_g = np.array([commands.get(s, -1) for s in steps.tolist()])
     keep = np.flatnonzero(consecutive)
     return Transitions(s_g=s_g[keep], a_g=a_g[keep], s_g_next=s_g[keep + 1], s_l=np.maximum(zone[keep], 0),
                        a_l=np.where(zone[keep] >= 0, action[keep], -1), s_l_next=zone[keep + 1])
+
+
+def _read(topic: str, msg: Any, ticks: dict[int, tuple[int, int]], commands: dict[int, int],
+          goals: dict[int, dict[int, int]], poses: dict[int, list[tuple[int, float, float]]]) -> None:
+    """File one decoded message of the bag under its step (the first of duplicates wins)."""
+    if topic == TICK:
+        tick = contract.decode_tick(msg.data)
+        ticks.setdefault(tick.step, (tick.s_g, tick.stamp_ns))
+    elif topic == COMMAND:
+        answer = contract.decode_answer(msg.data)
+        commands.setdefault(answer.step, answer.value)
+    elif topic == GOALS:
+        step, pairs = contract.decode_goal_pairs(msg.data)
+        for i, g in pairs:
+            goals[step].setdefault(i, g)
+    elif (m := POSE.match(topic)) is not None:
+        p = msg.pose.position
+        poses[int(m.group(1))].append((contract.stamp_ns(msg.header.stamp), float(p.x), float(p.y)))
+    elif (m := GOAL.match(topic)) is not None:
+        answer = contract.decode_answer(msg.data)
+        goals[answer.step].setdefault(int(m.group(1)), answer.value)

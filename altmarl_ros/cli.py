@@ -5,7 +5,7 @@ Examples
     altmarl train --config config/train_warehouse.yaml --k 10 --out policies/warehouse_k10
     altmarl evaluate --policy policies/warehouse_k10.npz --nash-gap
     altmarl sweep --config config/train_warehouse.yaml --k 1,5,10 --seeds 3 --out runs/sweep.csv
-    altmarl sweep --config config/train_federated.yaml --k 1,5,50 --backend ray --resume --out runs/fed.csv
+    altmarl sweep --config config/train_federated.yaml --k 1,5,50 --executor ray --resume --out runs/fed.csv
     altmarl train --game my_game.yaml --k 5 --out policies/my_game_k5
     altmarl plot runs/sweep.csv --out runs/plots
     altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.paths import share_path
 from altmarl_ros.progress import Progress
 
@@ -82,10 +83,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     k = args.k or config.k
     print(f"training {config.game} {config.game_options} k={k} n={config.n_agents} seed={args.seed} "
           f"(G-LEARN {config.g_learn.transition}, L-LEARN {config.l_learn.kind}, rule {config.loop.rule})")
-    from altmarl_ros.marl.experiments import expand_starts
+    from altmarl_ros.marl.experiments import training_starts
     from altmarl_ros.marl.games import make_game
 
-    n_starts = len(expand_starts(config.loop.starts, make_game(config.game, **config.game_options).n_global_actions))
+    n_starts = len(training_starts(config, make_game(config.game, **config.game_options), full_information=False))
     with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
@@ -142,16 +143,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.marl.backends import grid, run_cell, run_sweep
+    from altmarl_ros.marl.executors import grid, run_cell, run_sweep
 
-    if args.address and args.backend != "ray":
-        raise ValueError("--address needs --backend ray")
+    if args.backend is not None:  # the flag's old name
+        print("altmarl sweep: warning: --backend is deprecated, use --executor", file=sys.stderr)
+        args.executor = args.backend
+    if args.address and args.executor != "ray":
+        raise InputError("--address needs --executor ray")
     config = _load_config(args)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     gap_seeds = args.seeds if args.gap_seeds is None else args.gap_seeds
     cells = grid(args.k, seeds, gap_seeds=gap_seeds)
     out = Path(args.out)
-    print(f"sweep {config.game} k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) on {args.backend}"
+    print(f"sweep {config.game} k={args.k} seeds={seeds} (Nash gap on {gap_seeds} seeds) on {args.executor}"
           f"{' at ' + args.address if args.address else ''} -> {out}{' (resuming)' if args.resume else ''}")
     with Progress(len(cells), "runs") as progress:
 
@@ -160,7 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             progress.advance(1, f"k={cell.k} seed={cell.seed} reward {reward:.2f}")
 
         cell_fn = functools.partial(run_cell, policy_dir=args.save_policies)
-        rows = run_sweep(config, cells, out=out, backend=args.backend, address=args.address, resume=args.resume,
+        rows = run_sweep(config, cells, out=out, executor=args.executor, address=args.address, resume=args.resume,
                          on_cell=on_cell, cell_fn=cell_fn)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
@@ -168,37 +172,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """Estimate P_l (check P_g) from bags; write the identified game file and its report (atomically)."""
-    import numpy as np
-
     from altmarl_ros.bagdata import read_transitions
-    from altmarl_ros.marl.artifacts import atomic_write_text
     from altmarl_ros.marl.games import make_game
-    from altmarl_ros.marl.games.files import write_game_file
-    from altmarl_ros.marl.identify import Transitions, identify
+    from altmarl_ros.marl.identify import combine_runs, identify, write_identification
     from altmarl_ros.zones import load_zones
 
     zones = load_zones(args.zones or share_path("config/zones.yaml"))
-    nominal = make_game(args.game)
-    parts = [read_transitions(bag, zones) for bag in args.bag]
-    n = max(p.s_l.shape[1] for p in parts)
-    if any(p.s_l.shape[1] != n for p in parts):  # runs of different swarm sizes: pad the missing robots
-        parts = [Transitions(p.s_g, p.a_g, p.s_g_next, *(np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=c)
-                                                        for x, c in ((p.s_l, 0), (p.a_l, -1), (p.s_l_next, -1))))
-                 for p in parts]
-    result = identify(Transitions.concatenate(parts), nominal, prior=args.prior, strength=args.prior_strength,
-                      level=args.level, replace_P_g=args.replace_pg)
+    runs = combine_runs([read_transitions(bag, zones) for bag in args.bag])
+    result = identify(runs, make_game(args.game), prior=args.prior, strength=args.prior_strength, level=args.level,
+                      replace_P_g=args.replace_pg)
     out = Path(args.out)
-    report = {"bags": [str(b) for b in args.bag], "nominal_game": args.game, **result.report}
-    description = (f"P_l identified by `altmarl identify` from {len(args.bag)} bag(s): {result.steps} decision steps, "
-                   f"{result.robot_transitions} robot transitions; Dirichlet prior {args.prior} x {args.prior_strength}"
-                   f"; rewards, P_g, gamma and initial law of {args.game}; counts and {args.level:.0%} intervals in "
-                   f"{out.with_suffix('.identify.json').name}")
-    write_game_file(out, result.game, description=description)
-    tables = {name: {"counts": post.counts.tolist(), "mean": post.mean.tolist(), "lower": post.lower.tolist(),
-                     "upper": post.upper.tolist(), "axes": axes}
-              for name, post, axes in (("P_l", result.P_l, ["s_l", "s_g", "a_l", "s_l_next"]),
-                                       ("P_g", result.P_g, ["s_g", "a_g", "s_g_next"]))}
-    atomic_write_text(out.with_suffix(".identify.json"), json.dumps({**report, "tables": tables}) + "\n")
+    report = write_identification(out, result, sources=[str(b) for b in args.bag], nominal_name=args.game)
     print(json.dumps(report, indent=2))
     print(f"wrote {out} (train with: altmarl train --game {out}) and {out.with_suffix('.identify.json')}")
     return 0
@@ -254,11 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
+    from altmarl_ros.marl.executors import EXECUTORS
+
     p = sub.add_parser("sweep", help="train and evaluate over k and seeds; write tidy CSV rows")
     common(p)
     game_flag(p)
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="run the (k, seed) cells in this process or as Ray tasks (default: %(default)s)")
+    p.add_argument("--backend", choices=EXECUTORS, default=None, help=argparse.SUPPRESS)  # deprecated --executor
     p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://head:10001); default: "
                    "start Ray on this machine")
     p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
@@ -290,19 +277,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-pg", action="store_true", help="also replace P_g by its estimate (default: check it)")
     p.set_defaults(func=cmd_identify)
 
-    p = sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop")
-    try:
-        from altmarl_ros.ros import swarm
-    except ImportError as exc:  # rclpy missing: the learning commands still work
-        p.set_defaults(func=lambda _args, _exc=exc: _no_ros(_exc))
-    else:
-        swarm.add_arguments(p)
-        p.set_defaults(func=swarm.run)
+    _add_swarm(sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop"))
     return parser
 
 
-def _no_ros(exc: Exception) -> int:
-    print(f"altmarl swarm needs ROS 2 (rclpy): {exc}. Run `make run` or `make setup` to install it.", file=sys.stderr)
+def _add_swarm(p: argparse.ArgumentParser) -> None:
+    """The swarm's options (documented even without ROS 2) and its entry, which checks for rclpy first."""
+    try:
+        from altmarl_ros.ros import swarm
+    except ImportError as exc:  # the swarm's own modules are missing: accept any options, say what is missing
+        p.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=functools.partial(_no_ros, exc))
+    else:
+        swarm.add_arguments(p)
+        p.set_defaults(func=_run_swarm)
+
+
+def _run_swarm(args: argparse.Namespace) -> int:
+    """`altmarl swarm`: checks that rclpy imports BEFORE anything is trained or started."""
+    from altmarl_ros.ros import swarm
+
+    missing = swarm.rclpy_import_error()
+    if missing is not None:
+        return _no_ros(missing, args)
+
+    return int(swarm.run(args) or 0)
+
+
+def _no_ros(exc: Exception, _args: argparse.Namespace) -> int:
+    print(f"altmarl swarm: error: ROS 2 (rclpy) is not importable here ({exc}); the learning commands (train, "
+          "evaluate, sweep, plot, identify) work without it. Install ROS 2 with `make setup` (or run `make run`).",
+          file=sys.stderr)
     return 2
 
 

@@ -1,6 +1,8 @@
-"""Zone geometry (ROS-free): zone centres on a ring, and pose -> zone as the nearest centre.
+"""Zone geometry (ROS-free): zone centres on a ring or a grid, and pose -> zone as the nearest centre.
 
-The geometry lives once in config/zones.yaml; worlds/warehouse.sdf draws the same zones.
+The geometry lives once in a zones YAML (config/zones.yaml: the ring warehouse; worlds/warehouse.sdf draws
+the same zones); config/zones_grid.yaml is a 2 x 4 grid. What the game's states and actions mean on these
+zones is the policy artifact's floor map (`marl.games.floor`), not this module's business.
 """
 
 from __future__ import annotations
@@ -12,30 +14,57 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike
 
-_KEYS = {"frame_id": str, "ring_radius": float, "zone_radius": float, "arena_half_size": float, "n_zones": int}
+from altmarl_ros.errors import InputError
+
+_KEYS = {"frame_id": str, "layout": str, "ring_radius": float, "grid_cols": int, "grid_pitch": float,
+         "zone_radius": float, "arena_half_size": float, "n_zones": int}
+LAYOUTS = ("ring", "grid")
 
 
 @dataclass(frozen=True)
 class Zones:
-    """Zone layout: `n_zones` centres on a circle of `ring_radius` around the origin of `frame_id`."""
+    """Zone layout around the origin of `frame_id`, in a square arena of half size `arena_half_size`.
+
+    layout 'ring': `n_zones` centres on a circle of `ring_radius`, zone 0 on +x, counter-clockwise.
+    layout 'grid': n_zones / grid_cols rows of `grid_cols` centres `grid_pitch` apart, row-major from the
+    north-west (zone 0 at the top left, zone 1 east of it).
+    """
 
     n_zones: int = 5
     ring_radius: float = 4.0
     zone_radius: float = 1.2
     arena_half_size: float = 7.0
     frame_id: str = "world"
+    layout: str = "ring"
+    grid_cols: int = 0
+    grid_pitch: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_zones < 2:
-            raise ValueError(f"zones: n_zones must be >= 2, got {self.n_zones}")
+            raise InputError(f"zones: n_zones must be >= 2, got {self.n_zones}")
+        if self.layout not in LAYOUTS:
+            raise InputError(f"zones: layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout == "grid" and (self.grid_cols < 1 or self.n_zones % self.grid_cols or not self.grid_pitch > 0):
+            raise InputError(f"zones: a grid needs grid_cols >= 1 dividing n_zones ({self.n_zones}) and grid_pitch "
+                             f"> 0, got {self.grid_cols} and {self.grid_pitch}")
         if not self.ring_radius > 0 or not self.zone_radius > 0:
-            raise ValueError("zones: ring_radius and zone_radius must be > 0")
-        if not self.arena_half_size > self.ring_radius + self.zone_radius:
-            raise ValueError("zones: arena_half_size must exceed ring_radius + zone_radius")
+            raise InputError("zones: ring_radius and zone_radius must be > 0")
+        if not self.arena_half_size > self._extent + self.zone_radius:
+            raise InputError(f"zones: arena_half_size must exceed the zone centres' extent ({self._extent:g} m) + "
+                             "zone_radius")
+
+    @property
+    def _extent(self) -> float:
+        """Largest |x| or |y| of a zone centre."""
+        return self.ring_radius if self.layout == "ring" else float(np.abs(self.centres).max())
 
     @property
     def centres(self) -> np.ndarray:
         """(n_zones, 2) zone centres (x, y) in metres."""
+        if self.layout == "grid":
+            rows, cols = self.n_zones // self.grid_cols, self.grid_cols
+            r, c = np.divmod(np.arange(self.n_zones), cols)
+            return self.grid_pitch * np.stack([c - (cols - 1) / 2, (rows - 1) / 2 - r], axis=-1).astype(np.float64)
         angle = 2 * np.pi * np.arange(self.n_zones) / self.n_zones
         return self.ring_radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
 
@@ -44,8 +73,9 @@ class Zones:
         that lies inside the zone (radius: half the distance to a neighbouring centre, less spacing / 2)."""
         if spacing <= 0:
             return 1
-        radius = self.ring_radius * np.sin(np.pi / self.n_zones) - spacing / 2
-        radius = min(radius, self.arena_half_size - self.ring_radius - spacing / 2)
+        half_gap = self.ring_radius * np.sin(np.pi / self.n_zones) if self.layout == "ring" else self.grid_pitch / 2
+        radius = half_gap - spacing / 2
+        radius = min(radius, self.arena_half_size - self._extent - spacing / 2)
         return max(1, int(np.pi * radius ** 2 / spacing ** 2))
 
     def goal_points(self, zone: ArrayLike, robot: ArrayLike, spacing: float) -> np.ndarray:
@@ -75,17 +105,17 @@ def load_zones(path: str | Path) -> Zones:
     """Read a zones YAML file; unknown keys and bad values raise ValueError naming the key."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of zone settings")
+        raise InputError(f"{path}: expected a mapping of zone settings")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown zone keys {unknown}; known: {sorted(_KEYS)}")
+        raise InputError(f"{path}: unknown zone keys {unknown}; known: {sorted(_KEYS)}")
     values = {}
     for key, value in data.items():
         try:
             values[key] = _KEYS[key](value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: zone key {key!r} has bad value {value!r}") from exc
+            raise InputError(f"{path}: zone key {key!r} has bad value {value!r}") from exc
     try:
         return Zones(**values)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise InputError(f"{path}: {exc}") from exc

@@ -1,10 +1,10 @@
 """The federated-polling k-sweep (config/train_federated.yaml, game config/games/federated.yaml).
 
-    .venv/bin/python bench/federated_sweep.py --out bench/results/sweep_federated.csv [--backend ray] [--resume]
+    .venv/bin/python bench/federated_sweep.py --out bench/results/sweep_federated.csv [--executor ray] [--resume]
     .venv/bin/python bench/federated_sweep.py --summarize bench/results/sweep_federated.csv \
         --plot bench/results/plots_federated    # + `altmarl plot` for reward, train time and the Nash gap
 
-Each (k, seed) cell is `experiments.run_one` (through `backends.run_sweep`): reward, the full-information
+Each (k, seed) cell is `experiments.run_one` (through `executors.run_sweep`): reward, the full-information
 ratio `ratio_full_information` (when the config enables `full_information`), the named Nash gaps,
 rounds. `--summarize` prints the metrics present in a CSV, so it also reads the CSV of the earlier
 version of this script (commit 847301d: `full_info_ratio` = V(pi_g, pi_l) / V(mean-field oracle, pi_l),
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altmarl_ros.marl.backends import Cell, grid, run_sweep
 from altmarl_ros.marl.config import load_train_config
+from altmarl_ros.marl.executors import Cell, grid, run_sweep
 from altmarl_ros.marl.experiments import SweepRow, read_rows
 from altmarl_ros.marl.plotting import fit_loglog_slope
 from altmarl_ros.marl.plotting import summarize as summarize_metric
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", default="1,2,5,10,20,50")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench/results/sweep_federated.csv"))
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--address", default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--summarize", metavar="CSV", default=None, help="only print the tables of a finished sweep")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
               f"ratio {m.get('ratio_full_information', np.nan):.3f} "
               f"nash_gap_lower_bound {m.get('nash_gap_lower_bound', np.nan):.3f}", flush=True)
 
-    run_sweep(config, cells, out=args.out, backend=args.backend, address=args.address, resume=args.resume,
+    run_sweep(config, cells, out=args.out, executor=args.executor, address=args.address, resume=args.resume,
               on_cell=on_cell)
     print(summarize(args.out))
     return 0

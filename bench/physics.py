@@ -26,8 +26,8 @@ import numpy as np
 from scipy import stats
 
 from altmarl_ros.marl.identify import Transitions, identify, local_counts, mean_tv
-from altmarl_ros.physics.backend import default_decision_period
-from altmarl_ros.physics.rollout import episode, random_global, random_local
+from altmarl_ros.ros.backends.physics import default_decision_period
+from altmarl_ros.ros.backends.rollout import episode, random_global, random_local
 from altmarl_ros.zones import load_zones
 
 ROOT = Path(__file__).resolve().parents[1]

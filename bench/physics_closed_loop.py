@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from altmarl_ros.contract import Fidelity, values
+
 FIELDS = ("mode", "physics_fidelity", "n_robots", "steps", "closed_loop_reward", "closed_loop_reward_stderr",
           "numpy_reward", "numpy_reward_stderr", "random_policy_reward", "random_policy_reward_physics",
           "random_policy_reward_physics_stderr", "physics_vs_random_z", "real_time_factor",
@@ -54,7 +56,7 @@ def main() -> int:
     parser.add_argument("--n", default="50,200", help="comma-separated swarm sizes")
     parser.add_argument("--modes", default="model,kinematic,physics")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--fidelity", choices=("planar", "wheeled"), default="planar")
+    parser.add_argument("--fidelity", choices=values(Fidelity), default=Fidelity.PLANAR.value)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-episodes", type=int, default=1, help="random policies in physics (0 = skip)")
     parser.add_argument("--policy", default="policies/default.npz")

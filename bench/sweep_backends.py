@@ -4,7 +4,7 @@
 
 The grid: config/train_federated.yaml, k = 1,5, seeds 0,1, no Nash gap (4 cells; each trains and evaluates
 on 15 x 50 episodes of n = 1000). Runs alternate local, ray, local, ray, ... in one invocation; the Ray
-time includes starting and stopping the Ray runtime (what `altmarl sweep --backend ray` pays without
+time includes starting and stopping the Ray runtime (what `altmarl sweep --executor ray` pays without
 --address), and `ray.init` + `ray.shutdown` alone are timed too. Prints min / median / max over the
 repeats, the ratio of the medians, and whether every run gave the same rows (all metrics but the
 wall-clock `train_seconds`).
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altmarl_ros.marl.backends import grid, run_sweep
 from altmarl_ros.marl.config import load_train_config
+from altmarl_ros.marl.executors import grid, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeats):
             for backend in ("local", "ray"):
                 t0 = time.perf_counter()
-                rows = run_sweep(config, cells, out=Path(tmp) / f"{backend}{i}.csv", backend=backend)
+                rows = run_sweep(config, cells, out=Path(tmp) / f"{backend}{i}.csv", executor=backend)
                 times[backend].append(time.perf_counter() - t0)
                 reference = reference or _key(rows)
                 same &= _key(rows) == reference

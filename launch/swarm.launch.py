@@ -29,8 +29,10 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from altmarl_ros import exitcodes
+from altmarl_ros.contract import Fidelity, ObservationMode, Simulator, robot_names, values
 from altmarl_ros.ros import dds, gazebo
-from altmarl_ros.ros.bringup import MODES, OBSERVATIONS, SIMS, NodeSpec, SwarmOptions, plan, robot_names
+from altmarl_ros.ros.backends import MODES
+from altmarl_ros.ros.bringup import NodeSpec, SwarmOptions, plan
 from altmarl_ros.zones import load_zones
 
 PACKAGE = 'altmarl_ros'
@@ -186,7 +188,7 @@ def launch_setup(context, *args, **kwargs) -> list:
     if profile:  # before any node starts: every process of the launch inherits it
         actions.append(SetEnvironmentVariable(dds.ENV_VAR, profile))
     actions += _domain_actions(context)
-    if options.sim == 'gazebo':
+    if options.sim == Simulator.GAZEBO:
         actions += _gazebo_actions(context, options, share)
     return actions + _swarm_nodes(options)
 
@@ -196,7 +198,7 @@ def generate_launch_description() -> LaunchDescription:
         _arg('n_robots', 'Number of robots, named robot_0 .. robot_{n-1}.'),
         _arg('k', 'Robots the controller observes per decision step (k <= n_robots).'),
         _arg('policy', "Policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz."),
-        _arg('sim', 'Simulator: embedded (sim_node) or gazebo (gz-sim via ros_gz).', choices=list(SIMS)),
+        _arg('sim', 'Simulator: embedded (sim_node) or gazebo (gz-sim via ros_gz).', choices=list(values(Simulator))),
         DeclareLaunchArgument('mode', default_value='auto', choices=['auto', *MODES],
                               description='sim_node mode: model (exact P_g/P_l), kinematic (unicycle) or physics '
                                           '(MuJoCo); auto = kinematic with gazebo, else model.'),
@@ -204,7 +206,7 @@ def generate_launch_description() -> LaunchDescription:
                               description='true/false; auto = true with gazebo (the /clock bridge), else false.'),
         _arg('robots_per_process', 'Robots hosted by one robot_node process; 1 = one namespaced node per robot.'),
         _arg('observation', 'Controller observation: rotating k-subset subscriptions, aggregate or polling.',
-             choices=list(OBSERVATIONS)),
+             choices=list(values(ObservationMode))),
         _arg('seed', 'Base seed of every node.'),
         _arg('lockstep', 'true: a step completes when every live robot and the controller answered.'),
         _arg('step_period', 'Seconds per decision step (free-running), or the minimum step period (lockstep).'),
@@ -222,12 +224,13 @@ def generate_launch_description() -> LaunchDescription:
                         'respawned: its exit ends the launch, and a non-zero exit makes `ros2 launch` return 1.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
-             choices=['planar', 'wheeled']),
+             choices=list(values(Fidelity))),
         _arg('physics_rate', 'mode:=physics: Hz of simulated time at which the robots\' cmd_vel is applied.'),
         DeclareLaunchArgument('dds_transport', default_value='udp', choices=list(dds.LAUNCH_CHOICES),
-                              description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (loopback/LAN '
-                                          'UDP, a crashed node cannot block the others), shm (shared memory) or none '
-                                          '(Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE already set is kept.'),
+                              description='Fast DDS profile of the nodes (altmarl_ros/ros/dds.py): udp (UDPv4 on every '
+                                          'interface, a crashed node cannot block the others), shm (shared '
+                                          'memory) or none (Fast DDS defaults); a FASTDDS_DEFAULT_PROFILES_FILE '
+                                          'already set is kept.'),
         DeclareLaunchArgument('domain_id', default_value='',
                               description="ROS_DOMAIN_ID of every node of this launch; '' = the environment's "
                                           '(default 0). Two swarms in one domain hear each other: give every '

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from altmarl_ros.marl.config import ConfigError, config_from_dict
+from altmarl_ros.marl.config import ConfigError, Start, StartKind, config_from_dict, expand_starts, parse_start
 from altmarl_ros.marl.experiments import train_policies
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
@@ -239,3 +239,27 @@ def test_starts_are_validated_with_the_key_named():
     with pytest.raises(ValueError, match="2 global actions"):
         train_policies(replace(_coordination_config(), loop=replace(_coordination_config().loop,
                                                                     starts=("constant:7",))), k=2, seed=0)
+
+
+def test_starts_are_parsed_once_into_typed_values():
+    assert parse_start("constant") == Start(StartKind.CONSTANT, None)
+    assert parse_start("l_first:2") == Start(StartKind.L_FIRST, 2)
+    for kind in (StartKind.G_FIRST, StartKind.CHASE, StartKind.FULL_INFORMATION):
+        assert parse_start(kind.value) == Start(kind) and Start(kind).name == kind.value
+    expanded = expand_starts(["constant", "l_first:1", "constant:1", "g_first", "chase", "full_information"], 3)
+    assert [s.name for s in expanded] == ["constant:0", "constant:1", "constant:2", "l_first:1", "g_first", "chase",
+                                          "full_information"]  # duplicates dropped, first kept
+    assert _coordination_config(starts=["constant", "chase"]).loop.parsed_starts == (
+        Start(StartKind.CONSTANT), Start(StartKind.CHASE))
+
+
+@pytest.mark.parametrize("name", ["sideways", "g_first:1", "constant:x", "chase:0", "constant:", "Chase"])
+def test_an_unknown_start_is_a_config_error_listing_the_valid_ones(name):
+    with pytest.raises(ConfigError) as info:
+        parse_start(name)
+    message = str(info.value)
+    assert f"unknown start {name!r}" in message
+    for form in ("constant[:<a_g>]", "l_first[:<a_g>]", "g_first", "chase", "full_information"):
+        assert form in message
+    with pytest.raises(ConfigError, match="the game has 2 global actions"):
+        expand_starts(["l_first:2"], 2)

@@ -189,3 +189,63 @@ def test_version_1_artifacts_still_load(saved):
     path.with_suffix(".json").write_text(json.dumps(meta))
     assert load_policies(path, expect_game=game).game.fingerprint == game.fingerprint
 
+
+
+# --- floor maps (format version 3) ----------------------------------------------------------------
+def test_the_artifact_carries_the_floor_map(saved):
+    """Version 3 stores the floor map; the warehouse's is the ring's (a_l moves by 0, +1, -1)."""
+    path, _, _, _ = saved
+    art = load_policies(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["version"] == 3 and meta["floor"] == {"n_zones": 5}
+    with np.load(path, allow_pickle=False) as data:
+        assert data["floor_local_action_goal"].tolist() == [[s, (s + 1) % 5, (s - 1) % 5] for s in range(5)]
+    assert np.array_equal(art.floor.local_state_zone, np.arange(5))
+    assert np.array_equal(art.floor.global_action_zone, np.arange(5))
+
+
+def test_version_2_artifacts_migrate_to_the_ring_floor(saved):
+    """Version 2 had no floor map: loading derives the ring warehouse's, which every node assumed then."""
+    path, pi_g, pi_l, game = saved
+    np.savez(path, pi_g_actions=pi_g.actions, pi_l_probs=pi_l.probs,
+             **{f"game_{name}": getattr(game, name) for name in ("P_g", "P_l", "r_g", "r_l", "init_g")})
+    meta = json.loads(path.with_suffix(".json").read_text())
+    del meta["floor"]
+    meta.update(version=2, npz_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    art = load_policies(path, expect_game=game)
+    assert art.floor is not None and art.floor.local_action_goal.tolist() == [[s, (s + 1) % 5, (s - 1) % 5]
+                                                                               for s in range(5)]
+
+
+def test_a_game_without_floor_map_trains_but_does_not_deploy(tmp_path):
+    """The federated game (3 server phases, 4 client states) has no floor: the artifact says so (floor null),
+    and the nodes' policy check names the missing map."""
+    from altmarl_ros.marl.artifacts import PolicyArtifact
+
+    pytest.importorskip("rclpy")  # the nodes' check lives in ros/common.py
+    from altmarl_ros.ros.common import check_floor
+
+    game = make_game("federated")
+    pi_g = TabularGlobalPolicy.constant(0, n_global_states=game.n_global_states, n_local_states=game.n_local_states,
+                                        n_global_actions=game.n_global_actions, k=2)
+    pi_l = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
+    path = save_policies(tmp_path / "fed", pi_g, pi_l, game=game, game_spec={"name": "federated"})
+    art: PolicyArtifact = load_policies(path)
+    assert art.floor is None and json.loads(path.with_suffix(".json").read_text())["floor"] is None
+    with pytest.raises(PolicyFileError, match="has no floor map"):
+        check_floor(art.floor, 5, "policy fed")
+
+
+def test_a_stored_floor_map_is_validated(saved):
+    """A floor map that does not fit the game is refused on load, naming the file."""
+    path = saved[0]
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: np.array(data[name]) for name in data.files}
+    arrays["floor_local_action_goal"] = arrays["floor_local_action_goal"][:, :2]  # 2 actions for a 3-action game
+    np.savez(path, **arrays)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["npz_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(PolicyFileError, match="does not fit game"):
+        load_policies(path)

@@ -84,3 +84,41 @@ def test_errors_are_one_clear_line(tiny, tmp_path):
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
     out = altmarl("plot", tmp_path / "junk.csv", cwd=tmp_path)
     assert out.returncode == 2 and "expected the columns" in out.stderr
+
+
+def _without_rclpy(tmp_path):
+    """An environment in which `import rclpy` fails, as on a machine without ROS 2: a directory first on
+    PYTHONPATH whose rclpy package raises ImportError (rclpy's absence simulated, not its behaviour)."""
+    import os
+
+    shim = tmp_path / "no_rclpy"
+    (shim / "rclpy").mkdir(parents=True)
+    (shim / "rclpy" / "__init__.py").write_text("raise ImportError('No module named rclpy (simulated absence)')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def test_swarm_without_rclpy_says_so_in_one_line_before_training(tmp_path):
+    env = _without_rclpy(tmp_path)
+    probe = subprocess.run([sys.executable, "-c", "import rclpy"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert probe.returncode != 0 and "simulated absence" in probe.stderr  # the shim really hides rclpy
+    run = subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "swarm", "--n-robots", "6", "--k", "2", "--steps",
+                          "5", "--out", str(tmp_path / "run")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("altmarl swarm: error: ROS 2 (rclpy) is not importable here")
+    assert "training" not in run.stdout and not (tmp_path / "run").exists()  # nothing trained, nothing written
+    help_ = subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "swarm", "--help"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert help_.returncode == 0 and "--n-robots" in help_.stdout  # the options are documented without ROS
+
+
+def test_an_unknown_start_is_one_clear_line(tiny, tmp_path):
+    bad = tmp_path / "bad_start.yaml"
+    bad.write_text(TINY.replace("max_rounds: 3,", "max_rounds: 3, starts: [constant:0, sideways],"))
+    out = altmarl("train", "--config", bad, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "loop.starts: unknown start 'sideways'; starts are 'constant[:<a_g>]'" in out.stderr

@@ -23,7 +23,8 @@ pytest.importorskip("colcon_core", reason="colcon is not installed (pip install 
 import colcon_workspace
 from colcon_workspace import PACKAGE
 
-from altmarl_ros.ros.bringup import CONTROLLER_NODE_NAME, SIM_NODE_NAME
+from altmarl_ros.contract import CONTROLLER_NODE as CONTROLLER_NODE_NAME
+from altmarl_ros.contract import SIM_NODE as SIM_NODE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 # Executable -> node name (bringup.plan's names; robot hosts are altmarl_robots_<j>), run with -r __node:=<name>.

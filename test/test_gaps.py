@@ -84,6 +84,51 @@ def test_rollouts_reproduce_sim_evaluate_and_the_tagged_robot_keeps_the_others_d
     np.testing.assert_array_equal(a_tag[:, 0], dev.probs[s_g, s_l[:, 0]].argmax(-1))
 
 
+class _Recording:
+    """A global controller that records every state it is shown, then acts as the wrapped pi_g."""
+
+    def __init__(self, pi_g):
+        self.pi_g, self.k, self.seen = pi_g, pi_g.k, []
+
+    def act_on(self, rng, s_g, s_l):
+        self.seen.append((s_g.copy(), s_l.copy()))
+        return self.pi_g.act_on(rng, s_g, s_l)
+
+
+@pytest.mark.parametrize("ordering", ["paper", "authors"])
+def test_gap_code_and_sim_evaluate_draw_the_same_episodes_for_the_same_seed(ordering):
+    """Common random numbers between the gap estimators and sim.evaluate: one episode loop, so the same
+    seed gives the same states at every step of every episode (batches of 32 over 70 episodes), the same
+    returns, and estimate_gaps' baseline value is sim.evaluate's value on the final stream."""
+    game = random_game(2)
+    rng = np.random.default_rng(3)
+    pi_g = TabularGlobalPolicy(rng.integers(0, 2, (2, 6)), 2, 3, 2)
+    pi_l = TabularLocalPolicy(rng.dirichlet([1, 1], size=(2, 3)))
+    seed = streams(11).final
+    in_eval, in_gaps = _Recording(pi_g), _Recording(pi_g)
+    ev = sim.evaluate(game, in_eval, pi_l, fresh_rng(seed), n_agents=5, horizon=H, n_episodes=70,
+                      ordering=ordering, batch_size=32)
+    ro = rollouts(game, in_gaps, pi_l, seed, n_agents=5, horizon=H, n_episodes=70, ordering=ordering,
+                  batch_size=32)
+    assert len(in_eval.seen) == len(in_gaps.seen) == 3 * H
+    for (g1, l1), (g2, l2) in zip(in_eval.seen, in_gaps.seen, strict=True):
+        np.testing.assert_array_equal(g1, g2)
+        np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_array_equal(ro.system, ev.returns)
+    seen_s_g = np.concatenate([np.stack([g for g, _ in in_gaps.seen[b * H:(b + 1) * H]], 1) for b in range(3)])
+    np.testing.assert_array_equal(ro.s_g[:, :H], seen_s_g)
+    np.testing.assert_array_equal(ro.s_l0, np.concatenate([in_gaps.seen[b * H][1][:, 0] for b in range(3)]))
+    other = TabularGlobalPolicy(1 - pi_g.actions, 2, 3, 2)  # a different dispatcher: same environment draws
+    ev_other = sim.evaluate(game, other, pi_l, fresh_rng(seed), n_agents=5, horizon=H, n_episodes=70,
+                            ordering=ordering, batch_size=32)
+    assert not np.array_equal(ev_other.returns, ev.returns)
+    gaps = estimate_gaps(game, pi_g, pi_l, seed=11, n_agents=5, horizon=H, n_episodes=70, ordering=ordering,
+                         k_oracle=2, search_episodes=8, unilateral_search_episodes=8)
+    base = sim.evaluate(game, pi_g, pi_l, fresh_rng(streams(11).final), n_agents=5, horizon=H, n_episodes=70,
+                        ordering=ordering)
+    assert gaps.value == sim.Estimate.of(base.returns)
+
+
 def test_shared_returns_share_random_numbers_across_candidates_and_are_unbiased():
     game = random_game(6)
     rng = np.random.default_rng(6)

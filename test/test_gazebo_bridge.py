@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from altmarl_ros.contract import robot_names
 from altmarl_ros.ros import gazebo, topics
-from altmarl_ros.ros.bringup import SwarmOptions, robot_names
+from altmarl_ros.ros.bringup import SwarmOptions
 from altmarl_ros.zones import load_zones
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("mujoco")
 
 from altmarl_ros.marl.games import make_game
-from altmarl_ros.physics.backend import PhysicsBackend, spawn_points
 from altmarl_ros.physics.control import go_to_goal
-from altmarl_ros.physics.rollout import episode, fixed_params, random_global, random_local
 from altmarl_ros.physics.world import load_world
+from altmarl_ros.ros.backends.physics import PhysicsBackend, spawn_points
+from altmarl_ros.ros.backends.rollout import episode, fixed_params, random_global, random_local
 
 WORLD = load_world()
 GAME = make_game("warehouse")

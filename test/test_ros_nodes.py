@@ -72,12 +72,17 @@ def test_nodespec_rejects_non_plain_parameters():
 
 # --- conversions ---------------------------------------------------------------------------------
 def test_goal_zone_and_action_round_trip():
+    """The ring warehouse's floor map: a_l moves by (0, +1, -1) around the ring, and back."""
+    from altmarl_ros.marl.games.floor import ring_map
+
     Z = 5
+    floor = ring_map(Z)
     s_l = np.repeat(np.arange(Z), 3)
     a_l = np.tile(np.arange(3), Z)
-    goals = topics.goal_zone(s_l, a_l, Z)
-    assert np.array_equal(topics.action_from_goal(s_l, goals, Z), a_l)
-    assert topics.action_from_goal(np.array([0, 0, 1]), np.array([2, 99, -1]), Z).tolist() == [-1, -1, -1]
+    goals = floor.goal_zone(s_l, a_l)
+    assert np.array_equal(goals, (s_l + np.array([0, 1, -1])[a_l]) % Z)
+    assert np.array_equal(floor.action_from_goal(s_l, goals), a_l)
+    assert floor.action_from_goal(np.array([0, 0, 1]), np.array([2, 99, -1])).tolist() == [-1, -1, -1]
 
 
 def test_message_conversions():
@@ -243,9 +248,8 @@ def test_robot_host_reads_the_pose_table_and_warns_on_bad_poses(ros_domain, poli
 
 
 def test_a_robot_parks_in_the_slot_of_its_registry_index():
-    """robot_node's parking slot index is i of `robot_<i>` (the registry of `bringup.robot_names`), else 0."""
-    from altmarl_ros.ros.bringup import robot_names
-    from altmarl_ros.ros.robot_node import _robot_index
+    """robot_node's parking slot index is i of `robot_<i>` (the registry of `contract.robot_names`), else 0."""
+    from altmarl_ros.contract import robot_index, robot_names
 
-    assert [_robot_index(name) for name in robot_names(12)] == list(range(12))
-    assert [_robot_index(name) for name in ("turtlebot_3", "robot", "robot_x", "robot_-1")] == [0, 0, 0, 0]
+    assert [robot_index(name) for name in robot_names(12)] == list(range(12))
+    assert [robot_index(name) for name in ("turtlebot_3", "robot", "robot_x", "robot_-1")] == [0, 0, 0, 0]

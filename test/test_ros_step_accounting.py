@@ -24,7 +24,8 @@ def policy(tmp_path_factory):
 
 
 @pytest.fixture
-def sim(ros_domain, policy):
+def make_sim(ros_domain, policy):
+    """SimNode(**extra parameters) factories in one rclpy context, destroyed after the test."""
     import rclpy
     from rclpy.context import Context
     from rclpy.parameter import Parameter
@@ -33,15 +34,27 @@ def sim(ros_domain, policy):
 
     context = Context()
     rclpy.init(args=[], context=context)
-    params = [Parameter("n_robots", value=N), Parameter("policy_path", value=str(policy)),
-              Parameter("autostart", value=False), Parameter("step_period", value=0.0)]
-    node = SimNode(context=context, parameter_overrides=params)
+    nodes = []
+
+    def make(**extra):
+        params = [Parameter("n_robots", value=N), Parameter("policy_path", value=str(policy)),
+                  Parameter("autostart", value=False), Parameter("step_period", value=0.0)]
+        params += [Parameter(name, value=value) for name, value in extra.items()]
+        nodes.append(SimNode(context=context, parameter_overrides=params))
+        return nodes[-1]
+
     try:
-        yield node
+        yield make
     finally:
-        node.close()
-        node.destroy_node()
+        for node in nodes:
+            node.close()
+            node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def sim(make_sim):
+    return make_sim()
 
 
 def _goals(sim, step: int, robots: list[int]) -> None:
@@ -63,7 +76,7 @@ def _total(sim, field: str) -> int:
 
 
 def test_a_revived_robot_does_not_end_the_step_before_the_live_ones_answered(sim):
-    sim.misses[0] = sim.max_missed  # robot 0 was given up as dead
+    sim.ledger.misses[0] = sim.params.max_missed  # robot 0 was given up as dead
     sim._begin_step()
     _command(sim, 0)
     _goals(sim, 0, [0])  # ... and answers again
@@ -99,7 +112,7 @@ def test_a_duplicate_answer_is_counted_and_the_first_one_applies(sim):
     from altmarl_ros.ros import topics
     sim._on_goals(topics.goals_msg(0, np.array([1]), np.array([(zones[1] + 1) % 5])))  # robot 1 again
     _command(sim, 0)  # the controller too
-    assert sim.goals[1] == zones[1] and sim.record == []
+    assert sim.ledger.goals[1] == zones[1] and sim.record == []
     _goals(sim, 0, [2, 3])
     assert sim.record[0]["duplicate_answers"] == 2
     assert sim.record[0]["bad_answers"] == 0
@@ -122,7 +135,9 @@ def test_an_answer_for_a_step_not_yet_announced_is_rejected(sim):
 # --- the first step is a handshake: every robot and the controller must answer it ---------------
 def _age(sim, seconds: float) -> None:
     """Let `seconds` pass on the node's clocks (the start and the step's start), without waiting."""
-    sim.phase = "running"  # as after autostart or 'start'
+    from altmarl_ros.ros.step_ledger import Phase
+
+    sim.phase = Phase.RUNNING  # as after autostart or 'start'
     sim.t_start -= seconds
     sim.step_t0 -= seconds
 
@@ -131,7 +146,7 @@ def test_the_first_step_waits_for_every_robot_beyond_the_step_timeout(sim):
     sim._begin_step()
     _command(sim, 0)
     _goals(sim, 0, [0, 1, 2])
-    _age(sim, 10 * sim.step_timeout)  # far past the step timeout, within the startup budget
+    _age(sim, 10 * sim.params.step_timeout)  # far past the step timeout, within the startup budget
     sim._loop()
     assert sim.record == [] and not sim.done
     _goals(sim, 0, [3])
@@ -142,18 +157,18 @@ def test_robots_that_never_answer_the_first_step_stop_the_run_naming_them(sim):
     sim._begin_step()
     _command(sim, 0)
     _goals(sim, 0, [0, 1])
-    _age(sim, sim.startup_timeout + 1)
+    _age(sim, sim.params.startup_timeout + 1)
     sim._loop()
     assert sim.done and sim.exit_code == 3 and sim.record == []
     assert sim.summary()["lost_robots"] == {"no node publishes its zone_goal": ["robot_2", "robot_3"]}
 
 
-def test_tolerated_lost_robots_are_no_longer_waited_for(sim):
-    sim.tolerate_lost = True
+def test_tolerated_lost_robots_are_no_longer_waited_for(make_sim):
+    sim = make_sim(tolerate_lost_robots=True)
     sim._begin_step()
     _command(sim, 0)
     _goals(sim, 0, [0, 1])
-    _age(sim, sim.startup_timeout + 1)
+    _age(sim, sim.params.startup_timeout + 1)
     sim._loop()
     assert not sim.done and sim.record[0]["dropped_robots"] == 2 and sim.record[0]["live_robots"] == 2
     sim._begin_step()

@@ -1,24 +1,29 @@
-"""`altmarl swarm` smoke tests: arguments, single process with the aggregate observation, bag, default policy."""
+"""`altmarl swarm` smoke tests: arguments, --help without ROS, single process with the aggregate observation, bag,
+default policy."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rclpy")
+from altmarl_ros import cli
+from altmarl_ros.ros import swarm
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_arguments_parse_with_documented_defaults():
-    from altmarl_ros.ros import swarm
-
     parser = argparse.ArgumentParser()
     swarm.add_arguments(parser)
     args = parser.parse_args(["--out", "d"])
     assert (args.n_robots, args.k, args.steps, args.mode, args.observation) == (50, 5, 200, "model", "rotating")
+    assert args.dds_transport == "udp"
     args = parser.parse_args(["--n-robots", "9", "--k", "2", "--steps", "3", "--mode", "kinematic", "--policy",
                               "p.npz", "--out", "d", "--single-process", "--observation", "aggregate", "--seed",
                               "4", "--bag"])
@@ -27,10 +32,38 @@ def test_arguments_parse_with_documented_defaults():
         parser.parse_args(["--out", "d", "--observation", "psychic"])
 
 
-def test_help_runs_without_starting_ros():
-    result = subprocess.run([sys.executable, "-m", "altmarl_ros.ros.swarm", "--help"], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0 and "--single-process" in result.stdout
+def _without_rclpy(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import rclpy` fails as on a machine without ROS: a directory ahead of
+    everything else on PYTHONPATH holds an `rclpy` package whose import raises ModuleNotFoundError (the
+    ImportError Python raises for a module that is not installed)."""
+    shim = tmp_path / "no_ros"
+    (shim / "rclpy").mkdir(parents=True)
+    (shim / "rclpy" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'rclpy' (no ROS here)\", name='rclpy')\n")
+    path = [str(shim), str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def test_help_runs_without_ros(tmp_path):
+    """`altmarl swarm --help` (and the module's own --help) on a Python where rclpy cannot be imported."""
+    env = _without_rclpy(tmp_path)
+    probe = subprocess.run([sys.executable, "-c", "import rclpy"], capture_output=True, text=True, timeout=60,
+                           env=env, cwd=tmp_path)
+    assert probe.returncode != 0 and "no ROS here" in probe.stderr, probe.stderr  # rclpy is really absent
+    for command in (["-m", "altmarl_ros.cli", "swarm", "--help"], ["-m", "altmarl_ros.ros.swarm", "--help"]):
+        result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=60, env=env,
+                                cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "--single-process" in result.stdout and "--n-robots" in result.stdout
+
+
+def test_help_describes_the_udp_profile_as_every_interface(capsys):
+    """The udp profile (altmarl_ros/ros/dds.py) is UDPv4 on every interface, not loopback only."""
+    with pytest.raises(SystemExit) as exit_:
+        swarm.main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "UDPv4 on every interface" in text and "loopback" not in text
 
 
 def test_single_process_aggregate_with_bag(ros_domain, tmp_path):
@@ -49,12 +82,14 @@ def test_single_process_aggregate_with_bag(ros_domain, tmp_path):
     assert "closed-loop reward" in result.stdout
 
 
-def test_lead_cli_exposes_swarm():
-    cli = pytest.importorskip("altmarl_ros.cli")
-    result = subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "swarm", "--help"], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, (cli.__file__, result.stderr)
-    assert "--n-robots" in result.stdout
+def test_lead_cli_exposes_swarm(capsys):
+    """The package's `altmarl` CLI has the swarm command with the module's own arguments."""
+    parser = cli.build_parser()
+    args = parser.parse_args(["swarm", "--out", "d", "--n-robots", "7"])
+    assert args.func is cli._run_swarm and args.n_robots == 7 and args.k == 5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["swarm", "--help"])
+    assert "--n-robots" in capsys.readouterr().out
 
 
 def test_polling_observation_reads_poses_without_subscriptions(ros_domain, tmp_path):

@@ -3,8 +3,13 @@
 `policy.npz` holds `pi_g_actions` (S_g, D) int, `pi_l_probs` (S_g, S_l, A_l) float and the game's tables
 (`game_P_g`, `game_P_l`, `game_r_g`, `game_r_l`, `game_init_g`), so an artifact carries its game: the ROS
 nodes and `altmarl evaluate` need neither the registry entry nor the game file it was trained on.
+Since version 3 it also holds the game's floor map (`floor_local_state_zone` (S_l,), `floor_local_action_goal`
+(S_l, A_l), `floor_global_action_zone` (A_g,): `marl.games.floor.FloorMap`), what the ROS nodes need to deploy
+the game; `policy.json` says `"floor": {"n_zones": Z}`, or null for a game that cannot be deployed.
 `policy.json` holds the format version, the game spec (registry name or game-file path + options), its
 fingerprint, names and scalars, k, the SHA-256 of the .npz, the training config, metrics and seed.
+Versions 1 and 2 had no floor map: loading them derives the ring warehouse's (`floor.ring_floor`), which is
+what the swarm assumed for every artifact then.
 
 Loading uses `allow_pickle=False`, checks the version, the .npz hash, the shapes and the game
 fingerprint, and fails with a `PolicyFileError` naming the file and the problem.
@@ -29,17 +34,20 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.game import GameLabels, TabularGame
-from altmarl_ros.marl.games import game_from_spec, is_game_path
+from altmarl_ros.marl.games import floor_from_spec, game_from_spec, is_game_path
+from altmarl_ros.marl.games.floor import FloorMap, ring_floor
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 FORMAT = "altmarl_ros.policy"
-VERSION = 2
-READS = (1, 2)  # version 1: no game tables and no .npz hash (the game is rebuilt from its spec)
+VERSION = 3
+READS = (1, 2, 3)  # version 1: no game tables and no .npz hash (the game is rebuilt from its spec); 1, 2: no floor
 GAME_TABLES = ("P_g", "P_l", "r_g", "r_l", "init_g")
+FLOOR_ARRAYS = ("local_state_zone", "local_action_goal", "global_action_zone")
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(UserError, ValueError):
     """A policy artifact is missing, unreadable or incompatible."""
 
 
@@ -52,6 +60,7 @@ class PolicyArtifact:
     game: TabularGame
     game_spec: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    floor: FloorMap | None = None  # what the game means on the floor; None: the game cannot be deployed
 
     @property
     def k(self) -> int:
@@ -111,19 +120,26 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *,
-                  game: TabularGame, game_spec: dict[str, Any], **meta: Any) -> Path:
+                  game: TabularGame, game_spec: dict[str, Any], floor: FloorMap | None = None, **meta: Any) -> Path:
     """Save to `<stem>.npz` + `<stem>.json`; returns the .npz path.
 
     `game_spec` is {"name": registry name or game-file path, "options": overrides}; `game_from_spec` of
     it must rebuild `game` (checked here). The game's tables are stored too, so loading never needs it.
+    `floor`: the game's floor map; default `floor_from_spec(game_spec, game)` (the game file's, or the ring's).
     """
     rebuilt = game_from_spec(game_spec)
     if rebuilt.fingerprint != game.fingerprint:
         raise ValueError(f"game_spec {game_spec} does not rebuild the game the policies were trained on")
+    floor = floor if floor is not None else floor_from_spec(game_spec, game)
+    if floor is not None:
+        floor.check_game(game)
     npz_path, json_path = _paths(path)
     buffer = io.BytesIO()
-    np.savez(buffer, pi_g_actions=pi_g.actions, pi_l_probs=pi_l.probs,
-             **{f"game_{name}": getattr(game, name) for name in GAME_TABLES})
+    arrays: dict[str, np.ndarray] = {"pi_g_actions": pi_g.actions, "pi_l_probs": pi_l.probs,
+                                     **{f"game_{name}": getattr(game, name) for name in GAME_TABLES}}
+    if floor is not None:
+        arrays.update({f"floor_{name}": arr for name, arr in floor.as_arrays().items()})
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     npz_bytes = buffer.getvalue()
     header = {
         "format": FORMAT,
@@ -132,6 +148,7 @@ def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l:
                  "fingerprint": game.fingerprint, "label": game.name, "gamma": game.gamma,
                  "init_l_concentration": game.init_l_concentration, "labels": game.names._asdict()},
         "k": pi_g.k,
+        "floor": {"n_zones": floor.n_zones} if floor is not None else None,
         "shapes": {"pi_g_actions": list(pi_g.actions.shape), "pi_l_probs": list(pi_l.probs.shape)},
         "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(),
         **meta,
@@ -179,6 +196,8 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
             actions = np.array(data["pi_g_actions"])
             probs = np.array(data["pi_l_probs"])
             tables = {name: np.array(data[f"game_{name}"]) for name in GAME_TABLES} if version >= 2 else None
+            floor_arrays = ({name: np.array(data[f"floor_{name}"]) for name in FLOOR_ARRAYS}
+                            if version >= 3 and meta.get("floor") is not None else None)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, ValueError (pickled object arrays), OSError
         raise PolicyFileError(f"policy arrays {npz_path} cannot be read: {exc}") from exc
     spec = meta.get("game", {})
@@ -202,7 +221,23 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
     if pi_g.n_global_states != game.n_global_states:
         raise PolicyFileError(f"{npz_path}: pi_g has {pi_g.n_global_states} global states, game has "
                               f"{game.n_global_states}")
-    return PolicyArtifact(pi_g, pi_l, game, {"name": spec["name"], "options": spec.get("options", {})}, meta)
+    return PolicyArtifact(pi_g, pi_l, game, {"name": spec["name"], "options": spec.get("options", {})}, meta,
+                          _artifact_floor(version, floor_arrays, game, npz_path))
+
+
+def _artifact_floor(version: int, arrays: dict[str, np.ndarray] | None, game: TabularGame,
+                    npz_path: Path) -> FloorMap | None:
+    """The stored floor map (version 3), or for versions 1 and 2 the ring warehouse's (migration)."""
+    if version < 3:
+        return ring_floor(game)
+    if arrays is None:
+        return None
+    try:
+        floor = FloorMap(**arrays)
+        floor.check_game(game)
+    except ValueError as exc:
+        raise PolicyFileError(f"{npz_path}: {exc}") from exc
+    return floor
 
 
 def _artifact_game(spec: Any, tables: dict[str, np.ndarray] | None, json_path: Path) -> TabularGame:

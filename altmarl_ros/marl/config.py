@@ -7,20 +7,23 @@ Every unknown key, wrong type or out-of-range value raises `ConfigError` naming 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.games import GAMES, make_game
 from altmarl_ros.marl.learners.alternate import RULES
 from altmarl_ros.marl.learners.g_learn import STOPPINGS, TRANSITIONS
 from altmarl_ros.marl.sim import ORDERINGS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
@@ -78,17 +81,67 @@ class LLearnConfig:
         _check(self.tau_scale > 0 and self.tau_min > 0, f"{key}.tau_scale", "tau_scale and tau_min must be > 0")
 
 
-START_KINDS = ("constant", "l_first", "g_first", "chase", "full_information")
+# ----------------------------------------------------------------------------------------------
+# Starting pairs of the alternating loop (loop.starts), parsed once into typed values
+# ----------------------------------------------------------------------------------------------
+
+class StartKind(enum.Enum):
+    CONSTANT = "constant"  # pi_g constant a_g, uniform robots
+    L_FIRST = "l_first"  # pi_g constant a_g, the robots' L-LEARN response to it
+    G_FIRST = "g_first"  # G-LEARN against uniform robots, uniform robots
+    CHASE = "chase"  # robots best-respond to a never-changing s_g (warehouse: go where s_g is)
+    FULL_INFORMATION = "full_information"  # the full-information reference's robots, G-LEARN against them
 
 
-def check_start(name: str) -> None:
-    """A start is "constant"/"l_first" (for every a_g), "constant:<a_g>", "l_first:<a_g>", "g_first", "chase" or
-    "full_information"."""
-    kind, _, arg = name.partition(":")
-    ok = kind in START_KINDS and (not arg or (kind in ("constant", "l_first") and arg.isdigit()))
-    if not ok:
-        raise ValueError(f"unknown start {name!r}; starts are 'constant[:<a_g>]', 'l_first[:<a_g>]', 'g_first', "
-                         "'chase', 'full_information'")
+WITH_ACTION = (StartKind.CONSTANT, StartKind.L_FIRST)
+START_FORMS = ("constant[:<a_g>]", "l_first[:<a_g>]", "g_first", "chase", "full_information")
+
+
+@dataclass(frozen=True)
+class Start:
+    """One start: its kind and, for constant / l_first, the constant global action (None: every action)."""
+
+    kind: StartKind
+    a_g: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The name as written in configs and run records, e.g. "constant:0", "chase"."""
+        return self.kind.value if self.a_g is None else f"{self.kind.value}:{self.a_g}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def action(self) -> int:
+        """The constant a_g of a constant / l_first start (set for every start `expand_starts` returns)."""
+        if self.a_g is None:
+            raise ConfigError(f"start {self.name!r} has no global action: expand it with expand_starts")
+        return self.a_g
+
+
+def parse_start(text: str) -> Start:
+    """`Start` from its name; ConfigError naming the start and listing the valid forms otherwise."""
+    kind_text, colon, arg = text.partition(":")
+    kind = next((k for k in StartKind if k.value == kind_text), None)
+    if kind is None or (colon and not (kind in WITH_ACTION and arg.isdigit())):
+        raise ConfigError(f"unknown start {text!r}; starts are {', '.join(repr(f) for f in START_FORMS)}")
+    return Start(kind, int(arg) if colon else None)
+
+
+def expand_starts(starts: Sequence[str | Start], n_global_actions: int) -> list[Start]:
+    """Parsed starts with `constant` / `l_first` (no action) expanded to every a_g, duplicates dropped (first
+    kept); ConfigError when an action is not one of the game's."""
+    out: list[Start] = []
+    for start in starts:
+        parsed = parse_start(start) if isinstance(start, str) else start
+        if parsed.kind in WITH_ACTION and parsed.a_g is None:
+            out += [Start(parsed.kind, a) for a in range(n_global_actions)]
+            continue
+        if parsed.a_g is not None and parsed.a_g >= n_global_actions:
+            raise ConfigError(f"start {parsed.name!r}: the game has {n_global_actions} global actions")
+        out.append(parsed)
+    return list(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)
@@ -127,9 +180,14 @@ class LoopConfig:
         _check(len(self.starts) >= 1, f"{key}.starts", "needs at least one start")
         for start in self.starts:
             try:
-                check_start(start)
-            except ValueError as exc:
+                parse_start(start)
+            except ConfigError as exc:
                 raise ConfigError(f"{key}.starts: {exc}") from exc
+
+    @property
+    def parsed_starts(self) -> tuple[Start, ...]:
+        """`starts` as typed values (validated at construction, so this cannot fail)."""
+        return tuple(parse_start(s) for s in self.starts)
 
 
 @dataclass(frozen=True)

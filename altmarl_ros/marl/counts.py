@@ -14,11 +14,13 @@ from math import comb
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
+
 
 def n_count_vectors(k: int, n_states: int) -> int:
     """Number of count vectors of k samples over n_states states: C(k + S - 1, S - 1)."""
     if k < 0 or n_states < 1:
-        raise ValueError(f"need k >= 0 and n_states >= 1, got k={k}, n_states={n_states}")
+        raise InputError(f"need k >= 0 and n_states >= 1, got k={k}, n_states={n_states}")
     return comb(k + n_states - 1, n_states - 1)
 
 
@@ -166,7 +168,7 @@ def counts_from_states(states: np.ndarray, n_states: int) -> np.ndarray:
 def subsample(rng: np.random.Generator, n_agents: int, k: int, batch: int) -> np.ndarray:
     """Draw a uniform k-subset of [n] without replacement for each batch row: (batch, k) int64."""
     if not 1 <= k <= n_agents:
-        raise ValueError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
+        raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
     if k == n_agents:
         return np.broadcast_to(np.arange(n_agents), (batch, n_agents)).copy()
     keys = rng.random((batch, n_agents))

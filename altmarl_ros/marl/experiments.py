@@ -1,5 +1,5 @@
 """Experiments: train from a config, evaluate on the n-agent system, and one sweep cell as tidy rows
-(`run_one`; `marl.backends` runs the grid of cells).
+(`run_one`; `marl.executors` runs the grid of cells).
 
 Seeds become generators only here: a run's seed gives one integer seed per purpose (`_int_seed`: each
 start's in-loop evaluations, the selection, the gaps), G-LEARN a generator per (seed, pi_l), and the
@@ -9,19 +9,30 @@ final evaluation `np.random.SeedSequence(seed).spawn(seeds)`.
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import math
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
-from altmarl_ros.marl.config import TrainConfig
+from altmarl_ros.marl.config import (
+    ConfigError,
+    GLearnConfig,
+    LLearnConfig,
+    Start,
+    StartKind,
+    TrainConfig,
+    expand_starts,
+)
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.gaps import Gaps, estimate_gaps
@@ -91,17 +102,82 @@ def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, h
     return evaluate
 
 
-def expand_starts(starts: Sequence[str], n_global_actions: int) -> list[str]:
-    """'constant' -> 'constant:0', ..., 'constant:<A_g - 1>' (and 'l_first' likewise); checks the actions."""
-    out: list[str] = []
-    for start in starts:
-        if start in ("constant", "l_first"):
-            out += [f"{start}:{a}" for a in range(n_global_actions)]
-            continue
-        if ":" in start and int(start.split(":")[1]) >= n_global_actions:
-            raise ValueError(f"start {start!r}: the game has {n_global_actions} global actions")
-        out.append(start)
-    return list(dict.fromkeys(out))
+class GlobalLearner:
+    """G-LEARN as the loop's global learner for one training run: each distinct pi_l is solved once
+    (cached by its table), with samples from a generator seeded by (seed, pi_l) and, when
+    g_learn.warm_start, from the V of the previous solve. Full information: the deterministic mean-field
+    transition at `k` (no warm start) and policies wrapped in `FullInformationPolicy`."""
+
+    def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool) -> None:
+        self.game, self.config, self.k, self.seed = game, config, k, seed
+        self.full_information = full_information
+        self.cache: dict[bytes, Any] = {}
+        self.V: np.ndarray | None = None  # the last solve's values (warm start)
+
+    def __call__(self, pi_l: TabularLocalPolicy) -> Any:
+        key = pi_l.probs.tobytes()
+        if key in self.cache:
+            return self.cache[key]
+        gc = self.config
+        if self.full_information:
+            result = g_learn(self.game, pi_l, k=self.k, transition="deterministic", stopping="span", tol=gc.tol,
+                             max_iter=gc.max_iter)
+            self.cache[key] = FullInformationPolicy(result.pi_g)
+        else:
+            result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
+                             transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
+                             stopping=cast(Stopping, gc.stopping), V0=self.V if gc.warm_start else None)
+            self.V = result.V
+            self.cache[key] = result.pi_g
+        return self.cache[key]
+
+    def constant(self, a_g: int) -> Any:
+        """The constant dispatcher a_g over this learner's count vectors."""
+        S_g, S_l, A_g = self.game.n_global_states, self.game.n_local_states, self.game.n_global_actions
+        pi = TabularGlobalPolicy.constant(a_g, n_global_states=S_g, n_local_states=S_l, n_global_actions=A_g,
+                                          k=self.k)
+        return FullInformationPolicy(pi) if self.full_information else pi
+
+
+@dataclass(frozen=True)
+class LocalLearner:
+    """L-LEARN as the loop's local learner: config.kind "induced" (exact) or "authors" (PAPER.md 2.7)."""
+
+    game: TabularGame
+    config: LLearnConfig
+
+    def __call__(self, pi_g: Any, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
+        lc = self.config
+        if lc.kind == "authors":
+            return l_learn_authors(self.game, pi_g, pi_l, n_mc=lc.n_mc, mc_seed=lc.mc_seed, mu_iters=lc.mu_iters,
+                                   max_iter=lc.max_iter, tau_scale=lc.tau_scale, tau_min=lc.tau_min).pi_l
+        return l_learn(self.game, pi_g, pi_l, tol=lc.tol).pi_l
+
+
+def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, learn_local: LocalLearner,
+               reference_pi_l: TabularLocalPolicy | None) -> tuple[Any, TabularLocalPolicy]:
+    """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference_pi_l` is the full-information
+    reference's pi_l, needed by the full_information start only."""
+    uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
+    kind = start.kind
+    if kind is StartKind.CONSTANT:
+        return learn_global.constant(start.action), uniform
+    if kind is StartKind.L_FIRST:
+        pi_g0 = learn_global.constant(start.action)
+        return pi_g0, learn_local(pi_g0, uniform)
+    if kind is StartKind.G_FIRST:
+        return learn_global(uniform), uniform
+    if kind is StartKind.CHASE:
+        return learn_global.constant(0), chase_policy(game)
+    if kind is StartKind.FULL_INFORMATION and reference_pi_l is not None:
+        return learn_global(reference_pi_l), reference_pi_l
+    raise ConfigError(f"start {start.name!r} cannot be used here")
+
+
+def training_starts(config: TrainConfig, game: TabularGame, *, full_information: bool) -> list[Start]:
+    """The run's starts: loop.starts expanded for the game (the full-information reference drops its own)."""
+    starts = expand_starts(config.loop.parsed_starts, game.n_global_actions)
+    return [s for s in starts if not (full_information and s.kind is StartKind.FULL_INFORMATION)]
 
 
 def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
@@ -110,77 +186,47 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
 
     full_information: train the reference dispatcher that sees the whole population's histogram
-    (rounded to config.full_information.k counts) instead of k samples; `k` is then unused.
-    `progress(start, record)` is called after each round.
+    (rounded to config.full_information.k counts) instead of k samples; `k` is then unused. The
+    full_information start trains that reference first (same seed). `progress(start, record)` is called
+    after each round.
     """
     t0 = time.perf_counter()
     game = make_game(config.game, **config.game_options)
     if not 1 <= k <= config.n_agents:
-        raise ValueError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
-    gc, lc, loop = config.g_learn, config.l_learn, config.loop
-    k_learn = config.full_information.k if full_information else k
-    S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
-    cache: dict[bytes, Any] = {}
-    state: dict[str, Any] = {"V": None}
+        raise InputError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
+    starts = training_starts(config, game, full_information=full_information)
+    reference_pi_l = None
+    if any(s.kind is StartKind.FULL_INFORMATION for s in starts):
+        reference_pi_l = _train(config, game, training_starts(config, game, full_information=True), seed=seed,
+                                k=k, full_information=True, progress=None).pi_l
+    trained = _train(config, game, starts, seed=seed, k=k, full_information=full_information, progress=progress,
+                     reference_pi_l=reference_pi_l)
+    return trained._replace(train_seconds=time.perf_counter() - t0)
 
-    def learn_global(pi_l: TabularLocalPolicy) -> Any:
-        """G-LEARN, once per distinct pi_l: its samples come from a generator seeded by (seed, pi_l)."""
-        key = pi_l.probs.tobytes()
-        if key in cache:
-            return cache[key]
-        rng = np.random.default_rng([seed, zlib.crc32(key)])
-        if full_information:
-            result = g_learn(game, pi_l, k=k_learn, transition="deterministic", stopping="span", tol=gc.tol,
-                             max_iter=gc.max_iter)
-        else:
-            result = g_learn(game, pi_l, k=k, rng=rng, transition=cast(Transition, gc.transition), m=gc.m,
-                             tol=gc.tol, max_iter=gc.max_iter, stopping=cast(Stopping, gc.stopping),
-                             V0=state["V"] if gc.warm_start else None)
-            state["V"] = result.V
-        cache[key] = FullInformationPolicy(result.pi_g) if full_information else result.pi_g
-        return cache[key]
 
-    def learn_local(pi_g: Any, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
-        if lc.kind == "authors":
-            return l_learn_authors(game, pi_g, pi_l, n_mc=lc.n_mc, mc_seed=lc.mc_seed, mu_iters=lc.mu_iters,
-                                   max_iter=lc.max_iter, tau_scale=lc.tau_scale, tau_min=lc.tau_min).pi_l
-        return l_learn(game, pi_g, pi_l, tol=lc.tol).pi_l
-
-    def constant(a: int) -> Any:
-        pi = TabularGlobalPolicy.constant(a, n_global_states=S_g, n_local_states=S_l, n_global_actions=A_g,
-                                          k=k_learn)
-        return FullInformationPolicy(pi) if full_information else pi
-
-    uniform = TabularLocalPolicy.uniform(S_g, S_l, game.n_local_actions)
-
-    def start_pair(name: str) -> tuple[Any, TabularLocalPolicy]:
-        if name.startswith("constant:"):
-            return constant(int(name.split(":")[1])), uniform
-        if name.startswith("l_first:"):
-            pi_g0 = constant(int(name.split(":")[1]))
-            return pi_g0, learn_local(pi_g0, uniform)
-        if name == "g_first":
-            return learn_global(uniform), uniform
-        if name == "full_information":
-            reference = train_policies(config, k=k, seed=seed, full_information=True).pi_l
-            return learn_global(reference), reference
-        return constant(0), chase_policy(game)  # "chase"
-
+def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, seed: int, k: int,
+           full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
+           reference_pi_l: TabularLocalPolicy | None = None) -> TrainResult:
+    """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), then
+    equilibrium selection."""
+    loop = config.loop
+    learn_global = GlobalLearner(game, config.g_learn, k=config.full_information.k if full_information else k,
+                                 seed=seed, full_information=full_information)
+    learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
-    starts = [s for s in expand_starts(loop.starts, A_g) if not (full_information and s == "full_information")]
     results = []
-    for i, name in enumerate(starts):
-        pi_g0, pi_l0 = start_pair(name)
-        on_round = None if progress is None else (lambda record, name=name: progress(name, record))
+    for i, start in enumerate(starts):
+        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local, reference_pi_l)
+        on_round = None if progress is None else functools.partial(progress, start.name)
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
                                  k=config.n_agents if full_information else k, value_scale=value_scale(game),
                                  eval_seed=_int_seed(seed, 10 + i), on_round=on_round))
-    selection = select_equilibrium(starts, results, evaluate, _int_seed(seed, 1))
+    selection = select_equilibrium([s.name for s in starts], results, evaluate, _int_seed(seed, 1))
     best = selection.best.result
-    return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, time.perf_counter() - t0,
-                       len(cache))
+    return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
+                       len(learn_global.cache))
 
 
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,
@@ -321,11 +367,11 @@ def read_rows(path: str | Path) -> list[SweepRow]:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(header) != ROW_FIELDS:
-            raise ValueError(f"{path}: expected the columns {','.join(ROW_FIELDS)}, got {header}")
+            raise InputError(f"{path}: expected the columns {','.join(ROW_FIELDS)}, got {header}")
         try:
             return [SweepRow(int(r[0]), int(r[1]), r[2], float(r[3]), float(r[4])) for r in reader]
         except (ValueError, IndexError) as exc:
-            raise ValueError(f"{path}: malformed row: {exc}") from exc
+            raise InputError(f"{path}: malformed row: {exc}") from exc
 
 
 def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:

@@ -19,27 +19,29 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
+
 _ATOL = 1e-8
 
 
 def _as_readonly(name: str, value: object, ndim: int) -> np.ndarray:
     arr = np.array(value, dtype=np.float64)
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
+        raise InputError(f"{name} contains NaN or infinite entries")
     arr.setflags(write=False)
     return arr
 
 
 def _check_stochastic(name: str, arr: np.ndarray) -> None:
     if np.any(arr < 0):
-        raise ValueError(f"{name} has negative probabilities (min {arr.min():.3g})")
+        raise InputError(f"{name} has negative probabilities (min {arr.min():.3g})")
     sums = arr.sum(axis=-1)
     bad = np.abs(sums - 1.0) > 1e-6
     if np.any(bad):
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}{list(where)} sums to {sums[where]:.6g}, not 1 (last axis is the next state)")
+        raise InputError(f"{name}{list(where)} sums to {sums[where]:.6g}, not 1 (last axis is the next state)")
 
 
 class GameLabels(NamedTuple):
@@ -58,9 +60,9 @@ def _check_labels(labels: GameLabels | None, S_g: int, A_g: int, S_l: int, A_l: 
     labels = GameLabels(*(tuple(names) for names in labels))
     for field_name, names, size in zip(GameLabels._fields, labels, sizes, strict=True):
         if len(names) != size:
-            raise ValueError(f"labels.{field_name} has {len(names)} names for {size} entries")
+            raise InputError(f"labels.{field_name} has {len(names)} names for {size} entries")
         if len(set(names)) != size or not all(isinstance(x, str) and x for x in names):
-            raise ValueError(f"labels.{field_name} must be distinct non-empty strings, got {list(names)}")
+            raise InputError(f"labels.{field_name} must be distinct non-empty strings, got {list(names)}")
     return labels
 
 
@@ -104,23 +106,23 @@ class TabularGame:
         init_g = _as_readonly("init_g", self.init_g, 1)
         S_g, A_g, S_g2 = P_g.shape
         if S_g2 != S_g:
-            raise ValueError(f"P_g must have shape (S_g, A_g, S_g), got {P_g.shape}")
+            raise InputError(f"P_g must have shape (S_g, A_g, S_g), got {P_g.shape}")
         S_l, S_g3, A_l, S_l2 = P_l.shape
         if S_g3 != S_g or S_l2 != S_l:
-            raise ValueError(f"P_l must have shape (S_l, S_g={S_g}, A_l, S_l), got {P_l.shape}")
+            raise InputError(f"P_l must have shape (S_l, S_g={S_g}, A_l, S_l), got {P_l.shape}")
         if r_g.shape != (S_g, A_g):
-            raise ValueError(f"r_g must have shape (S_g, A_g) = {(S_g, A_g)}, got {r_g.shape}")
+            raise InputError(f"r_g must have shape (S_g, A_g) = {(S_g, A_g)}, got {r_g.shape}")
         if r_l.shape != (S_l, S_g, A_l):
-            raise ValueError(f"r_l must have shape (S_l, S_g, A_l) = {(S_l, S_g, A_l)}, got {r_l.shape}")
+            raise InputError(f"r_l must have shape (S_l, S_g, A_l) = {(S_l, S_g, A_l)}, got {r_l.shape}")
         if init_g.shape != (S_g,):
-            raise ValueError(f"init_g must have shape (S_g,) = ({S_g},), got {init_g.shape}")
+            raise InputError(f"init_g must have shape (S_g,) = ({S_g},), got {init_g.shape}")
         _check_stochastic("P_g", P_g)
         _check_stochastic("P_l", P_l)
         _check_stochastic("init_g", init_g)
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= float(self.gamma) < 1.0):
-            raise ValueError(f"gamma must be in [0, 1), got {self.gamma!r}")
+            raise InputError(f"gamma must be in [0, 1), got {self.gamma!r}")
         if not (np.isfinite(self.init_l_concentration) and self.init_l_concentration >= 0):
-            raise ValueError(f"init_l_concentration must be >= 0, got {self.init_l_concentration!r}")
+            raise InputError(f"init_l_concentration must be >= 0, got {self.init_l_concentration!r}")
         for name, arr in (("P_g", P_g), ("P_l", P_l), ("r_g", r_g), ("r_l", r_l), ("init_g", init_g)):
             set_(self, name, arr)
         set_(self, "labels", _check_labels(self.labels, S_g, A_g, S_l, A_l))

@@ -19,13 +19,19 @@ averaged with weights (visit counts, or uniform over rows).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
+from altmarl_ros.errors import InputError
+from altmarl_ros.marl.artifacts import atomic_write_text
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.games.files import write_game_file
 
 PRIORS = ("nominal", "uniform")
 
@@ -101,9 +107,9 @@ def dirichlet_posterior(counts: np.ndarray, prior_rows: np.ndarray, *, strength:
                         level: float = 0.95) -> Posterior:
     """Posterior of each row given counts (..., S) and prior mean rows (..., S) with `strength` pseudo-counts."""
     if not strength > 0:
-        raise ValueError(f"prior strength must be > 0, got {strength}")
+        raise InputError(f"prior strength must be > 0, got {strength}")
     if not 0 < level < 1:
-        raise ValueError(f"credible level must be in (0, 1), got {level}")
+        raise InputError(f"credible level must be in (0, 1), got {level}")
     alpha = strength * np.asarray(prior_rows, dtype=np.float64)
     alpha = np.maximum(alpha, 1e-9)  # a zero prior entry would make its Beta marginal degenerate
     a = alpha + counts
@@ -144,17 +150,17 @@ def identify(tr: Transitions, nominal: TabularGame, *, prior: str = "nominal", s
              level: float = 0.95, replace_P_g: bool = False) -> Identification:
     """Estimate P_l (and check P_g) from transitions; see the module docstring."""
     if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        raise InputError(f"prior must be one of {PRIORS}, got {prior!r}")
     S_l, S_g, A_l, A_g = (nominal.n_local_states, nominal.n_global_states, nominal.n_local_actions,
                           nominal.n_global_actions)
     for name, arr, high in (("s_g", tr.s_g, S_g), ("s_g_next", tr.s_g_next, S_g), ("s_l", tr.s_l, S_l),
                             ("s_l_next", tr.s_l_next, S_l), ("a_l", tr.a_l, A_l), ("a_g", tr.a_g, A_g)):
         if arr.size and arr.max() >= high:
-            raise ValueError(f"recorded {name} reaches {int(arr.max())}, but the game has {high}")
+            raise InputError(f"recorded {name} reaches {int(arr.max())}, but the game has {high}")
     N_l = local_counts(tr, (S_l, S_g, A_l))
     N_g = global_counts(tr, (S_g, A_g))
     if N_l.sum() == 0:
-        raise ValueError("no robot transition could be recovered (no step with a zone, an answer and a next zone)")
+        raise InputError("no robot transition could be recovered (no step with a zone, an answer and a next zone)")
     prior_l = nominal.P_l if prior == "nominal" else np.full(N_l.shape, 1.0 / S_l)
     prior_g = nominal.P_g if prior == "nominal" else np.full(N_g.shape, 1.0 / S_g)
     post_l = dirichlet_posterior(N_l, prior_l, strength=strength, level=level)
@@ -177,3 +183,36 @@ def identify(tr: Transitions, nominal: TabularGame, *, prior: str = "nominal", s
         "P_l_nominal_inside_intervals": post_l.covers(nominal.P_l),
     }
     return Identification(game, post_l, post_g, tr.steps, int(N_l.sum()), report)
+
+
+def combine_runs(parts: Sequence[Transitions]) -> Transitions:
+    """The steps of several runs in order; runs of smaller swarms are padded to the largest n with robots
+    that have no usable transition (s_l 0, a_l and s_l_next -1)."""
+    n = max(p.s_l.shape[1] for p in parts)
+    padded = [p if p.s_l.shape[1] == n else
+              Transitions(p.s_g, p.a_g, p.s_g_next, *(np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=c)
+                                                      for x, c in ((p.s_l, 0), (p.a_l, -1), (p.s_l_next, -1))))
+              for p in parts]
+    return Transitions.concatenate(padded)
+
+
+def write_identification(out: str | Path, result: Identification, *, sources: Sequence[str],
+                         nominal_name: str) -> dict:
+    """Write the identified game file `out` (YAML, trainable with `altmarl train --game out`) and
+    STEM.identify.json (the report, every source and the posterior tables), each atomically; return the
+    report (without the tables)."""
+    out = Path(out)
+    report = {"bags": list(sources), "nominal_game": nominal_name, **result.report}
+    prior, strength, level = result.report["prior"], result.report["prior_strength"], result.report["credible_level"]
+    description = (f"P_l identified by `altmarl identify` from {len(sources)} bag(s): {result.steps} decision steps, "
+                   f"{result.robot_transitions} robot transitions; Dirichlet prior {prior} x {strength}"
+                   f"; rewards, P_g, gamma and initial law of {nominal_name}; counts and {level:.0%} intervals in "
+                   f"{out.with_suffix('.identify.json').name}")
+    write_game_file(out, result.game, description=description)
+    tables = {name: {"counts": post.counts.tolist(), "mean": post.mean.tolist(), "lower": post.lower.tolist(),
+                     "upper": post.upper.tolist(), "axes": axes}
+              for name, post, axes in (("P_l", result.P_l, ["s_l", "s_g", "a_l", "s_l_next"]),
+                                       ("P_g", result.P_g, ["s_g", "a_g", "s_g_next"]))}
+    atomic_write_text(out.with_suffix(".identify.json"), json.dumps({**report, "tables": tables}) + "\n")
+    return report
+

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import gammaln
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.learners.g_learn import g_learn
@@ -47,7 +48,7 @@ class _JointSpace(NamedTuple):
 def _joint_space(game: TabularGame, n_agents: int) -> _JointSpace:
     S_l = game.n_local_states
     if S_l ** n_agents * game.n_global_states > 20_000:
-        raise ValueError(f"exact metrics enumerate S_g * S_l^n joint states; n_agents={n_agents} is too large")
+        raise InputError(f"exact metrics enumerate S_g * S_l^n joint states; n_agents={n_agents} is too large")
     s_l = np.array(list(itertools.product(range(S_l), repeat=n_agents)), dtype=np.int64).reshape(-1, n_agents)
     return _JointSpace(s_l, {})
 
@@ -173,7 +174,7 @@ class ExactGap(NamedTuple):
 
 def _check_count(what: str, count: int, max_policies: int) -> None:
     if count > max_policies:
-        raise ValueError(f"{what} would enumerate {count} deterministic policies (> max_policies={max_policies})")
+        raise InputError(f"{what} would enumerate {count} deterministic policies (> max_policies={max_policies})")
 
 
 def _local_tables(game: TabularGame) -> Iterator[TabularLocalPolicy]:
@@ -224,7 +225,7 @@ def exact_nash_gap(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLo
     D = pi_g.actions.shape[1]
     n_g, n_l = A_g ** (S_g * D), A_l ** (S_g * S_l)
     if max(n_g, n_l) > max_policies:
-        raise ValueError(f"exact_nash_gap would enumerate {n_g} global and {n_l} local policies (> {max_policies})")
+        raise InputError(f"exact_nash_gap would enumerate {n_g} global and {n_l} local policies (> {max_policies})")
     g = exact_restricted_global_gap(game, pi_g, pi_l, n_agents=n_agents, max_policies=max_policies)
     ell = exact_shared_gap(game, pi_g, pi_l, n_agents=n_agents, max_policies=max_policies)
     assert isinstance(g.best, TabularGlobalPolicy) and isinstance(ell.best, TabularLocalPolicy)

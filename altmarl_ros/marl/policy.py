@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 
 
@@ -27,12 +28,12 @@ class TabularGlobalPolicy:
         actions = np.array(self.actions, dtype=np.int64)
         D = cv.n_count_vectors(self.k, self.n_local_states)
         if actions.ndim != 2 or actions.shape[1] != D:
-            raise ValueError(
+            raise InputError(
                 f"pi_g actions must have shape (S_g, {D}) for k={self.k}, S_l={self.n_local_states}; "
                 f"got {actions.shape}"
             )
         if actions.size and (actions.min() < 0 or actions.max() >= self.n_global_actions):
-            raise ValueError(f"pi_g actions must lie in [0, {self.n_global_actions}), got "
+            raise InputError(f"pi_g actions must lie in [0, {self.n_global_actions}), got "
                              f"[{actions.min()}, {actions.max()}]")
         actions.setflags(write=False)
         object.__setattr__(self, "actions", actions)
@@ -69,11 +70,11 @@ class TabularLocalPolicy:
     def __post_init__(self) -> None:
         probs = np.array(self.probs, dtype=np.float64)
         if probs.ndim != 3:
-            raise ValueError(f"pi_l probs must have shape (S_g, S_l, A_l), got {probs.shape}")
+            raise InputError(f"pi_l probs must have shape (S_g, S_l, A_l), got {probs.shape}")
         if not np.all(np.isfinite(probs)) or np.any(probs < 0):
-            raise ValueError("pi_l probs must be finite and non-negative")
+            raise InputError("pi_l probs must be finite and non-negative")
         if np.any(np.abs(probs.sum(-1) - 1.0) > 1e-6):
-            raise ValueError("pi_l probs must sum to 1 over a_l (last axis)")
+            raise InputError("pi_l probs must sum to 1 over a_l (last axis)")
         probs.setflags(write=False)
         object.__setattr__(self, "probs", probs)
         cum = np.cumsum(probs, axis=-1)
@@ -118,7 +119,7 @@ class TaggedLocalPolicy:
 
     def __post_init__(self) -> None:
         if self.pi_l.probs.shape != self.pi_dev.probs.shape:
-            raise ValueError(f"pi_dev has shape {self.pi_dev.probs.shape}, pi_l has {self.pi_l.probs.shape}")
+            raise InputError(f"pi_dev has shape {self.pi_dev.probs.shape}, pi_l has {self.pi_l.probs.shape}")
 
     def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
         """(B,) s_g, (B, n) s_l -> (B, n) a_l; column 0 follows pi_dev."""

@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame
 
@@ -129,39 +130,69 @@ def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
     return cv.counts_from_states(s_l, n_local_states).argmax(-1)
 
 
-def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
-             *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
-             batch_size: int = 64) -> Evaluation:
-    """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes.
+class Episodes(NamedTuple):
+    """Per-episode records of `run_episodes` (E episodes of `horizon` steps)."""
 
-    Estimated, not exact: `reward.stderr` is the standard error over the i.i.d. episodes.
+    returns: np.ndarray  # (E,) discounted system return sum_t gamma^t (r_g + (1/n) sum_i r_l)
+    step_rewards: np.ndarray  # (E,) mean undiscounted system reward per step
+    mode_hits: np.ndarray | None  # (E,) fraction of steps with a_g == population mode (None: not recorded)
+    own: np.ndarray  # (E,) discounted own local return of agent 0, sum_t gamma^t r_l(s_0, s_g, a_0)
+    s_g: np.ndarray  # (E, horizon + 1) global-state path
+    s_l0: np.ndarray  # (E,) agent 0's initial local state
+
+
+def run_episodes(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
+                 *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
+                 batch_size: int = 64, mode_accuracy: bool = True) -> Episodes:
+    """THE episode loop (Algorithm 4 on n agents), shared by `evaluate` and the gap estimators, so that
+    common random numbers hold between them: the same rng state gives the same episodes.
+
+    `rng` is split into three streams, for the environment, the global observation and the local
+    actions, so that two runs from the same rng state share their randomness even when their global
+    controllers observe differently. `mode_accuracy=False` skips the population-mode count (no draws).
     """
     if ordering not in ORDERINGS:
-        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
-    # Separate streams for the environment, the global observation and the local actions, so that two
-    # evaluations from the same rng state share their randomness (common random numbers) even when
-    # their global controllers observe differently.
+        raise InputError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     env_rng, obs_rng, act_rng = rng.spawn(3)
-    returns = np.empty(n_episodes)
-    step_rewards = np.empty(n_episodes)
-    hits = np.empty(n_episodes)
+    returns, step_rewards, own = np.empty(n_episodes), np.empty(n_episodes), np.empty(n_episodes)
+    hits = np.empty(n_episodes) if mode_accuracy else None
+    path = np.empty((n_episodes, horizon + 1), dtype=np.int64)
+    s_l0 = np.empty(n_episodes, dtype=np.int64)
     for start in range(0, n_episodes, batch_size):
         B = min(batch_size, n_episodes - start)
+        rows = slice(start, start + B)
         state = reset(game, env_rng, n_agents=n_agents, batch=B)
-        total = np.zeros(B)
-        plain = np.zeros(B)
-        correct = np.zeros(B)
+        s_l0[rows] = state.s_l[:, 0]
+        total, plain, mine, correct = np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B)
         discount = 1.0
-        for _ in range(horizon):
+        for t in range(horizon):
+            path[rows, t] = state.s_g
             a_g = global_action(pi_g, obs_rng, state)
-            correct += a_g == population_mode(state.s_l, game.n_local_states)
+            if hits is not None:
+                correct += a_g == population_mode(state.s_l, game.n_local_states)
             a_l = pi_l.sample(act_rng, state.s_g, state.s_l)
             result = step(game, env_rng, state, a_g, a_l, ordering=ordering)
             total += discount * result.reward
             plain += result.reward
+            mine += discount * result.r_l[:, 0]
             discount *= game.gamma
             state = result.state
-        returns[start:start + B] = total
-        step_rewards[start:start + B] = plain / horizon
-        hits[start:start + B] = correct / horizon
-    return Evaluation(Estimate.of(returns), Estimate.of(hits), returns, step_rewards)
+        path[rows, horizon] = state.s_g
+        returns[rows], step_rewards[rows], own[rows] = total, plain / horizon, mine
+        if hits is not None:
+            hits[rows] = correct / horizon
+    return Episodes(returns, step_rewards, hits, own, path, s_l0)
+
+
+def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
+             *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
+             batch_size: int = 64) -> Evaluation:
+    """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes
+    (`run_episodes`).
+
+    Estimated, not exact: `reward.stderr` is the standard error over the i.i.d. episodes.
+    """
+    ep = run_episodes(game, pi_g, pi_l, rng, n_agents=n_agents, horizon=horizon, n_episodes=n_episodes,
+                      ordering=ordering, batch_size=batch_size)
+    assert ep.mode_hits is not None
+    return Evaluation(Estimate.of(ep.returns), Estimate.of(ep.mode_hits), ep.returns, ep.step_rewards)

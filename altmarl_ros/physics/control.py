@@ -3,7 +3,7 @@
 Each robot heads for its goal zone's centre, or with a goal spacing > 0 for its own parking slot in the
 zone (`altmarl_ros.zones.Zones.goal_points`), so that a zone's robots spread over it. One definition for
 robot_node (which publishes it as cmd_vel) and for the in-process physics rollouts
-(`altmarl_ros.physics.rollout`), so both drive the robots exactly alike.
+(`altmarl_ros.ros.backends.rollout`), so both drive the robots exactly alike.
 """
 
 from __future__ import annotations

@@ -32,9 +32,11 @@ from typing import NamedTuple
 import mujoco
 import numpy as np
 
+from altmarl_ros.contract import Fidelity, values
+from altmarl_ros.errors import InputError
 from altmarl_ros.physics.world import World
 
-FIDELITIES = ("planar", "wheeled")
+FIDELITIES = values(Fidelity)
 FRICTION = 1.0  # floor / tyre friction coefficient (Gazebo's default ODE mu is 1)
 STIFF_SOLREF = (0.01, 1.0)  # stiffer chassis contacts: 3-4x less penetration (shared/PHYSICS_AND_RAY 4)
 STIFF_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
@@ -70,11 +72,11 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         if self.fidelity not in FIDELITIES:
-            raise ValueError(f"physics fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
+            raise InputError(f"physics fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
         if self.solver not in ("newton", "cg"):
-            raise ValueError(f"physics solver must be 'newton' or 'cg', got {self.solver!r}")
+            raise InputError(f"physics solver must be 'newton' or 'cg', got {self.solver!r}")
         if self.timestep < 0 or self.servo_time_constant <= 0:
-            raise ValueError("physics timestep must be >= 0 and servo_time_constant > 0")
+            raise InputError("physics timestep must be >= 0 and servo_time_constant > 0")
 
 
 def _quat_z(yaw: np.ndarray) -> np.ndarray:
@@ -90,12 +92,12 @@ class PhysicsEngine:
         xy = np.asarray(xy, dtype=np.float64)
         yaw = np.asarray(yaw, dtype=np.float64)
         if xy.ndim != 2 or xy.shape[1] != 2 or yaw.shape != (xy.shape[0],):
-            raise ValueError(f"start poses must be (n, 2) xy and (n,) yaw, got {xy.shape} and {yaw.shape}")
+            raise InputError(f"start poses must be (n, 2) xy and (n,) yaw, got {xy.shape} and {yaw.shape}")
         self.n = n = xy.shape[0]
         self.fidelity = opts.fidelity
         self.dt = opts.timestep or world.physics_step
         if self.dt < 2 * 1e-4 or STIFF_SOLREF[0] < 2 * self.dt:
-            raise ValueError(f"physics timestep {self.dt} s: must be in [2e-4, {STIFF_SOLREF[0] / 2}] s "
+            raise InputError(f"physics timestep {self.dt} s: must be in [2e-4, {STIFF_SOLREF[0] / 2}] s "
                              "(contact solref needs >= 2 steps)")
         self.model = self._build(world, n, opts)
         self.data = mujoco.MjData(self.model)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.zones import Zones, load_zones
 
 
@@ -94,11 +95,6 @@ class World:
     zones: Zones
     robot: RobotModel
 
-    @property
-    def inner_half_size(self) -> float:
-        """Distance from the origin to the walls' inner faces (all four are checked to agree)."""
-        return self.zones.arena_half_size
-
     def neighbour_distance(self) -> float:
         """Distance between the centres of two neighbouring zones on the ring (m)."""
         c = self.zones.centres
@@ -120,7 +116,7 @@ class World:
         return d / v + v / a
 
 
-class WorldFileError(ValueError):
+class WorldFileError(UserError, ValueError):
     """A world, robot or zones file is missing something the simulator needs (the message names it)."""
 
 

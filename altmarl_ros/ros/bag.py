@@ -14,6 +14,8 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from altmarl_ros.errors import InputError
+
 
 def _msgtype(msg_class) -> str:
     module = msg_class.__module__.split(".")[0]  # e.g. geometry_msgs
@@ -26,7 +28,7 @@ class BagRecorder:
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
         if path.exists():
-            raise ValueError(f"bag_path {path} already exists; rosbag2 writes a new directory")
+            raise InputError(f"bag_path {path} already exists; rosbag2 writes a new directory")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.typestore = get_typestore(Stores.ROS2_KILTED)

@@ -15,14 +15,12 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from altmarl_ros import contract
+from altmarl_ros.contract import ControllerClock, Fidelity, ObservationMode, SimMode, Simulator, robot_names
+from altmarl_ros.errors import InputError
 from altmarl_ros.ros.backends import MODES, drives
 
-SIMS = ("embedded", "gazebo")
-OBSERVATIONS = ("rotating", "aggregate", "polling")
 EXECUTABLES = ("sim_node", "controller_node", "robot_node")
-SIM_NODE_NAME = "altmarl_sim"
-CONTROLLER_NODE_NAME = "altmarl_controller"
-ROBOT_PREFIX = "robot_"
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class NodeSpec:
 
     def __post_init__(self) -> None:
         if self.executable not in EXECUTABLES:
-            raise ValueError(f"NodeSpec.executable must be one of {EXECUTABLES}, got {self.executable!r}")
+            raise InputError(f"NodeSpec.executable must be one of {EXECUTABLES}, got {self.executable!r}")
         for key, value in self.parameters.items():
             _check_plain(f"NodeSpec({self.name}).parameters[{key!r}]", value)
 
@@ -55,12 +53,12 @@ def _check_plain(where: str, value: Any) -> None:
         return
     if isinstance(value, (list, tuple)):
         if not value:
-            raise ValueError(f"{where}: empty lists have no ROS type; leave the parameter out instead")
+            raise InputError(f"{where}: empty lists have no ROS type; leave the parameter out instead")
         kinds = {bool if isinstance(v, bool) else type(v) for v in value}
         if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-            raise ValueError(f"{where}: ROS arrays must hold one plain type, got {sorted(k.__name__ for k in kinds)}")
+            raise InputError(f"{where}: ROS arrays must hold one plain type, got {sorted(k.__name__ for k in kinds)}")
         return
-    raise ValueError(f"{where}: {type(value).__name__} is not a plain ROS parameter type")
+    raise InputError(f"{where}: {type(value).__name__} is not a plain ROS parameter type")
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,11 @@ class SwarmOptions:
     n_robots: int = 50
     k: int = 5
     policy: str = ""  # policy artifact (.npz); '' = share/altmarl_ros/policies/default.npz
-    sim: str = "embedded"  # 'embedded' (sim_node) or 'gazebo' (no sim_node; Gazebo plays it)
-    mode: str = "model"  # sim_node backend (backends.MODES): 'model' (exact P_g/P_l), 'kinematic' (unicycle), ...
+    sim: str = Simulator.EMBEDDED.value  # 'embedded' (sim_node) or 'gazebo' (no sim_node; Gazebo plays it)
+    mode: str = SimMode.MODEL.value  # sim_node backend: 'model' (exact P_g/P_l), 'kinematic' (unicycle), ...
     use_sim_time: bool = False
     robots_per_process: int = 250  # robots hosted by one robot_node; 1 = one namespaced node per robot
-    observation: str = "rotating"  # controller: 'rotating' k-subset subscriptions or 'aggregate'
+    observation: str = ObservationMode.ROTATING.value  # controller: 'rotating' k-subset subscriptions or 'aggregate'
     seed: int = 0
     lockstep: bool = True  # a step completes when every live robot and the controller answered
     step_period: float = 0.1  # s; free-running step period, or minimum step period in lockstep (0 = none)
@@ -88,7 +86,7 @@ class SwarmOptions:
     startup_timeout: float = 60.0  # s for every node to match and answer the first step
     tolerate_lost_robots: bool = False  # robots that never answer the first step: False = sim_node stops (exit 3)
     log_level: str = "info"
-    fidelity: str = "planar"  # mode 'physics': 'planar' base or 'wheeled' robots (altmarl_ros.physics.engine)
+    fidelity: str = Fidelity.PLANAR.value  # mode 'physics': 'planar' base or 'wheeled' robots
     physics_rate: float = 10.0  # mode 'physics': Hz of simulated time at which robots' cmd_vel is applied
     respawn: int = 2  # times a robot_node or the controller that dies is started again (0 = never); never sim_node
 
@@ -97,35 +95,37 @@ class SwarmOptions:
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"SwarmOptions.{name} must be an integer >= {low}, got {value!r}")
+                raise InputError(f"SwarmOptions.{name} must be an integer >= {low}, got {value!r}")
         if self.k > self.n_robots:
-            raise ValueError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
-        for name, allowed in (("sim", SIMS), ("mode", MODES), ("observation", OBSERVATIONS),
-                              ("fidelity", ("planar", "wheeled")),
+            raise InputError(f"SwarmOptions.k must be <= n_robots={self.n_robots}, got {self.k}")
+        for name, allowed in (("sim", contract.values(Simulator)), ("mode", MODES),
+                              ("observation", contract.values(ObservationMode)),
+                              ("fidelity", contract.values(Fidelity)),
                               ("log_level", ("debug", "info", "warn", "error"))):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"SwarmOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("step_period", "step_timeout", "startup_timeout", "physics_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
+                raise InputError(f"SwarmOptions.{name} must be a finite number >= 0, got {value!r}")
         if self.step_timeout <= 0:
-            raise ValueError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
+            raise InputError(f"SwarmOptions.step_timeout must be > 0, got {self.step_timeout!r}")
         if not 1.0 <= self.physics_rate <= 1000.0:
-            raise ValueError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
+            raise InputError(f"SwarmOptions.physics_rate must be in [1, 1000] Hz, got {self.physics_rate!r}")
         if not self.lockstep and self.step_period <= 0:
-            raise ValueError("SwarmOptions.step_period must be > 0 when lockstep is False")
+            raise InputError("SwarmOptions.step_period must be > 0 when lockstep is False")
         for name in ("use_sim_time", "lockstep", "autostart", "tolerate_lost_robots"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
+                raise InputError(f"SwarmOptions.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("policy", "zones", "record_path", "bag_path"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
-        if self.observation == "polling" and (self.robots_per_process == 1 or self.sim == "gazebo"):
-            raise ValueError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
+                raise InputError(f"SwarmOptions.{name} must be a string path, got {getattr(self, name)!r}")
+        if self.observation == ObservationMode.POLLING and (self.robots_per_process == 1
+                                                           or self.sim == Simulator.GAZEBO):
+            raise InputError("SwarmOptions.observation 'polling' is answered by nodes hosting many simulated robots: "
                              "it needs sim='embedded' and robots_per_process > 1")
-        if self.sim == "gazebo" and not drives(self.mode):
-            raise ValueError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
+        if self.sim == Simulator.GAZEBO and not drives(self.mode):
+            raise InputError(f"SwarmOptions.mode must be one that drives robots by cmd_vel with sim='gazebo' "
                              f"(Gazebo moves the robots), got {self.mode!r}")
 
     @classmethod
@@ -141,11 +141,6 @@ def controller_record_path(record_path: str) -> str:
     return f"{base}.controller.json"
 
 
-def robot_names(n_robots: int) -> list[str]:
-    """The robot registry of a simulated swarm: robot_0 .. robot_{n-1}."""
-    return [f"{ROBOT_PREFIX}{i}" for i in range(n_robots)]
-
-
 def plan(options: SwarmOptions) -> list[NodeSpec]:
     """The node set for `options`: sim_node (embedded only), controller_node, robot_node(s)."""
     names = robot_names(options.n_robots)
@@ -153,17 +148,17 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
                               "policy_path": options.policy}
     specs: list[NodeSpec] = []
     free = not options.lockstep
-    if options.sim == "embedded":
-        specs.append(NodeSpec("sim_node", SIM_NODE_NAME, "", {
+    if options.sim == Simulator.EMBEDDED:
+        specs.append(NodeSpec("sim_node", contract.SIM_NODE, "", {
             **common, "robots": names, "mode": options.mode, "lockstep": options.lockstep,
             "step_period": float(options.step_period), "step_timeout": float(options.step_timeout),
             "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
             "bag_path": options.bag_path, "autostart": options.autostart,
             "startup_timeout": float(options.startup_timeout), "tolerate_lost_robots": options.tolerate_lost_robots,
             **({"fidelity": options.fidelity, "physics_rate": float(options.physics_rate)}
-               if options.mode == "physics" else {}),
+               if options.mode == SimMode.PHYSICS else {}),
         }))
-    specs.append(NodeSpec("controller_node", CONTROLLER_NODE_NAME, "", {
+    specs.append(NodeSpec("controller_node", contract.CONTROLLER_NODE, "", {
         **common, "robots": names, "k": options.k, "seed": options.seed + 1,
         "observation": options.observation, "record_path": controller_record_path(options.record_path),
         # decide (with the poses that arrived) before the simulator gives up on the step; otherwise a
@@ -171,19 +166,19 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
         "pose_wait": min(0.5, 0.5 * float(options.step_timeout)),
         # With Gazebo nobody else clocks the decision steps: the controller publishes the ticks and
         # evolves the global state (the warehouse's active zone) with the game's P_g.
-        "clock": "timer" if options.sim == "gazebo" else "tick",
-        "step_period": float(options.step_period) if (free or options.sim == "gazebo") else 0.1,
+        "clock": (ControllerClock.TIMER if options.sim == Simulator.GAZEBO else ControllerClock.TICK).value,
+        "step_period": float(options.step_period) if (free or options.sim == Simulator.GAZEBO) else 0.1,
     }))
     drive = drives(options.mode)
     if options.robots_per_process == 1:
         for i, name in enumerate(names):
-            specs.append(NodeSpec("robot_node", "robot_node", name, {
+            specs.append(NodeSpec("robot_node", contract.ROBOT_NODE, name, {
                 **common, "seed": options.seed + 1000 + i, "drive": drive}))
     else:
         for j, start in enumerate(range(0, len(names), options.robots_per_process)):
             hosted = names[start:start + options.robots_per_process]
-            specs.append(NodeSpec("robot_node", f"altmarl_robots_{j}", "", {
+            specs.append(NodeSpec("robot_node", contract.robot_host_name(j), "", {
                 **common, "robots": hosted, "seed": options.seed + 1000 + j, "drive": drive,
                 # answers of the hosted robots travel as one message per step to the embedded simulator
-                "batch_offset": start if options.sim == "embedded" else -1}))
+                "batch_offset": start if options.sim == Simulator.EMBEDDED else -1}))
     return specs

@@ -20,8 +20,9 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from altmarl_ros.errors import is_user_error
+from altmarl_ros.errors import UserError, is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
+from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.zones import Zones, load_zones
 
@@ -29,7 +30,7 @@ EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExe
 PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A node parameter is missing, of the wrong type or out of range."""
 
 
@@ -88,17 +89,23 @@ def resolve_zones(path: str) -> Zones:
 
 
 def resolve_policy(path: str, *, k: int | None = None, n_zones: int | None = None) -> PolicyArtifact:
-    """Load the policy artifact (default: share/altmarl_ros/policies/default.npz) and check it fits."""
+    """Load the policy artifact (default: share/altmarl_ros/policies/default.npz) and check it fits: with `n_zones`,
+    its game must carry a floor map (what its states and actions mean on the floor) over that many zones."""
     file = Path(path) if path else share_path("policies/default.npz")
     artifact = load_policies(file, expect_k=k)
-    game = artifact.game
-    if n_zones is not None and game.n_local_states != n_zones:
-        raise PolicyFileError(f"policy file {file}: its game has {game.n_local_states} local states but the zone "
-                              f"map has {n_zones} zones")
-    if game.n_global_states != game.n_local_states:
-        raise PolicyFileError(f"policy file {file}: global states ({game.n_global_states}) must be zones "
-                              f"({game.n_local_states}) for the ROS swarm")
+    if n_zones is not None:
+        check_floor(artifact.floor, n_zones, f"policy file {file}: game {artifact.game.name}")
     return artifact
+
+
+def check_floor(floor: FloorMap | None, n_zones: int, where: str) -> FloorMap:
+    """The floor map, if it exists and covers the zone map's `n_zones` zones (else PolicyFileError)."""
+    if floor is None:
+        raise PolicyFileError(f"{where} has no floor map (which zone each local state is, where each action "
+                              "leads): give its game file a 'floor:' section (README 'Games from files') and retrain")
+    if floor.n_zones != n_zones:
+        raise PolicyFileError(f"{where} is played on {floor.n_zones} zones but the zone map has {n_zones}")
+    return floor
 
 
 class PoseSubscriber:

@@ -35,9 +35,11 @@ from rclpy.node import Node
 from rclpy.subscription import Subscription
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
+from altmarl_ros import contract
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    ParameterError,
     PoseSubscriber,
     declare,
     declare_string_list,
@@ -48,7 +50,7 @@ from altmarl_ros.ros.common import (
     write_json,
 )
 
-NODE_NAME = "altmarl_controller"
+NODE_NAME = contract.CONTROLLER_NODE
 
 
 class ControllerNode(Node):
@@ -59,11 +61,11 @@ class ControllerNode(Node):
         self.k = declare(self, "k", 5, "robots observed per decision step", low=1)
         self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
         zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
-        seed = declare(self, "seed", 1, "seed of the k-subset sampler", low=0)
-        self.observation = declare(self, "observation", "rotating", "pose observation mode",
-                                   choices=("rotating", "aggregate", "polling"))
-        self.clock = declare(self, "clock", "tick", "'tick': follow /swarm/tick; 'timer': tick itself",
-                             choices=("tick", "timer"))
+        seed = declare(self, "seed", 0, "seed of the k-subset sampler", low=0)
+        self.observation = declare(self, "observation", contract.ObservationMode.ROTATING.value,
+                                   "pose observation mode", choices=contract.values(contract.ObservationMode))
+        self.clock = declare(self, "clock", contract.ControllerClock.TICK.value, "'tick': follow /swarm/tick; "
+                             "'timer': tick itself", choices=contract.values(contract.ControllerClock))
         step_period = declare(self, "step_period", 0.1, "s between decisions with clock=timer", low=0.001,
                               high=3600.0)
         self.pose_wait = declare(self, "pose_wait", 0.5, "s to wait for fresh sampled poses", low=0.0, high=60.0)
@@ -74,13 +76,14 @@ class ControllerNode(Node):
         self.names = robot_list(self, robots, n_robots)
         self.n = len(self.names)
         if self.k > self.n:
-            raise ValueError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
+            raise ParameterError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
         self.pi_g, self.game = artifact.pi_g, artifact.game
+        self.zone_state = artifact.floor.zone_state if artifact.floor is not None else None  # zone -> s_l
         self.S_l = self.game.n_local_states
         self.rng = np.random.default_rng(seed)
-        # Latest pose per robot: stamp (ns, -1 = none) and zone (-1 = none / NaN).
+        # Latest pose per robot: stamp (ns, -1 = none) and local state (its zone's; -1 = none / NaN).
         self.stamp = np.full(self.n, -1, dtype=np.int64)
         self.zone = np.full(self.n, -1, dtype=np.int64)
         self.subs: dict[int, Subscription] = {}
@@ -94,14 +97,14 @@ class ControllerNode(Node):
         self.cmd_pub = self.create_publisher(Int32MultiArray, topics.ZONE_COMMAND, topics.ANSWER_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
-        if self.observation == "aggregate":
+        if self.observation == contract.ObservationMode.AGGREGATE:
             self._hold(np.arange(self.n))
-        elif self.observation == "rotating":
+        elif self.observation == contract.ObservationMode.ROTATING:
             self._hold(self.next_sample)
         else:
             self.poll_pub = self.create_publisher(Int32MultiArray, topics.POLL, topics.LATCHED_QOS)
             self.create_subscription(Float64MultiArray, topics.POLL_POSES, self._on_poll_reply, topics.POLL_POSES_QOS)
-        if self.clock == "tick":
+        if self.clock == contract.ControllerClock.TICK:
             self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
         else:
             self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
@@ -112,6 +115,11 @@ class ControllerNode(Node):
         self.n_entities = len(self.subs) + 6
         self.get_logger().info(f"{self.n} robots, k={self.k}, observation={self.observation}, clock={self.clock}, "
                                f"policy={self.policy_path or 'default'}")
+
+    def _local_state(self, zone: np.ndarray) -> np.ndarray:
+        """Zones -> local states (the artifact's floor map)."""
+        assert self.zone_state is not None  # resolve_policy checked the floor map
+        return self.zone_state[zone]
 
     # --- sampling and subscriptions -----------------------------------------------------------
     def _draw(self) -> np.ndarray:
@@ -136,7 +144,7 @@ class ControllerNode(Node):
                 self.get_logger().warning(f"{self.names[j]}: pose has NaN/inf values; counted as missing")
                 self.warned_nan.add(j)
             return
-        self.zone[j] = int(self.zones.zone_of(topics.pose_xy(msg)))
+        self.zone[j] = int(self._local_state(self.zones.zone_of(topics.pose_xy(msg))))
         if self.pending is not None:
             tick, sample, _ = self.pending
             if np.all(self.stamp[sample] >= tick.stamp_ns):
@@ -154,7 +162,7 @@ class ControllerNode(Node):
         j = reply.indices[known]
         self.stamp[j] = reply.stamp_ns[known]
         finite = np.isfinite(reply.xy[known]).all(-1)
-        self.zone[j] = np.where(finite, self.zones.zone_of(np.nan_to_num(reply.xy[known])), -1)
+        self.zone[j] = np.where(finite, self._local_state(self.zones.zone_of(np.nan_to_num(reply.xy[known]))), -1)
         tick, sample, _ = self.pending
         if np.all(self.stamp[sample] >= tick.stamp_ns):
             self._decide()
@@ -190,10 +198,10 @@ class ControllerNode(Node):
             return
         sample = self.next_sample
         self.next_sample = self._draw()
-        if self.observation == "rotating":
+        if self.observation == contract.ObservationMode.ROTATING:
             self._hold(np.union1d(sample, self.next_sample))
         self.pending = (tick, sample, time.monotonic())
-        if self.observation == "polling":
+        if self.observation == contract.ObservationMode.POLLING:
             self.poll_pub.publish(topics.poll_msg(tick.step, sample))
         if np.all(self.stamp[sample] >= tick.stamp_ns):
             self._decide()
@@ -221,11 +229,12 @@ class ControllerNode(Node):
         if counts is not None:
             a_g = int(self.pi_g.act(np.array([tick.s_g]), counts[None, :])[0])
         else:
-            a_g = self.last_a_g if self.last_a_g is not None else tick.s_g
+            # no observation yet: hold the last command, else "activate s_g" where that is an action
+            a_g = self.last_a_g if self.last_a_g is not None else tick.s_g % self.game.n_global_actions
         self.last_a_g = a_g
         self.cmd_pub.publish(topics.answer_msg(tick.step, a_g, "a_g"))
         latency_ms = 1e3 * (time.monotonic() - t0)
-        if self.observation == "rotating":
+        if self.observation == contract.ObservationMode.ROTATING:
             self._hold(self.next_sample)  # drop the current sample; keep the one subscribed ahead
         missing, stale = self.k - m, int(usable.sum() - fresh.sum())
         status = DiagnosticStatus(

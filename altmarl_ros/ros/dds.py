@@ -5,8 +5,9 @@ n zone goals at once. With Fast DDS defaults, a 1000-message burst overflows the
 (512 descriptors); the lost samples are only repaired at the next writer heartbeat (3 s), so lockstep
 steps time out (n=1000: 1 step/s, 25 % answers dropped). Two profiles avoid that:
 
-- `udp` (the default): UDPv4 only, with 8 MB socket buffers (the kernel caps them at `net.core.rmem_max`)
-  and a 50 ms heartbeat. UDP keeps no state shared between processes, so a node that is
+- `udp` (the default): UDPv4 only, on every network interface (no interface whitelist, so nodes on other
+  hosts of the network in the same ROS_DOMAIN_ID can take part), with 8 MB socket buffers (the kernel caps
+  them at `net.core.rmem_max`) and a 50 ms heartbeat. UDP keeps no state shared between processes, so a node that is
   SIGKILLed or crashes cannot leave anything behind that blocks the others.
 - `shm`: shared memory first (port queue 8192 descriptors, 32 MB segment), UDPv4 beside it. With Fast
   DDS 3.2.3 a SIGKILLed peer can leave a port locked: the simulator then blocks in `publish()` for good
@@ -21,8 +22,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from altmarl_ros.contract import DdsTransport, values
+from altmarl_ros.errors import InputError
+
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
-TRANSPORTS = ("udp", "shm")
+TRANSPORTS = values(DdsTransport)
 LAUNCH_CHOICES = (*TRANSPORTS, "none")  # `ros2 launch ... dds_transport:=`; none = leave Fast DDS as it is
 
 _SHM = """      <transport_descriptor>
@@ -65,7 +69,7 @@ PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 def profile(transport: str = "udp") -> str:
     """The profile's XML text for `transport` ('udp' or 'shm')."""
     if transport not in TRANSPORTS:
-        raise ValueError(f"DDS transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        raise InputError(f"DDS transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     shm = transport == "shm"
     return PROFILE.format(shm_descriptor=_SHM if shm else "",
                           shm_id="          <transport_id>altmarl_shm</transport_id>\n" if shm else "")
@@ -90,7 +94,7 @@ def profile_for_launch(transport: str) -> str | None:
     """The file `swarm.launch.py` sets FASTDDS_DEFAULT_PROFILES_FILE to for `dds_transport:=transport`: a new
     profile in a temporary directory, or None for 'none' or when the user has set the variable already."""
     if transport not in LAUNCH_CHOICES:
-        raise ValueError(f"dds_transport must be one of {', '.join(LAUNCH_CHOICES)}, got {transport!r}")
+        raise InputError(f"dds_transport must be one of {', '.join(LAUNCH_CHOICES)}, got {transport!r}")
     if transport == "none" or os.environ.get(ENV_VAR):
         return None
     return str(write_profile(tempfile.mkdtemp(prefix="altmarl_dds_"), transport))

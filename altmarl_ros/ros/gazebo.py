@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from altmarl_ros.contract import CLOCK, CMD_VEL, ODOM, POSE, POSE_QOS, SimMode, Simulator, robot_topic
+from altmarl_ros.errors import InputError
 from altmarl_ros.ros.bringup import SwarmOptions
 from altmarl_ros.zones import Zones
 
@@ -45,7 +47,9 @@ TYPE_PAIRS = {
     "nav_msgs/msg/Odometry": "gz.msgs.Odometry",
     "rosgraph_msgs/msg/Clock": "gz.msgs.Clock",
 }
-POSE_QOS_OVERRIDES = {"reliability": "reliable", "durability": "transient_local", "history": "keep_last", "depth": 1}
+POSE_QOS_OVERRIDES = {"reliability": "reliable" if POSE_QOS.reliable else "best_effort",  # the contract's pose QoS
+                      "durability": "transient_local" if POSE_QOS.transient_local else "volatile",
+                      "history": "keep_last", "depth": POSE_QOS.depth}
 
 
 def gz_model_topic(robot: str, leaf: str) -> str:
@@ -56,17 +60,17 @@ def gz_model_topic(robot: str, leaf: str) -> str:
 def bridge_config(robots: Sequence[str], *, clock: bool = True, odometry: bool = True) -> list[dict[str, Any]]:
     """ros_gz_bridge YAML entries (a list of maps) for `robots`, in the order clock, then per robot."""
     if len(set(robots)) != len(robots) or not all(robots):
-        raise ValueError("bridge_config: robot names must be unique and non-empty")
+        raise InputError("bridge_config: robot names must be unique and non-empty")
     entries: list[dict[str, Any]] = []
     if clock:
-        entries.append(_entry("/clock", "/clock", "rosgraph_msgs/msg/Clock", "GZ_TO_ROS"))
+        entries.append(_entry(CLOCK, CLOCK, "rosgraph_msgs/msg/Clock", "GZ_TO_ROS"))
     for robot in robots:
-        entries.append(_entry(f"/{robot}/cmd_vel", gz_model_topic(robot, "cmd_vel"), "geometry_msgs/msg/Twist",
+        entries.append(_entry(robot_topic(robot, CMD_VEL), gz_model_topic(robot, "cmd_vel"), "geometry_msgs/msg/Twist",
                               "ROS_TO_GZ", subscriber_queue=1, publisher_queue=1))
-        entries.append(_entry(f"/{robot}/pose", gz_model_topic(robot, "pose"), "geometry_msgs/msg/PoseStamped",
+        entries.append(_entry(robot_topic(robot, POSE), gz_model_topic(robot, "pose"), "geometry_msgs/msg/PoseStamped",
                               "GZ_TO_ROS", subscriber_queue=1, publisher_queue=1))
         if odometry:
-            entries.append(_entry(f"/{robot}/odom", gz_model_topic(robot, "odometry"), "nav_msgs/msg/Odometry",
+            entries.append(_entry(robot_topic(robot, ODOM), gz_model_topic(robot, "odometry"), "nav_msgs/msg/Odometry",
                                   "GZ_TO_ROS", subscriber_queue=1, publisher_queue=1, lazy=True))
     return entries
 
@@ -79,27 +83,27 @@ def _entry(ros_topic: str, gz_topic: str, ros_type: str, direction: str, **extra
 def validate_bridge_config(entries: Any) -> None:
     """Raise ValueError if `entries` is not a valid ros_gz_bridge config of explicit, known mappings."""
     if not isinstance(entries, list) or not entries:
-        raise ValueError("bridge config: expected a non-empty YAML list of maps")
+        raise InputError("bridge config: expected a non-empty YAML list of maps")
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise ValueError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")
+            raise InputError(f"bridge config entry {i}: expected a map, got {type(entry).__name__}")
         missing = [key for key in BRIDGE_KEYS if key not in entry]
         unknown = sorted(set(entry) - set(BRIDGE_KEYS) - set(OPTIONAL_BRIDGE_KEYS))
         if missing or unknown:
-            raise ValueError(f"bridge config entry {i}: missing keys {missing}, unknown keys {unknown}")
+            raise InputError(f"bridge config entry {i}: missing keys {missing}, unknown keys {unknown}")
         if entry["direction"] not in DIRECTIONS:
-            raise ValueError(f"bridge config entry {i}: direction must be one of {DIRECTIONS}")
+            raise InputError(f"bridge config entry {i}: direction must be one of {DIRECTIONS}")
         if TYPE_PAIRS.get(entry["ros_type_name"]) != entry["gz_type_name"]:
-            raise ValueError(f"bridge config entry {i}: {entry['ros_type_name']} does not bridge to "
+            raise InputError(f"bridge config entry {i}: {entry['ros_type_name']} does not bridge to "
                              f"{entry['gz_type_name']} here")
         for key in ("ros_topic_name", "gz_topic_name"):
             if not isinstance(entry[key], str) or not entry[key].startswith("/"):
-                raise ValueError(f"bridge config entry {i}: {key} must be an absolute topic name")
+                raise InputError(f"bridge config entry {i}: {key} must be an absolute topic name")
         for side in ("ros", "gz"):
             topic = (side, entry[f"{side}_topic_name"])
             if topic in seen:
-                raise ValueError(f"bridge config entries {seen[topic]} and {i} both bridge {side} topic {topic[1]}")
+                raise InputError(f"bridge config entries {seen[topic]} and {i} both bridge {side} topic {topic[1]}")
             seen[topic] = i
 
 
@@ -115,7 +119,7 @@ def bridge_parameters(config_file: str, robots: Sequence[str], *, use_sim_time: 
     params: dict[str, Any] = {"config_file": str(config_file), "use_sim_time": bool(use_sim_time)}
     for robot in robots:
         for policy, value in POSE_QOS_OVERRIDES.items():
-            params[f"qos_overrides./{robot}/pose.publisher.{policy}"] = value
+            params[f"qos_overrides.{robot_topic(robot, POSE)}.publisher.{policy}"] = value
     return params
 
 
@@ -141,11 +145,11 @@ def spawn_poses(robots: Sequence[str], zones: Zones, *, spacing: float = 0.45, z
     when a zone cannot hold its robots at that spacing.
     """
     if not spacing > 0:
-        raise ValueError(f"spawn_poses: spacing must be > 0, got {spacing}")
+        raise InputError(f"spawn_poses: spacing must be > 0, got {spacing}")
     n = len(robots)
     assigned = np.arange(n) % zones.n_zones if zone_of_robot is None else np.asarray(zone_of_robot, dtype=int)
     if assigned.shape != (n,) or (n and (assigned.min() < 0 or assigned.max() >= zones.n_zones)):
-        raise ValueError(f"spawn_poses: zone_of_robot must hold {n} zone ids in [0, {zones.n_zones})")
+        raise InputError(f"spawn_poses: zone_of_robot must hold {n} zone ids in [0, {zones.n_zones})")
     m = math.ceil(2 * zones.arena_half_size / spacing) + 1
     a, b = np.meshgrid(np.arange(-m, m + 1), np.arange(-m, m + 1), indexing="ij")
     lattice = spacing * np.stack([a + 0.5 * b, b * math.sqrt(3) / 2], axis=-1).reshape(-1, 2)
@@ -161,7 +165,7 @@ def spawn_poses(robots: Sequence[str], zones: Zones, *, spacing: float = 0.45, z
             clear = np.hypot(*(points[:, None, :] - placed[None, :, :]).transpose(2, 0, 1)).min(axis=1) >= spacing
             points = points[clear]
         if len(points) < len(members):
-            raise ValueError(f"spawn_poses: zone {zone} holds {len(points)} robots {spacing} m apart inside the "
+            raise InputError(f"spawn_poses: zone {zone} holds {len(points)} robots {spacing} m apart inside the "
                              f"walls, {len(members)} asked; lower n_robots or the spacing")
         xy[members] = points[:len(members)]
         placed = np.vstack([placed, points[:len(members)]])
@@ -185,7 +189,7 @@ def world_name(world_file: str | Path) -> str:
     world = ET.parse(world_file).getroot().find("world")
     name = world.get("name") if world is not None else None
     if not name:
-        raise ValueError(f"{world_file}: no <world name=...> element")
+        raise InputError(f"{world_file}: no <world name=...> element")
     return name
 
 
@@ -196,7 +200,7 @@ def parse_bool(text: str, *, name: str) -> bool:
         return True
     if value in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
+    raise InputError(f"launch argument {name} must be true or false, got {text!r}")
 
 
 def options_from_launch_arguments(values: Mapping[str, str]) -> SwarmOptions:
@@ -208,23 +212,23 @@ def options_from_launch_arguments(values: Mapping[str, str]) -> SwarmOptions:
     known = {f.name: f for f in fields(SwarmOptions)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"unknown swarm launch arguments {unknown}; known: {sorted(known)}")
+        raise InputError(f"unknown swarm launch arguments {unknown}; known: {sorted(known)}")
     sim = str(values.get("sim", SwarmOptions.sim)).strip()
     kwargs: dict[str, Any] = {}
     for name, text in values.items():
         text = str(text).strip()
         default = known[name].default
         if name == "mode" and text in ("", "auto"):
-            kwargs[name] = "kinematic" if sim == "gazebo" else "model"
+            kwargs[name] = (SimMode.KINEMATIC if sim == Simulator.GAZEBO else SimMode.MODEL).value
         elif name == "use_sim_time" and text in ("", "auto"):
-            kwargs[name] = sim == "gazebo"
+            kwargs[name] = sim == Simulator.GAZEBO
         elif isinstance(default, bool):
             kwargs[name] = parse_bool(text, name=name)
         elif isinstance(default, (int, float)):
             try:
                 kwargs[name] = type(default)(text)
             except ValueError as exc:
-                raise ValueError(f"launch argument {name} must be {type(default).__name__}, got {text!r}") from exc
+                raise InputError(f"launch argument {name} must be {type(default).__name__}, got {text!r}") from exc
         else:
             kwargs[name] = text
     return SwarmOptions(**kwargs)

@@ -94,17 +94,6 @@ class ProcessGroup:
         """Processes that have exited without being asked to stop."""
         return [p for p in self.processes if not p.stopped and p.popen.poll() is not None]
 
-    def stop_one(self, proc: NodeProcess, timeout: float = 5.0) -> int | None:
-        proc.stopped = True
-        if proc.popen.poll() is None:
-            _signal_group(proc.popen, signal.SIGINT)
-            try:
-                proc.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.popen, signal.SIGKILL)
-                proc.popen.wait(5.0)
-        return proc.popen.returncode
-
     def kill(self, proc: NodeProcess) -> None:
         """SIGKILL the process's group (a crash, for fault tests and benchmarks) and reap it; its exit counts
         as asked for."""

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray
 
+from altmarl_ros import contract
 from altmarl_ros.ros import topics
 
 
 class MonitorNode(Node):
-    def __init__(self, node_name: str = "altmarl_monitor", **kwargs) -> None:
+    def __init__(self, node_name: str = contract.MONITOR_NODE, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.metrics: list[dict[str, float]] = []
         self.controller: list[dict[str, str]] = []
         self.create_subscription(Float64MultiArray, topics.METRICS, self._on_metrics, topics.METRICS_QOS)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, topics.DIAGNOSTICS_QOS)
-        self.command_pub = self.create_publisher(String, topics.SWARM_COMMAND, topics.LATCHED_QOS)
 
     def _on_metrics(self, msg: Float64MultiArray) -> None:
         try:
@@ -26,11 +26,8 @@ class MonitorNode(Node):
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name == "altmarl_controller":
+            if status.name == contract.CONTROLLER_NODE:
                 self.controller.append({kv.key: kv.value for kv in status.values})
-
-    def send(self, command: str) -> None:
-        self.command_pub.publish(String(data=command))
 
     @property
     def steps(self) -> int:

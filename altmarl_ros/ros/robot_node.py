@@ -27,11 +27,12 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
+from altmarl_ros.contract import ROBOT_NODE, robot_index
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.bringup import ROBOT_PREFIX
 from altmarl_ros.ros.common import (
     PoseSubscriber,
+    check_floor,
     declare,
     declare_string_list,
     resolve_policy,
@@ -40,16 +41,10 @@ from altmarl_ros.ros.common import (
 )
 
 
-def _robot_index(name: str) -> int:
-    """i of a robot named `robot_<i>` (`bringup.robot_names`; its parking slot index); 0 for any other name."""
-    number = name.removeprefix(ROBOT_PREFIX)
-    return int(number) if number != name and number.isdigit() else 0
-
-
 class RobotNode(Node):
     """Hosts `robots` (or, when that is empty, the one robot named by the node's namespace)."""
 
-    def __init__(self, node_name: str = "robot_node", **kwargs) -> None:
+    def __init__(self, node_name: str = ROBOT_NODE, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         robots = declare_string_list(self, "robots", "robots hosted by this node; empty = the namespace's robot")
         self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
@@ -72,7 +67,8 @@ class RobotNode(Node):
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
         self.pi_l = artifact.pi_l
-        self.n_zones = self.zones.n_zones
+        # what local states and actions mean on the floor: zone -> s_l, (s_l, a_l) -> goal zone
+        self.floor = check_floor(artifact.floor, self.zones.n_zones, f"policy file {self.policy_path or 'default'}")
         self.rng = np.random.default_rng(seed)
         if robots:
             self.names = robots
@@ -82,7 +78,7 @@ class RobotNode(Node):
             self.names = [ns.split("/")[-1] if ns else "robot"]
             prefixes = [""]
         n = len(self.names)
-        self.slot = np.array([_robot_index(name) for name in self.names])  # parking slot index per robot
+        self.slot = np.array([robot_index(name) for name in self.names])  # parking slot index per robot
         self.pose_xy = np.full((n, 2), np.nan)
         self.pose_yaw = np.zeros(n)
         self.pose_stamp = np.full(n, -1, dtype=np.int64)
@@ -251,9 +247,9 @@ class RobotNode(Node):
     def _answer(self, idx: np.ndarray) -> None:
         tick = self.tick
         assert tick is not None  # answers are only given for a received tick
-        s_l = self.zones.zone_of(self.pose_xy[idx])
+        s_l = self.floor.local_state(self.zones.zone_of(self.pose_xy[idx]))
         a_l = self.pi_l.sample(self.rng, np.array([tick.s_g]), s_l[None, :])[0]
-        goals = topics.goal_zone(s_l, a_l, self.n_zones)
+        goals = self.floor.goal_zone(s_l, a_l)
         self.goal[idx] = goals
         self.answered[idx] = True
         if self.goals_pub is not None:

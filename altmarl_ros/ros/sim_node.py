@@ -17,9 +17,11 @@ answers again. Step accounting is by set, not by count: at a step's start the li
 set; the step completes when the owed set is empty (so an answer from a robot not waited for can
 never stand in for a live one). Every other answer is counted, never applied: `late_answers` (for
 an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
-same step), `bad_answers` (out of range, not one move away, or for a step not announced yet).
+same step), `bad_answers` (out of range, reached by no local action, or for a step not announced yet).
 Counters go into the next recorded step's row; the summary's totals include what was heard after
-the last row. `lockstep: false`: steps run in real time every `step_period` s.
+the last row. This accounting is `step_ledger.StepLedger` (ROS-free, unit-tested without rclpy); the
+run's phase is `step_ledger.Phase`; the parameters are read once into the frozen `SimParams`.
+`lockstep: false`: steps run in real time every `step_period` s.
 
 Publishes /swarm/metrics per step, writes the per-step record to `record_path` (atomically) at the
 end, and optionally records a rosbag2 (mcap) at `bag_path`.
@@ -28,7 +30,6 @@ end, and optionally records a rosbag2 (mcap) at `bag_path`.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 
@@ -39,128 +40,84 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
-from altmarl_ros.marl.games import make_game
-from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros import contract
+from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.backends import MODES, backend_class
+from altmarl_ros.ros.backends import backend_class
 from altmarl_ros.ros.common import (
-    ParameterError,
+    check_floor,
     declare,
-    declare_string_list,
     resolve_policy,
     resolve_zones,
-    robot_list,
     run_node,
     write_json,
 )
+from altmarl_ros.ros.sim_params import SimParams
+from altmarl_ros.ros.step_ledger import ClosedStep, ControlCycles, Phase, StepLedger, Verdict
 
-NODE_NAME = "altmarl_sim"
-STAY = MOVES.index(0)
+NODE_NAME = contract.SIM_NODE
+
+
+def _load_game(params: SimParams):
+    """(zones, game, game_spec, floor) of the run: the registry game named by `game`, else the policy
+    artifact's; `floor` says what local states and actions mean on the floor (zones of states, goal zones)."""
+    zones = resolve_zones(params.zones_path)
+    if params.game:
+        game = make_game(params.game, **params.game_options)
+        game_spec = {"name": params.game, "options": params.game_options}
+        floor = floor_from_spec(game_spec, game)
+    else:
+        artifact = resolve_policy(params.policy_path, n_zones=zones.n_zones)
+        game, game_spec, floor = artifact.game, artifact.game_spec, artifact.floor
+    return zones, game, game_spec, check_floor(floor, zones.n_zones, f"{NODE_NAME}: game {game.name}")
 
 
 class SimNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        robots = declare_string_list(self, "robots", "robot registry (names); empty = robot_0..n_robots-1")
-        n_robots = declare(self, "n_robots", 0, "number of robots when 'robots' is empty", low=0)
-        self.mode = declare(self, "mode", "model", "simulator backend (altmarl_ros.ros.backends)", choices=MODES)
-        self.lockstep = declare(self, "lockstep", True, "wait for every live answer (else real-time steps)")
-        self.step_period = declare(self, "step_period", 0.1, "s per step (free-running / kinematic), or minimum "
-                                   "s per step in model lockstep (0 = as fast as answers come)", low=0.0, high=3600.0)
-        self.step_timeout = declare(self, "step_timeout", 1.0, "s after which missing answers are dropped",
-                                    low=0.001, high=3600.0)
-        self.max_steps = declare(self, "steps", 0, "stop after this many steps (0 = until stopped)", low=0)
-        seed = declare(self, "seed", 0, "seed of the simulator's randomness", low=0)
-        self.record_path = declare(self, "record_path", "", "write the per-step record (JSON) here; '' = none")
-        bag_path = declare(self, "bag_path", "", "record a rosbag2 (mcap) directory here; '' = none")
-        self.autostart = declare(self, "autostart", True, "start once all nodes are matched (else wait for "
-                                 "'start' on /swarm/command)")
-        self.startup_timeout = declare(self, "startup_timeout", 60.0, "s for every node to match and to answer "
-                                       "the first step", low=0.0, high=3600.0)
-        self.tolerate_lost = declare(self, "tolerate_lost_robots", False, "robots that never answer the first "
-                                     "step: false = stop with an error naming their hosts; true = run without them")
-        self.max_missed = declare(self, "max_missed", 3, "missed steps after which a node is not waited for", low=1)
-        policy_path = declare(self, "policy_path", "", "policy artifact whose game is simulated (when 'game' is '')")
-        game_name = declare(self, "game", "", "game registry name; '' = the policy artifact's game")
-        game_options = declare(self, "game_options", "{}", "JSON object of game overrides (with 'game')")
-        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
-        self.physics_rate = declare(self, "physics_rate", 20.0, "Hz, kinematic integration rate", low=1.0,
-                                    high=1000.0)
-        self.cmd_timeout = declare(self, "cmd_timeout", 0.5, "s after which a cmd_vel is stale -> zero",
-                                   low=0.0, high=60.0)
-        self.names = robot_list(self, robots, n_robots)
+        self.params = p = SimParams.read(self, NODE_NAME)
+        self.names = list(p.robots)
         self.n = n = len(self.names)
-        self.zones = resolve_zones(zones_path)
-        if game_name:
-            try:
-                options = json.loads(game_options)
-            except json.JSONDecodeError as exc:
-                raise ParameterError(f"{NODE_NAME}: parameter 'game_options' is not JSON: {exc}") from exc
-            self.game = make_game(game_name, **options)
-            self.game_spec = {"name": game_name, "options": options}
-        else:
-            artifact = resolve_policy(policy_path, n_zones=self.zones.n_zones)
-            self.game, self.game_spec = artifact.game, artifact.game_spec
-        if self.game.n_local_states != self.zones.n_zones or self.game.n_global_states != self.zones.n_zones:
-            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_states} zones, the zone map "
-                                 f"{self.zones.n_zones}")
-        if self.game.n_local_actions != len(MOVES):
-            raise ParameterError(f"{NODE_NAME}: game has {self.game.n_local_actions} local actions; the swarm "
-                                 f"encodes {len(MOVES)} ring moves")
-        if not self.lockstep and self.step_period <= 0:
-            raise ParameterError(f"{NODE_NAME}: parameter 'step_period' must be > 0 when lockstep is false")
-        self.backend = backend_class(self.mode)(self.game, self.zones, n,
-                                                lambda *a, **kw: declare(self, *a, **kw))
+        self.zones, self.game, self.game_spec, self.floor = _load_game(p)
+        self.backend = backend_class(p.mode)(self.game, self.zones, n, lambda *a, **kw: declare(self, *a, **kw),
+                                             self.floor)
         self.drives = self.backend.drives
-        self.snap = self.backend.reset(np.random.default_rng(seed))
+        self.snap = self.backend.reset(np.random.default_rng(p.seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
         self.cmd_time = np.full(n, -np.inf)
         # Lockstep control cycles (backends with lockstep_control, e.g. physics): after each pose publication
         # the world waits until every driving robot has answered with a cmd_vel (or step_timeout).
-        self.cycles = self.drives and self.lockstep and getattr(self.backend, "lockstep_control", False)
-        self.drivers = np.zeros(n, dtype=bool)  # robots that answered a decision (their node drives them)
-        self.cmd_heard = np.zeros(n, dtype=bool)  # cmd_vel heard since the last pose publication
-        self.cmd_owed = np.zeros(n, dtype=bool)
-        self.cmd_misses = np.zeros(n, dtype=np.int64)
-        self.cycle_t0 = 0.0
-        self.cmd_dropped = 0
-        self.period_ns = round((self.step_period if self.step_period > 0 else 0.1) * 1e9)
+        lockstep_control = self.drives and p.lockstep and getattr(self.backend, "lockstep_control", False)
+        self.cycles = ControlCycles(n, p.max_missed) if lockstep_control else None
+        self.period_ns = round((p.step_period if p.step_period > 0 else 0.1) * 1e9)
         self.sim_ns = 0
-        # Step bookkeeping.
-        self.phase = "waiting"  # waiting -> running <-> paused -> done
-        self.step = 0
-        self.in_step = False
-        self.step_t0 = 0.0
-        self.next_begin = 0.0
-        self.goals = np.full(n, -1, dtype=np.int64)
-        self.answered = np.zeros(n, dtype=bool)  # robots whose answer for the current step was applied
-        self.owed = np.zeros(n, dtype=bool)  # live robots still owed an answer for the current step
-        self.misses = np.zeros(n, dtype=np.int64)
-        self.ctrl_misses = 0
-        self.a_g: int | None = None
-        self.controller_owed = False
-        self.last_a_g: int | None = None
+        self.phase = Phase.WAITING
+        self.ledger = StepLedger(n, p.max_missed)
+        self.step_t0 = self.next_begin = 0.0  # wall time the open step began, the next may begin
         self.ctrl_rtt = math.nan
-        self.late = self.bad = self.duplicate = 0  # heard since the last recorded row
         self.record: list[dict[str, float]] = []
         self.started_wall = self.finished_wall = 0.0  # end of the first step, of the last step
         self.started_sim_ns = self.finished_sim_ns = 0  # simulated time at those two moments
         self.t_start = time.monotonic()
         self.last_ready_check = 0.0
-        self.done = False
         self.exit_code = 0
         self.lost: dict[str, list[str]] = {}  # host node -> robots that never answered the first step
         self.warned: set[str] = set()
         self.bag = None
-        if bag_path:
+        if p.bag_path:
             from altmarl_ros.ros.bag import BagRecorder
-            self.bag = BagRecorder(bag_path)
-        # Interfaces.
+            self.bag = BagRecorder(p.bag_path)
+        self._create_interfaces()
+        self._publish_poses()  # latched: late joiners see where the robots are before the first step
+        self.get_logger().info(f"{n} robots, mode={p.mode}, lockstep={p.lockstep}, game={self.game.name}, "
+                               f"steps={p.steps or 'unlimited'}")
+
+    def _create_interfaces(self) -> None:
         self.pose_topics = [topics.robot_topic(r, topics.POSE) for r in self.names]
         # Per-robot poses are built and published only for topics with readers (rotating controller: <= 2k);
         # a new reader gets the current pose the moment it matches (the `matched` event), so what a
         # transient-local subscription receives on match is never older than the step in progress.
-        self.readers = np.zeros(n, dtype=np.int64)
+        self.readers = np.zeros(self.n, dtype=np.int64)
         self.pose_pubs = [self.create_publisher(PoseStamped, t, topics.POSE_QOS, event_callbacks=self._on_match(j))
                           for j, t in enumerate(self.pose_topics)]
         self.table_pub = self.create_publisher(Float64MultiArray, topics.POSE_TABLE, topics.LATCHED_QOS)
@@ -179,14 +136,16 @@ class SimNode(Node):
         self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
         self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS)
         self.create_timer(0.002, self._loop)
-        if self.drives and not self.cycles:
-            self.create_timer(1.0 / self.physics_rate, self._physics)
+        if self.drives and self.cycles is None:
+            self.create_timer(1.0 / self.params.physics_rate, self._physics)
         self.n_entities = len(self.pose_pubs) + len(self.goal_subs) + len(self.cmd_subs) + 8
-        self._publish_poses()  # latched: late joiners see where the robots are before the first step
-        self.get_logger().info(f"{n} robots, mode={self.mode}, lockstep={self.lockstep}, game={self.game.name}, "
-                               f"steps={self.max_steps or 'unlimited'}")
+
+    @property
+    def done(self) -> bool:
+        """The run is over (the node's spin loop ends)."""
+        return self.phase is Phase.DONE
 
     # --- answers ------------------------------------------------------------------------------
     def _warn_once(self, key: str, text: str) -> None:
@@ -219,33 +178,16 @@ class SimNode(Node):
         self._take_goals(batch.step, batch.indices[known], batch.goals[known])
 
     def _take_goals(self, step: int, robots: np.ndarray, goals: np.ndarray) -> None:
-        """Answers [step] of `robots` (registry indices): apply each robot's first answer for the current step."""
-        self.misses[robots] = 0  # heard from: alive, even if late (waited for again from the next step)
-        if not self._current(step, robots.size, "zone goals"):
-            return
-        robots, first = np.unique(robots, return_index=True)  # np.unique sorts; `first` keeps the first goal
-        self.duplicate += goals.size - robots.size
-        goals = goals[first]
-        new = ~self.answered[robots]
-        self.duplicate += int((~new).sum())
-        robots, goals = robots[new], goals[new]
-        self.answered[robots] = True
-        self.goals[robots] = goals
-        self.owed[robots] = False
-        self._maybe_finish()
+        """Answers [step] of `robots` (registry indices), through the ledger."""
+        if self._verdict(self.ledger.take_goals(step, robots, goals), step, "zone goals"):
+            self._maybe_finish()
 
-    def _current(self, step: int, count: int, what: str) -> bool:
-        """Whether answers for `step` belong to the step in progress; count the others (late or bad)."""
-        if self.in_step and step == self.step:
-            return True
-        announced = self.step if self.in_step else self.step - 1  # the last step whose tick was published
-        if step <= announced:
-            self.late += count
-        else:
-            self.bad += count
+    def _verdict(self, verdict: Verdict, step: int, what: str) -> bool:
+        """Whether the answer was applied; warn (once) about one for a step not announced yet."""
+        if verdict is Verdict.NOT_ANNOUNCED:
             self._warn_once(f"future_{what}", f"{what} for step {step}, which was not announced yet (last "
-                            f"announced: {announced}); ignored")
-        return False
+                            f"announced: {self.ledger.announced}); ignored")
+        return verdict is Verdict.APPLIED
 
     def _on_command(self, msg: Int32MultiArray) -> None:
         try:
@@ -255,21 +197,13 @@ class SimNode(Node):
             return
         if self.bag is not None:
             self.bag.write(topics.ZONE_COMMAND, msg)
-        self.ctrl_misses = 0
-        if not self._current(answer.step, 1, "zone command"):
-            return
-        if self.a_g is not None:
-            self.duplicate += 1
-            return
-        if not 0 <= answer.value < self.game.n_global_actions:
+        verdict = self.ledger.take_command(answer.step, answer.value, self.game.n_global_actions)
+        if verdict is Verdict.OUT_OF_RANGE:
             self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
                             f"[0, {self.game.n_global_actions}); holding the last command")
-            self.bad += 1
-            return
-        self.a_g = answer.value
-        self.controller_owed = False
-        self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
-        self._maybe_finish()
+        if self._verdict(verdict, answer.step, "zone command"):
+            self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
+            self._maybe_finish()
 
     def _on_cmd_vel(self, j: int, msg: Twist) -> None:
         v, w = msg.linear.x, msg.angular.z
@@ -278,31 +212,21 @@ class SimNode(Node):
             v = w = 0.0
         self.cmd[j] = (v, w)
         self.cmd_time[j] = time.monotonic()
-        if self.cycles:
-            self.cmd_heard[j] = True
-            self.cmd_misses[j] = 0
-            if self.cmd_owed[j]:
-                self.cmd_owed[j] = False
-                if not self.cmd_owed.any() and not self.in_step and self.phase == "running":
-                    self._physics()  # every driving robot answered: the next control cycle runs now
+        if self.cycles is not None and self.cycles.take_cmd(j) and not self.ledger.open and \
+                self.phase is Phase.RUNNING:
+            self._physics()  # every driving robot answered: the next control cycle runs now
 
     def _on_swarm_command(self, msg: String) -> None:
-        if msg.data == topics.STOP and self.phase in ("running", "waiting"):
-            self.phase = "paused"
+        if msg.data == topics.STOP and self.phase in (Phase.RUNNING, Phase.WAITING):
+            self.phase = Phase.PAUSED
             self.get_logger().info("stopped by /swarm/command")
-        elif msg.data == topics.START and self.phase in ("paused", "waiting"):
-            self.phase = "running"
+        elif msg.data == topics.START and self.phase in (Phase.PAUSED, Phase.WAITING):
+            self.phase = Phase.RUNNING
             self.get_logger().info("started by /swarm/command")
         elif msg.data not in (topics.START, topics.STOP):
             self._warn_once(f"swarm{msg.data}", f"unknown swarm command {msg.data!r}")
 
     # --- the step machine ---------------------------------------------------------------------
-    def _live(self) -> np.ndarray:
-        return self.misses < self.max_missed
-
-    def _controller_live(self) -> bool:
-        return self.ctrl_misses < self.max_missed
-
     def _ready(self) -> bool:
         now = time.monotonic()
         if now - self.last_ready_check < 0.2:
@@ -312,61 +236,54 @@ class SimNode(Node):
         no_controller = self.command_sub.get_publisher_count() == 0
         if unmatched == 0 and not no_controller:
             return True
-        if now - self.t_start > self.startup_timeout:
-            self.get_logger().warning(f"starting after {self.startup_timeout:.0f} s with {unmatched} robots "
+        if now - self.t_start > self.params.startup_timeout:
+            self.get_logger().warning(f"starting after {self.params.startup_timeout:.0f} s with {unmatched} robots "
                                       f"unmatched{' and no controller' if no_controller else ''}")
             return True
         return False
 
     def _loop(self) -> None:
-        now = time.monotonic()
-        if self.cycles and self.phase == "running" and not self.in_step and (
-                not self.cmd_owed.any() or now - self.cycle_t0 >= self.step_timeout):
-            late = self.cmd_owed
-            self.cmd_dropped += int(late.sum())
-            self.cmd_misses[late] += 1
+        now, p = time.monotonic(), self.params
+        if self.cycles is not None and self.phase is Phase.RUNNING and not self.ledger.open and \
+                self.cycles.due(now, p.step_timeout):
+            self.cycles.drop_owed()
             self._physics()
             return
-        if self.phase == "waiting":
-            if self.autostart and self._ready():
-                self.phase = "running"
+        if self.phase is Phase.WAITING:
+            if p.autostart and self._ready():
+                self.phase = Phase.RUNNING
                 self.get_logger().info("all nodes matched; first step: waiting for every robot and the controller "
                                        "to answer")
             return
-        if self.in_step:
-            if self.step == 0:  # the handshake: every host must answer once, within the startup budget
-                limit = max(self.step_timeout, self.t_start + self.startup_timeout - self.step_t0)
+        if self.ledger.open:
+            if self.ledger.step == 0:  # the handshake: every host must answer once, within the startup budget
+                limit = max(p.step_timeout, self.t_start + p.startup_timeout - self.step_t0)
             else:
-                limit = self.step_timeout if self.lockstep else (math.inf if self.drives else self.step_period)
+                limit = p.step_timeout if p.lockstep else (math.inf if self.drives else p.step_period)
             if now - self.step_t0 >= limit:
-                if self.step == 0 and not self._handshake_failed():
+                if self.ledger.step == 0 and not self._handshake_failed():
                     return
                 self._finish_step()
-        elif self.phase == "running" and not self.drives and now >= self.next_begin:
+        elif self.phase is Phase.RUNNING and not self.drives and now >= self.next_begin:
             self._begin_step()  # driving backends' steps begin at the physics clock's step boundaries
 
     def _begin_step(self) -> None:
         self.snap = self.backend.observe()
-        self.sim_ns = self.sim_ns if self.drives else self.step * self.period_ns
+        self.sim_ns = self.sim_ns if self.drives else self.ledger.step * self.period_ns
         self._publish_poses()
         self.state_pub.publish(Int32(data=self.snap.s_g))
-        tick = topics.tick_msg(topics.Tick(self.step, self.snap.s_g, self.sim_ns))
+        tick = topics.tick_msg(topics.Tick(self.ledger.step, self.snap.s_g, self.sim_ns))
         self.tick_pub.publish(tick)
         if self.bag is not None:
             self.bag.write(topics.TICK, tick)
             self.bag.write(topics.GLOBAL_STATE, Int32(data=self.snap.s_g))
-        self.in_step = True
+        self.ledger.begin()
         self.step_t0 = time.monotonic()
-        self.answered[:] = False
-        self.goals[:] = -1
-        self.owed = self._live().copy()
-        self.a_g = None
-        self.controller_owed = self._controller_live()
         self.ctrl_rtt = math.nan
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if (self.lockstep or self.step == 0) and self.in_step and not self.owed.any() and not self.controller_owed:
+        if (self.params.lockstep or self.ledger.step == 0) and self.ledger.complete():
             self._finish_step()
 
     def _hosts(self, robots: np.ndarray) -> dict[str, list[str]]:
@@ -382,95 +299,86 @@ class SimNode(Node):
     def _handshake_failed(self) -> bool:
         """The first step timed out. Name the hosts whose robots never answered; stop (exit 3) unless
         `tolerate_lost_robots`, in which case they are no longer waited for. Returns whether to go on."""
-        silent = np.flatnonzero(self.owed)
-        self.lost = self._hosts(silent)
-        if self.controller_owed:
+        self.lost = self._hosts(np.flatnonzero(self.ledger.owed))
+        if self.ledger.controller_owed:
             self.lost["controller"] = [f"no zone command on {topics.ZONE_COMMAND}"]
         described = "; ".join(f"{host}: {len(robots)} robot(s) ({robots[0]}..{robots[-1]})"
                               for host, robots in self.lost.items())
         elapsed = time.monotonic() - self.t_start
-        if not self.tolerate_lost:
+        if not self.params.tolerate_lost_robots:
             self.get_logger().error(f"never answered the first step within {elapsed:.0f} s (startup_timeout): "
                                     f"{described}; stopping (set tolerate_lost_robots:=true to run without them)")
             self.exit_code = 3
-            self.phase = "done"
-            self.done = True
-            self.in_step = False
+            self.phase = Phase.DONE
+            self.ledger.abort()
             return False
         self.get_logger().warning(f"never answered the first step within {elapsed:.0f} s: {described}; running "
                                   "without them (tolerate_lost_robots)")
-        self.misses[silent] = self.max_missed
-        if self.controller_owed:
-            self.ctrl_misses = self.max_missed
+        self.ledger.give_up_owed()
         return True
 
     def _finish_step(self) -> None:
-        self.in_step = False
-        if self.cycles:  # the answers' cmd_vels for this step's poses may still be on their way
-            self.drivers |= self.answered
-            self.cmd_owed = self.answered & ~self.cmd_heard & (self.cmd_misses < self.max_missed)
-        dropped = ~self.answered
-        self.misses[dropped] += 1
-        s_g, s_l = self.snap.s_g, self.snap.s_l
-        a_l = topics.action_from_goal(s_l, self.goals, self.zones.n_zones)
-        bad = self.answered & (a_l < 0)
+        ledger, s_g, s_l = self.ledger, self.snap.s_g, self.snap.s_l
+        if self.cycles is not None:  # the answers' cmd_vels for this step's poses may still be on their way
+            self.cycles.after_step(ledger.answered)
+        closed = ledger.close(s_g)
+        a_l = self.floor.action_from_goal(s_l, ledger.goals)
+        bad = ledger.answered & (a_l < 0)
         if bad.any():
-            self.bad += int(bad.sum())
-            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or not one move away "
+            ledger.count_bad(int(bad.sum()))
+            self._warn_once("badgoal", f"{int(bad.sum())} zone goals were out of range or reached by no local action "
                             f"(e.g. {self.names[int(np.flatnonzero(bad)[0])]}: goal "
-                            f"{self.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
-        a_l = np.where(a_l < 0, STAY, a_l)
-        controller_dropped = self.a_g is None
-        if self.a_g is None:
-            self.ctrl_misses += 1
-            a_g = self.last_a_g if self.last_a_g is not None else s_g
-        else:
-            a_g = self.a_g
-        self.last_a_g = a_g
-        result = self.backend.apply(a_g, a_l)
+                            f"{ledger.goals[np.flatnonzero(bad)[0]]}); applying 'stay'")
+        a_l = np.where(a_l < 0, self.floor.stay_action[s_l], a_l)
+        result = self.backend.apply(closed.a_g, a_l)
         step_seconds = time.monotonic() - self.step_t0
-        row = {"step": self.step, "s_g": s_g, "a_g": a_g, "reward": result.reward,
+        counts = ledger.take_counts()
+        row = {"step": closed.step, "s_g": s_g, "a_g": closed.a_g, "reward": result.reward,
                "r_g": result.r_g, "r_l_mean": result.r_l_mean,
-               "dropped_robots": int(dropped.sum()), "controller_dropped": int(controller_dropped),
-               "bad_answers": self.bad, "late_answers": self.late, "duplicate_answers": self.duplicate,
-               "live_robots": int(self._live().sum()),
+               "dropped_robots": int(closed.missing.sum()), "controller_dropped": int(closed.controller_missing),
+               "bad_answers": counts.bad, "late_answers": counts.late, "duplicate_answers": counts.duplicate,
+               "live_robots": int(ledger.live().sum()),
                "step_seconds": step_seconds, "controller_rtt_ms": self.ctrl_rtt}
         row.update(self.backend.step_metrics())
         self.record.append(row)
-        self.late = self.bad = self.duplicate = 0
         metrics = topics.metrics_msg(row)
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
+        self._step_finished(closed, step_seconds)
+
+    def _step_finished(self, closed: ClosedStep, step_seconds: float) -> None:
+        """After step `closed.step`'s row: note the run's clocks, stop after the last step, else schedule."""
+        p = self.params
         self.finished_wall, self.finished_sim_ns = time.monotonic(), self.sim_ns
-        if self.step == 0:
+        if closed.step == 0:
             self.started_wall = self.finished_wall  # steps/s counts the steps after the handshake
             self.started_sim_ns = self.sim_ns
-            self.get_logger().info(f"first step answered ({int(self.answered.sum())}/{self.n} robots, controller "
-                                   f"{'yes' if self.a_g is not None else 'no'}) after {step_seconds:.1f} s; stepping")
-        self.step += 1
-        if self.max_steps and self.step >= self.max_steps:
-            self.phase = "done"
-            self.done = True
-            self.get_logger().info(f"finished {self.step} steps")
+            self.get_logger().info(f"first step answered ({int(self.ledger.answered.sum())}/{self.n} robots, "
+                                   f"controller {'no' if closed.controller_missing else 'yes'}) after "
+                                   f"{step_seconds:.1f} s; stepping")
+        if p.steps and self.ledger.step >= p.steps:
+            self.phase = Phase.DONE
+            self.get_logger().info(f"finished {self.ledger.step} steps")
             return
-        period = self.step_period if (not self.drives or not self.lockstep) else 0.0
-        self.next_begin = self.step_t0 + period if self.lockstep else time.monotonic()
+        period = p.step_period if (not self.drives or not p.lockstep) else 0.0
+        self.next_begin = self.step_t0 + period if p.lockstep else time.monotonic()
 
     # --- the physics clock of driving backends ------------------------------------------------
     def _physics(self) -> None:
-        if self.phase != "running" or (self.in_step and self.lockstep):
+        p = self.params
+        if self.phase is not Phase.RUNNING or (self.ledger.open and p.lockstep):
             return  # lockstep: the world waits for the decision
-        dt = 1.0 / self.physics_rate
-        fresh = (time.monotonic() - self.cmd_time) <= self.cmd_timeout
+        dt = 1.0 / p.physics_rate
+        fresh = (time.monotonic() - self.cmd_time) <= p.cmd_timeout
         self.backend.integrate(np.where(fresh[:, None], self.cmd, 0.0), dt)  # a stale cmd_vel is a stop
         dt_ns = round(dt * 1e9)
         self.sim_ns += dt_ns
         boundary = self.sim_ns // self.period_ns > (self.sim_ns - dt_ns) // self.period_ns
         if boundary:
-            if self.in_step:
+            if self.ledger.open:
                 self._finish_step()  # free-running: the step's time is up
-            if self.phase == "running":
+            if self.phase is Phase.RUNNING:
                 self._begin_step()
         else:
             self._publish_poses()
@@ -483,10 +391,8 @@ class SimNode(Node):
         for j in range(self.n) if everyone else np.flatnonzero(self.readers > 0).tolist():
             self._publish_pose(j, xy, yaw)
         self.clock_pub.publish(Clock(clock=topics.ns_to_stamp(self.sim_ns)))
-        if self.cycles:
-            self.cmd_heard[:] = False
-            self.cmd_owed = self.drivers & (self.cmd_misses < self.max_missed)
-            self.cycle_t0 = time.monotonic()
+        if self.cycles is not None:
+            self.cycles.new_cycle(time.monotonic())
 
     def _publish_pose(self, j: int, xy: np.ndarray, yaw: np.ndarray) -> None:
         msg = topics.pose_msg(xy[j, 0], xy[j, 1], yaw[j], self.sim_ns, self.zones.frame_id)
@@ -505,32 +411,34 @@ class SimNode(Node):
 
     # --- results ------------------------------------------------------------------------------
     def summary(self) -> dict:
-        rewards = np.array([r["reward"] for r in self.record])
+        p, rewards = self.params, np.array([r["reward"] for r in self.record])
         elapsed = self.finished_wall - self.started_wall if len(self.record) > 1 else 0.0
-        return {"n_robots": self.n, "mode": self.mode, "lockstep": self.lockstep, "game": self.game_spec,
+        pending = self.ledger.pending
+        return {"n_robots": self.n, "mode": p.mode, "lockstep": p.lockstep, "game": self.game_spec,
                 "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
                 "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
                 "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
                 **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
-                   for what, extra in (("late", self.late), ("bad", self.bad), ("duplicate", self.duplicate))},
+                   for what, extra in (("late", pending.late), ("bad", pending.bad),
+                                       ("duplicate", pending.duplicate))},
                 "steps_per_second": (len(self.record) - 1) / elapsed if elapsed > 0 else math.nan,
                 "lost_robots": self.lost,  # host -> robots that never answered the first step
                 # host -> robots that were no longer waited for when the run ended (stopped answering)
-                "silent_at_end": self._hosts(np.flatnonzero(~self._live())) if self.record else {},
+                "silent_at_end": self._hosts(np.flatnonzero(~self.ledger.live())) if self.record else {},
                 "sim_seconds": self.sim_ns / 1e9,
                 # simulated s per wall s between the end of the first step and the end of the last (as steps/s)
                 "real_time_factor": (self.finished_sim_ns - self.started_sim_ns) / 1e9 / elapsed
                 if (self.drives and elapsed > 0) else math.nan,
-                "cmd_vel_dropped": self.cmd_dropped, **self.backend.summary(),
-                "per_step": self.record}
+                "cmd_vel_dropped": self.cycles.dropped if self.cycles is not None else 0,
+                **self.backend.summary(), "per_step": self.record}
 
     def close(self) -> None:
         if self.bag is not None:
             self.bag.close()
             self.get_logger().info(f"bag: {self.bag.count} messages in {self.bag.path}")
             self.bag = None
-        if self.record_path:
-            write_json(self.record_path, self.summary())
+        if self.params.record_path:
+            write_json(self.params.record_path, self.summary())
 
 
 def main(args: list[str] | None = None) -> int:

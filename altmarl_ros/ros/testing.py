@@ -23,7 +23,7 @@ from altmarl_ros.ros.monitor import MonitorNode
 
 
 class Probe:
-    """A MonitorNode (metrics, controller diagnostics, /swarm/command) plus a spin helper."""
+    """A MonitorNode (metrics, controller diagnostics) plus a spin helper."""
 
     def __init__(self, context: Context) -> None:
         self.context = context

@@ -1,26 +1,9 @@
-"""The swarm's ROS contract in one place: topic names, QoS profiles, message <-> state conversions.
+"""The rclpy side of the swarm's contract: QoS profiles and message <-> state conversions.
 
-| topic | type | publisher | QoS (R reliable, TL transient-local) |
-|---|---|---|---|
-| /robot_<i>/pose | geometry_msgs/PoseStamped | sim_node (or localization, Gazebo bridge) | R, TL, depth 1 |
-| /robot_<i>/cmd_vel | geometry_msgs/Twist | robot_node | R, depth 1 |
-| /robot_<i>/zone_goal | std_msgs/Int32MultiArray [step, goal_zone] | robot_node | R, depth 10 |
-| /swarm/pose_table | std_msgs/Float64MultiArray [sec, nanosec, x_0, y_0, yaw_0, ...] | sim_node | R, TL, 1 |
-| /swarm/poll | std_msgs/Int32MultiArray [step, i_0, ..., i_{k-1}] (observation: polling) | controller_node | R, TL, 1 |
-| /swarm/poll_poses | std_msgs/Float64MultiArray [step; i, x, y, yaw, stamp_ns per row] | robot hosts | R, TL, 64 |
-| /swarm/zone_goals | std_msgs/Int32MultiArray [step, i_0, goal_0, ...] | robot_node hosting many | R, TL, 1024 |
-| /swarm/zone_command | std_msgs/Int32MultiArray [step, a_g] | controller_node | R, depth 10 |
-| /swarm/tick | std_msgs/Int64MultiArray [step, s_g, stamp_ns] | sim_node (controller with Gazebo) | R, TL, depth 1 |
-| /swarm/global_state | std_msgs/Int32 (s_g) | sim_node (controller with Gazebo) | R, TL, depth 1 |
-| /swarm/metrics | std_msgs/Float64MultiArray, fields METRICS_FIELDS | sim_node | R, depth 1000 |
-| /swarm/command | std_msgs/String 'start' / 'stop' | operator, `altmarl swarm` | R, TL, depth 1 |
-| /diagnostics | diagnostic_msgs/DiagnosticArray | controller_node (one status per step) | R, depth 100 |
-| /clock | rosgraph_msgs/Clock | sim_node (the step's stamp) | R, depth 10 |
-
-A decision step t is announced by a tick carrying s_g(t) and the stamp of the step's poses; an
-answer (zone goal or zone command) carries t so that a late answer is never applied to a later
-step. A pose is *fresh* for a tick when its stamp is at or after the tick's stamp. Local actions
-travel as goal zones: a_l moves the robot by MOVES[a_l] around the ring of zones.
+The contract itself (topic and node names, QoS settings, encodings, enumerations) is plain data in
+`altmarl_ros.contract`; its names are re-exported here so that nodes write `topics.TICK` next to
+`topics.tick_msg`. This module adds only what needs rclpy: `QoSProfile` objects built from the
+contract's `Qos` data, and the messages.
 """
 
 from __future__ import annotations
@@ -35,56 +18,48 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, MultiArrayDimension
 
-from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros import contract
+from altmarl_ros.contract import (  # noqa: F401  (re-exported: the names nodes use with the messages below)
+    CLOCK,
+    CMD_VEL,
+    DIAGNOSTICS,
+    GLOBAL_STATE,
+    METRICS,
+    METRICS_FIELDS,
+    POLL,
+    POLL_POSES,
+    POSE,
+    POSE_TABLE,
+    START,
+    STOP,
+    SWARM_COMMAND,
+    TICK,
+    ZONE_COMMAND,
+    ZONE_GOAL,
+    ZONE_GOALS,
+    Answer,
+    Tick,
+    robot_topic,
+)
 
-# Relative leaf names of per-robot topics, and the absolute swarm-wide channels.
-POSE = "pose"
-CMD_VEL = "cmd_vel"
-ZONE_GOAL = "zone_goal"
-ZONE_COMMAND = "/swarm/zone_command"
-ZONE_GOALS = "/swarm/zone_goals"  # batched answers of a node hosting many simulated robots
-POLL = "/swarm/poll"  # observation 'polling': the controller names its k-subset for a step
-POLL_POSES = "/swarm/poll_poses"  # ... and only the hosts of sampled robots answer with their poses
-POSE_TABLE = "/swarm/pose_table"  # every simulated robot's pose in one flat message, for nodes hosting many
-TICK = "/swarm/tick"
-GLOBAL_STATE = "/swarm/global_state"
-METRICS = "/swarm/metrics"
-SWARM_COMMAND = "/swarm/command"
-DIAGNOSTICS = "/diagnostics"
-START, STOP = "start", "stop"
 
-def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=durability)
+def qos_profile(qos: contract.Qos) -> QoSProfile:
+    """The rclpy QoSProfile of a contract QoS setting (history keep_last)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos.depth,
+                      reliability=ReliabilityPolicy.RELIABLE if qos.reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.transient_local else DurabilityPolicy.VOLATILE)
 
 
-LATCHED_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)  # the latest value reaches late joiners
-POSE_QOS = LATCHED_QOS  # a new pose subscription gets the robot's latest pose as soon as it matches
-# Pose subscription profiles (parameter `pose_qos` of controller_node and robot_node), by the publishers they match:
-POSE_QOS_PROFILES = {
-    # reliable + transient-local, depth 1: only reliable transient-local publishers (sim_node, latched
-    # localization); a new subscription gets the latest pose on match (what rotating subscriptions need)
-    "latched": LATCHED_QOS,
-    # reliable + volatile, depth 1: reliable publishers of either durability (most odometry / EKF nodes)
-    "reliable": _reliable(1),
-    # best effort + volatile, depth 1 (rclpy's qos_profile_sensor_data with depth 1): every publisher,
-    # including best-effort drivers and mocap; the first pose arrives with the publisher's next message
-    "sensor_data": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
-                              durability=DurabilityPolicy.VOLATILE),
-}
-ANSWER_QOS = _reliable(10)
-# one shared topic for every robot host, several batches each per step: deep enough never to overwrite, and
-# transient-local so that a batch published before the simulator's subscription matched still arrives
-GOALS_QOS = _reliable(1024, DurabilityPolicy.TRANSIENT_LOCAL)
-CMD_VEL_QOS = _reliable(1)
-POLL_POSES_QOS = _reliable(64, DurabilityPolicy.TRANSIENT_LOCAL)  # a reply per host and step; TL: one sent
-# before the controller's subscription matched still arrives
-METRICS_QOS = _reliable(1000)
-DIAGNOSTICS_QOS = _reliable(100)
-
-METRICS_FIELDS = ("step", "s_g", "a_g", "reward", "r_g", "r_l_mean", "dropped_robots", "controller_dropped",
-                  "bad_answers", "late_answers", "duplicate_answers", "live_robots", "step_seconds",
-                  "controller_rtt_ms")
+LATCHED_QOS = qos_profile(contract.LATCHED_QOS)
+POSE_QOS = qos_profile(contract.POSE_QOS)
+POSE_QOS_PROFILES = {name: qos_profile(qos) for name, qos in contract.POSE_QOS_PROFILES.items()}
+ANSWER_QOS = qos_profile(contract.ANSWER_QOS)
+GOALS_QOS = qos_profile(contract.GOALS_QOS)
+CMD_VEL_QOS = qos_profile(contract.CMD_VEL_QOS)
+POLL_POSES_QOS = qos_profile(contract.POLL_POSES_QOS)
+METRICS_QOS = qos_profile(contract.METRICS_QOS)
+DIAGNOSTICS_QOS = qos_profile(contract.DIAGNOSTICS_QOS)
+CLOCK_QOS = qos_profile(contract.CLOCK_QOS)
 
 
 def describe_qos(qos: QoSProfile) -> str:
@@ -96,28 +71,13 @@ def describe_qos(qos: QoSProfile) -> str:
     return text if qos.history == HistoryPolicy.UNKNOWN else f"{text}/{qos.history.name.lower()}"
 
 
-def robot_topic(robot: str, leaf: str) -> str:
-    """Absolute per-robot topic for swarm-wide nodes: robot_topic('robot_3', 'pose') -> '/robot_3/pose'."""
-    return f"/{robot.strip('/')}/{leaf}"
-
-
-class Tick(NamedTuple):
-    step: int
-    s_g: int
-    stamp_ns: int
-
-
-class Answer(NamedTuple):
-    step: int
-    value: int
-
-
 def ns_to_stamp(ns: int) -> Time:
-    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+    sec, nanosec = contract.ns_to_sec_nanosec(ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def stamp_to_ns(stamp: Time) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    return contract.stamp_ns(stamp)
 
 
 def _labelled(msg, labels: tuple[str, ...]):
@@ -132,12 +92,7 @@ def tick_msg(tick: Tick) -> Int64MultiArray:
 
 def parse_tick(msg: Int64MultiArray, n_global_states: int | None = None) -> Tick:
     """Raises ValueError for a malformed tick, or one whose s_g is not below `n_global_states`."""
-    data = list(msg.data)
-    if len(data) != 3 or data[0] < 0 or data[1] < 0:
-        raise ValueError(f"malformed tick {data}: expected [step >= 0, s_g >= 0, stamp_ns]")
-    if n_global_states is not None and data[1] >= n_global_states:
-        raise ValueError(f"tick {data[0]}: global state {data[1]} out of range, ignored")
-    return Tick(int(data[0]), int(data[1]), int(data[2]))
+    return contract.decode_tick(msg.data, n_global_states)
 
 
 def answer_msg(step: int, value: int, label: str) -> Int32MultiArray:
@@ -146,10 +101,7 @@ def answer_msg(step: int, value: int, label: str) -> Int32MultiArray:
 
 def parse_answer(msg: Int32MultiArray) -> Answer:
     """Raises ValueError for a malformed answer."""
-    data = list(msg.data)
-    if len(data) != 2:
-        raise ValueError(f"malformed answer {data}: expected [step, value]")
-    return Answer(int(data[0]), int(data[1]))
+    return contract.decode_answer(msg.data)
 
 
 class Goals(NamedTuple):
@@ -288,18 +240,3 @@ def pose_yaw(msg: PoseStamped) -> float:
 def pose_is_finite(msg: PoseStamped) -> bool:
     p, q = msg.pose.position, msg.pose.orientation
     return all(math.isfinite(v) for v in (p.x, p.y, p.z, q.x, q.y, q.z, q.w))
-
-
-def goal_zone(s_l: np.ndarray | int, a_l: np.ndarray | int, n_zones: int) -> np.ndarray:
-    """The zone a robot in s_l heads for under local action a_l (a move around the ring)."""
-    return (np.asarray(s_l) + np.asarray(MOVES)[np.asarray(a_l)]) % n_zones
-
-
-def action_from_goal(s_l: np.ndarray, goal: np.ndarray, n_zones: int) -> np.ndarray:
-    """Inverse of goal_zone: a_l per robot, or -1 where the goal is not one move away (or out of range)."""
-    s_l = np.asarray(s_l)
-    goal = np.asarray(goal)
-    out = np.full(s_l.shape, -1, dtype=np.int64)
-    for a, move in reversed(list(enumerate(MOVES))):  # lowest action wins ties (n_zones = 2: +1 == -1)
-        out = np.where((goal >= 0) & (goal < n_zones) & ((s_l + move) % n_zones == goal), a, out)
-    return out

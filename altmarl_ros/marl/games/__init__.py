@@ -14,8 +14,10 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.files import GameFileError, is_game_path, load_game_file, read_game_file
+from altmarl_ros.marl.games.floor import FloorMap, ring_floor
 from altmarl_ros.marl.games.toy import broadcast, coordination
 from altmarl_ros.marl.games.warehouse import warehouse
 
@@ -101,10 +103,10 @@ def check_options(name: str, factory: Factory, options: Mapping[str, object]) ->
                       spec.kind is spec.POSITIONAL_OR_KEYWORD)
     for key, value in options.items():
         if key not in accepted:
-            raise ValueError(f"game {name!r} has no option {key!r}; its options: {accepted}")
+            raise InputError(f"game {name!r} has no option {key!r}; its options: {accepted}")
         expected = typing.get_type_hints(factory).get(key)
         if not _type_ok(value, expected):
-            raise ValueError(f"game {name!r}: option {key!r} must be {getattr(expected, '__name__', expected)}, "
+            raise InputError(f"game {name!r}: option {key!r} must be {getattr(expected, '__name__', expected)}, "
                              f"got {value!r}")
 
 
@@ -112,7 +114,7 @@ def make_game(name: str | os.PathLike[str], **options: object) -> TabularGame:
     """Build a registered game or a game file; unknown names, options and bad values raise ValueError."""
     name = os.fspath(name)
     if name not in GAMES:
-        raise ValueError(f"unknown game {name!r}; known games: {sorted(GAMES)}, or a path to a game file (*.yaml)")
+        raise InputError(f"unknown game {name!r}; known games: {sorted(GAMES)}, or a path to a game file (*.yaml)")
     factory = GAMES[name]
     check_options(name, factory, options)
     return factory(**options)
@@ -121,15 +123,27 @@ def make_game(name: str | os.PathLike[str], **options: object) -> TabularGame:
 def game_from_spec(spec: Mapping[str, Any]) -> TabularGame:
     """Rebuild a game from an artifact's or a config's spec {"name": ..., "options": {...}}."""
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ValueError(f"a game spec is a mapping with a 'name', got {spec!r}")
+        raise InputError(f"a game spec is a mapping with a 'name', got {spec!r}")
     options = spec.get("options", {})
     if not isinstance(options, Mapping):
-        raise ValueError(f"game spec options must be a mapping, got {options!r}")
+        raise InputError(f"game spec options must be a mapping, got {options!r}")
     return make_game(spec["name"], **options)
 
 
-__all__ = ["GAMES", "GameFileError", "GameRegistry", "check_options", "game_from_spec", "game_n_agents", "is_game_path",
-           "load_game_file", "make_game", "read_game_file", "shipped_game_path"]
+def floor_from_spec(spec: Mapping[str, Any], game: TabularGame) -> FloorMap | None:
+    """The floor map of a game spec's game: a game file's `floor:` section, else the ring warehouse's map when
+    the game has its shape (`floor.ring_floor`), else None (the game trains but cannot be deployed)."""
+    name = spec["name"]
+    path = name if is_game_path(name) else shipped_game_path(name) if name in SHIPPED_FILES else None
+    floor = read_game_file(path).floor if path is not None else None
+    if floor is not None:
+        floor.check_game(game)
+        return floor
+    return ring_floor(game)
+
+
+__all__ = ["GAMES", "FloorMap", "GameFileError", "GameRegistry", "check_options", "floor_from_spec", "game_from_spec",
+           "game_n_agents", "is_game_path", "load_game_file", "make_game", "read_game_file", "shipped_game_path"]
 
 
 def game_n_agents(name: str) -> int | None:

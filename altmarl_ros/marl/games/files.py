@@ -17,6 +17,11 @@ the built-in warehouse written out by `write_game_file`):
     r_g: table over (s_g, a_g) of numbers
     r_l: table over (s_l, s_g, a_l) of numbers
     arrays: tables.npz               # optional: tables not given above are read from this file
+    floor:                           # optional: what the states and actions mean on the floor (the swarm
+      local_state_zone: {state: zone}         # deploys with it; marl/games/floor.py). Zones are indices of
+      local_action_goal: {state: {action: zone or state}}   # the zones config; a local state's name
+      global_action_zone: {action: zone or state or -1}     # stands for its zone. Without it: the ring
+                                                            # warehouse's map when the game has its shape
 
 A table is nested by its axes in the order shown. Each level is either a list in index order or a
 mapping from names to the next level, where the key "*" stands for every name not listed. A row is a
@@ -39,19 +44,22 @@ from typing import Any, NamedTuple
 import numpy as np
 import yaml
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.game import GameLabels, TabularGame
+from altmarl_ros.marl.games.floor import FloorMap
 
 FORMAT_KEY = "altmarl_game"
 FORMAT_VERSION = 1
 SUFFIXES = (".yaml", ".yml")
 TABLES = ("P_g", "P_l", "r_g", "r_l", "init_g")
 _KEYS = ("altmarl_game", "name", "description", "gamma", "n_agents", "global", "local", "init_g", "init_l",
-         "P_g", "P_l", "r_g", "r_l", "arrays")
+         "P_g", "P_l", "r_g", "r_l", "arrays", "floor")
+_FLOOR_KEYS = ("local_state_zone", "local_action_goal", "global_action_zone")
 _WILDCARD = "*"
 _ROW_ATOL = 1e-6
 
 
-class GameFileError(ValueError):
+class GameFileError(UserError, ValueError):
     """A game file is missing, malformed, or describes an invalid game (the message names file and key)."""
 
 
@@ -60,6 +68,7 @@ class GameFile(NamedTuple):
     n_agents: int | None  # the population size the file names (None: not given)
     path: Path
     description: str
+    floor: FloorMap | None = None  # the file's `floor:` section (None: not given)
 
 
 class _Axis(NamedTuple):
@@ -260,7 +269,42 @@ def game_from_dict(data: Any, *, base: Path | None = None, default_name: str = "
                            init_g=tables["init_g"], init_l_concentration=concentration, name=name, labels=labels)
     except ValueError as exc:
         raise GameFileError(str(exc)) from exc
-    return GameFile(game, n_agents, base or Path("."), description)
+    floor = _floor(data["floor"], game) if "floor" in data else None
+    return GameFile(game, n_agents, base or Path("."), description, floor)
+
+
+def _zone(value: Any, zone_of_state: Mapping[str, int], key: str, allow_none: bool = False) -> int:
+    """A zone given as an index or as a local state's name (that state's zone); -1 only where allowed."""
+    if isinstance(value, str) and value in zone_of_state:
+        return zone_of_state[value]
+    if isinstance(value, int) and not isinstance(value, bool) and (value >= 0 or (allow_none and value == -1)):
+        return value
+    raise GameFileError(f"{key} must be a zone index{' (or -1: none)' if allow_none else ''} or a local state's "
+                        f"name {sorted(zone_of_state)}, got {value!r}")
+
+
+def _floor(value: Any, game: TabularGame) -> FloorMap:
+    """The `floor:` section: zones of the local states, goal zones of local actions, zones of global actions."""
+    if not isinstance(value, Mapping) or sorted(map(str, value)) != sorted(_FLOOR_KEYS):
+        raise GameFileError(f"floor: expected a mapping with exactly {list(_FLOOR_KEYS)}, got {value!r}")
+    L = game.names
+    l_s, l_a = _Axis("local state", L.local_states), _Axis("local action", L.local_actions)
+    state_zone = [_zone(z, {}, f"floor.local_state_zone[{s}]")
+                  for s, z in _level(value["local_state_zone"], l_s, "floor.local_state_zone")]
+    zone_of_state = dict(zip(L.local_states, state_zone, strict=True))
+    goal = [[_zone(z, zone_of_state, f"floor.local_action_goal[{s}][{a}]") for a, z in _level(row, l_a,
+             f"floor.local_action_goal[{s}]")] for s, row in _level(value["local_action_goal"], l_s,
+                                                                    "floor.local_action_goal")]
+    activated = [_zone(z, zone_of_state, f"floor.global_action_zone[{a}]", allow_none=True)
+                 for a, z in _level(value["global_action_zone"], _Axis("global action", L.global_actions),
+                                    "floor.global_action_zone")]
+    try:
+        floor = FloorMap(np.array(state_zone, dtype=np.int64), np.array(goal, dtype=np.int64),
+                         np.array(activated, dtype=np.int64))
+        floor.check_game(game)
+    except ValueError as exc:
+        raise GameFileError(str(exc)) from exc
+    return floor
 
 
 def read_game_file(path: str | os.PathLike[str]) -> GameFile:
@@ -298,7 +342,7 @@ def _nested(arr: np.ndarray, axes: Sequence[tuple[str, ...]]) -> Any:
 
 
 def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description: str = "",
-                 arrays: str | None = None) -> dict[str, Any]:
+                 arrays: str | None = None, floor: FloorMap | None = None) -> dict[str, Any]:
     """The file form of `game` (floats written exactly); with `arrays`, the tables are left to that .npz."""
     L = game.names
     data: dict[str, Any] = {FORMAT_KEY: FORMAT_VERSION, "name": game.name}
@@ -310,6 +354,13 @@ def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description:
     data["global"] = {"states": list(L.global_states), "actions": list(L.global_actions)}
     data["local"] = {"states": list(L.local_states), "actions": list(L.local_actions)}
     data["init_l"] = ({"dirichlet": game.init_l_concentration} if game.init_l_concentration > 0 else "uniform")
+    if floor is not None:
+        floor.check_game(game)
+        data["floor"] = {
+            "local_state_zone": dict(zip(L.local_states, floor.local_state_zone.tolist(), strict=True)),
+            "local_action_goal": {s: dict(zip(L.local_actions, row.tolist(), strict=True))
+                                  for s, row in zip(L.local_states, floor.local_action_goal, strict=True)},
+            "global_action_zone": dict(zip(L.global_actions, floor.global_action_zone.tolist(), strict=True))}
     if arrays is not None:
         data["arrays"] = arrays
         return data
@@ -322,7 +373,7 @@ def game_to_dict(game: TabularGame, *, n_agents: int | None = None, description:
 
 
 def write_game_file(path: str | os.PathLike[str], game: TabularGame, *, n_agents: int | None = None,
-                    description: str = "", npz: bool = False) -> Path:
+                    description: str = "", npz: bool = False, floor: FloorMap | None = None) -> Path:
     """Write `game` as a game file (atomically); `npz=True` puts the tables in `<stem>.npz` beside it.
 
     `read_game_file` of the result rebuilds a game with the same fingerprint.
@@ -331,7 +382,7 @@ def write_game_file(path: str | os.PathLike[str], game: TabularGame, *, n_agents
 
     path = Path(path)
     arrays = path.with_suffix(".npz").name if npz else None
-    data = game_to_dict(game, n_agents=n_agents, description=description, arrays=arrays)
+    data = game_to_dict(game, n_agents=n_agents, description=description, arrays=arrays, floor=floor)
     if npz:
         import io
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.stats import norm
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.policy import TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
 
@@ -62,11 +63,11 @@ class UpdateRule:
 
     def __post_init__(self) -> None:
         if self.kind not in RULES:
-            raise ValueError(f"update rule must be one of {RULES}, got {self.kind!r}")
+            raise InputError(f"update rule must be one of {RULES}, got {self.kind!r}")
         if not self.c >= 0 or not self.rtol >= 0:
-            raise ValueError("update rule: c and rtol must be >= 0")
+            raise InputError("update rule: c and rtol must be >= 0")
         if not 0.5 <= self.confidence < 1:
-            raise ValueError(f"update rule: confidence must lie in [0.5, 1), got {self.confidence}")
+            raise InputError(f"update rule: confidence must lie in [0.5, 1), got {self.confidence}")
 
     @property
     def z(self) -> float:
@@ -153,78 +154,88 @@ def alternate(*, learn_global: GlobalLearner, learn_local: LocalLearner, evaluat
     eval_seed : base of the evaluations' integer seeds (each evaluation draws fresh episodes).
     """
     if max_rounds < 1:
-        raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
-    t_start = time.perf_counter()
-    seeds = _Seeds(eval_seed)
-    pi_g, pi_l = pi_g0, pi_l0
-    history: list[RoundRecord] = []
-    stop_reason = "max_rounds"
-
-    def fresh_value(pair: Pair) -> Estimate:
-        return Estimate.of(evaluate([pair], seeds.next())[0])
-
+        raise InputError(f"max_rounds must be >= 1, got {max_rounds}")
+    loop = _Loop(learn_global, learn_local, evaluate, _Seeds(eval_seed), on_round)
     if rule.kind == "revert":
+        return loop.revert(pi_g0, pi_l0, rule.rtol, max_rounds)
+    return loop.two_eta(pi_g0, pi_l0, rule.z, rule.eta(k, value_scale), max_rounds)
+
+
+class _Loop:
+    """The rounds of `alternate` under each update rule (the learners, evaluator and seeds they share)."""
+
+    def __init__(self, learn_global: GlobalLearner, learn_local: LocalLearner, evaluate: PairedEvaluator,
+                 seeds: _Seeds, on_round: Callable[[RoundRecord], None] | None) -> None:
+        self.learn_global, self.learn_local, self.evaluate = learn_global, learn_local, evaluate
+        self.seeds, self.on_round = seeds, on_round
+        self.t_start = time.perf_counter()
+        self.history: list[RoundRecord] = []
+
+    def fresh_value(self, pair: Pair) -> Estimate:
+        return Estimate.of(self.evaluate([pair], self.seeds.next())[0])
+
+    def record(self, record: RoundRecord) -> None:
+        self.history.append(record)
+        if self.on_round is not None:
+            self.on_round(record)
+
+    def result(self, pi_g: GlobalPolicy, pi_l: TabularLocalPolicy, stop_reason: str, eta: float) -> AlternatingResult:
+        return AlternatingResult(pi_g, pi_l, tuple(self.history), stop_reason, eta, time.perf_counter() - self.t_start)
+
+    def revert(self, pi_g: GlobalPolicy, pi_l: TabularLocalPolicy, rtol: float, max_rounds: int) -> AlternatingResult:
+        """The authors' rule: take both proposals, keep the best pair, revert on a drop, stop on no change."""
         best: tuple[float, GlobalPolicy, TabularLocalPolicy] = (-math.inf, pi_g, pi_l)
         previous = math.nan
         for rnd in range(1, max_rounds + 1):
             t0 = time.perf_counter()
-            pi_g = learn_global(pi_l)
-            pi_l = learn_local(pi_g, pi_l)
-            value = fresh_value((pi_g, pi_l))
+            pi_g = self.learn_global(pi_l)
+            pi_l = self.learn_local(pi_g, pi_l)
+            value = self.fresh_value((pi_g, pi_l))
             if value.mean > best[0]:
                 best = (value.mean, pi_g, pi_l)
-            elif value.mean < best[0] - abs(best[0]) * rule.rtol:
+            elif value.mean < best[0] - abs(best[0]) * rtol:
                 _, pi_g, pi_l = best
-            record = RoundRecord(rnd, (), value, time.perf_counter() - t0)
-            history.append(record)
-            if on_round is not None:
-                on_round(record)
-            if rnd > 1 and abs(value.mean - previous) < rule.rtol * max(abs(previous), 1e-6):
-                stop_reason = "converged"
-                break
+            self.record(RoundRecord(rnd, (), value, time.perf_counter() - t0))
+            if rnd > 1 and abs(value.mean - previous) < rtol * max(abs(previous), 1e-6):
+                return self.result(pi_g, pi_l, "converged", math.nan)
             previous = value.mean
-        return AlternatingResult(pi_g, pi_l, tuple(history), stop_reason, math.nan, time.perf_counter() - t_start)
+        return self.result(pi_g, pi_l, "max_rounds", math.nan)
 
-    eta = rule.eta(k, value_scale)
-    z, threshold = rule.z, 2 * eta
-    versions = [0, 0]
-    value = fresh_value((pi_g, pi_l))
-
-    def compare(player: str, proposal: Pair) -> Comparison:
-        incumbent = (pi_g, pi_l)
+    def compare(self, player: str, proposal: Pair, incumbent: Pair, versions: tuple[int, int], z: float,
+                threshold: float) -> Comparison:
+        """The paired test of one proposal against the incumbent pair (accepted iff LCB > threshold)."""
         index = 0 if player == "global" else 1
         if _same(proposal[index], incumbent[index]):  # nothing to test: the improvement is exactly 0
             diff = Estimate(0.0, 0.0, 0)
         else:
-            returns = evaluate([proposal, incumbent], seeds.next())
+            returns = self.evaluate([proposal, incumbent], self.seeds.next())
             diff = Estimate.of(returns[0] - returns[1])
         lcb, ucb = diff.mean - z * diff.stderr, diff.mean + z * diff.stderr
         new_versions = (versions[0] + (index == 0), versions[1] + (index == 1))
-        return Comparison(player, (versions[0], versions[1]), new_versions, diff, lcb, ucb, threshold,
-                          lcb > threshold)
+        return Comparison(player, versions, new_versions, diff, lcb, ucb, threshold, lcb > threshold)
 
-    for rnd in range(1, max_rounds + 1):
-        t0 = time.perf_counter()
-        cand_g = learn_global(pi_l)
-        cmp_g = compare("global", (cand_g, pi_l))
-        if cmp_g.accepted:
-            pi_g = cand_g
-            versions[0] += 1
-        cand_l = learn_local(pi_g, pi_l)
-        cmp_l = compare("local", (pi_g, cand_l))
-        if cmp_l.accepted:
-            pi_l = cand_l
-            versions[1] += 1
-        if cmp_g.accepted or cmp_l.accepted:
-            value = fresh_value((pi_g, pi_l))
-        record = RoundRecord(rnd, (cmp_g, cmp_l), value, time.perf_counter() - t0)
-        history.append(record)
-        if on_round is not None:
-            on_round(record)
-        if not (cmp_g.accepted or cmp_l.accepted):
-            stop_reason = "fixed_point"
-            break
-    return AlternatingResult(pi_g, pi_l, tuple(history), stop_reason, eta, time.perf_counter() - t_start)
+    def two_eta(self, pi_g: GlobalPolicy, pi_l: TabularLocalPolicy, z: float, eta: float,
+                max_rounds: int) -> AlternatingResult:
+        """The paper's UPDATE with a paired test: a round with no accepted proposal is a fixed point."""
+        threshold = 2 * eta
+        versions = (0, 0)
+        value = self.fresh_value((pi_g, pi_l))
+        for rnd in range(1, max_rounds + 1):
+            t0 = time.perf_counter()
+            cand_g = self.learn_global(pi_l)
+            cmp_g = self.compare("global", (cand_g, pi_l), (pi_g, pi_l), versions, z, threshold)
+            if cmp_g.accepted:
+                pi_g, versions = cand_g, cmp_g.proposal
+            cand_l = self.learn_local(pi_g, pi_l)
+            cmp_l = self.compare("local", (pi_g, cand_l), (pi_g, pi_l), versions, z, threshold)
+            if cmp_l.accepted:
+                pi_l, versions = cand_l, cmp_l.proposal
+            if cmp_g.accepted or cmp_l.accepted:
+                value = self.fresh_value((pi_g, pi_l))
+            self.record(RoundRecord(rnd, (cmp_g, cmp_l), value, time.perf_counter() - t0))
+            if not (cmp_g.accepted or cmp_l.accepted):
+                return self.result(pi_g, pi_l, "fixed_point", eta)
+        return self.result(pi_g, pi_l, "max_rounds", eta)
 
 
 class StartOutcome(NamedTuple):

@@ -19,7 +19,9 @@ vector; d' does not depend on a_g. How E[V(s_g', d')] is formed is the `transiti
 The transition is stored per s_g as a (D, D) sparse row-stochastic matrix (or, when deterministic, as
 the (D,) index of d'), and the value table as V[s_g, rank(d)] with the small axes first, so that a
 Bellman sweep is S_g sparse (D, D) @ (D, S_g) products (or gathers), one (A_g, S_g) @ (S_g, D) product
-per s_g and an elementwise max over A_g rows; float64 throughout.
+per s_g and an elementwise max over A_g rows; float64 throughout. The operator is an object per
+transition kind (`bellman.ExpectationOperator` for the matrices, `bellman.GatherOperator` for the
+deterministic indices) and one loop solves it (`bellman.solve`, its stopping rule a `bellman.StopRule`).
 
 Speed (bench/glearn_speed.py). The sampled tables are ranked through additive prefix codes
 (`counts.PrefixCodec`: sum the S_l per-state codes of a sample, then two small-table lookups) into
@@ -34,16 +36,27 @@ of the sweeps. A `CountTransitions` returned in the result can be passed back to
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
+from altmarl_ros.marl.learners.bellman import (
+    Anderson,
+    BellmanOperator,
+    ExpectationOperator,
+    FixedBudget,
+    GatherOperator,
+    SpanStop,
+    StopRule,
+    SupStop,
+    solve,
+)
+from altmarl_ros.marl.learners.bellman import recurrence_chain as recurrence_chain  # re-exported
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 
 Transition = Literal["sampled", "exact", "deterministic"]
@@ -55,7 +68,6 @@ ACCELERATIONS: tuple[str, ...] = ("anderson", "none")
 _EXACT_MAX_D = 5_000
 _CHUNK_ENTRIES = 1 << 18  # (count vector, sample) pairs ranked per block: ~1 MB of int32 codes
 _ANDERSON_DEPTH = 5
-_THREADS = len(os.sched_getaffinity(0))  # the sampled sweep's S_g sparse products run on this many threads
 
 
 class CountTransitions(NamedTuple):
@@ -100,14 +112,14 @@ def count_transitions(game: TabularGame, P_tilde: np.ndarray, *, k: int, transit
         return [cv.rank(cv.round_to_counts(all_d @ P_tilde[:, g, :], k), k) for g in range(S_g)]
     if transition == "exact":
         if D > _EXACT_MAX_D:
-            raise ValueError(f"transition='exact' enumerates all next count vectors; D={D} > {_EXACT_MAX_D}")
+            raise InputError(f"transition='exact' enumerates all next count vectors; D={D} > {_EXACT_MAX_D}")
         return [_exact_matrix(P_tilde[:, g, :], k) for g in range(S_g)]
     if transition != "sampled":
-        raise ValueError(f"transition must be one of {TRANSITIONS}, got {transition!r}")
+        raise InputError(f"transition must be one of {TRANSITIONS}, got {transition!r}")
     if rng is None:
-        raise ValueError("transition='sampled' needs an rng")
+        raise InputError("transition='sampled' needs an rng")
     if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
+        raise InputError(f"m must be >= 1, got {m}")
     index_dtype = np.int32 if D * m < 2**31 else np.int64
     data = np.full(D * m, 1.0 / m)  # one read-only array shared by the S_g matrices
     indptr = np.arange(0, D * m + 1, m, dtype=index_dtype)
@@ -172,65 +184,10 @@ def _exact_matrix(P_tilde_g: np.ndarray, k: int) -> sp.csr_matrix:
     return M
 
 
-def recurrence_chain(nxt: np.ndarray) -> list[np.ndarray]:
-    """Nested index sets R_0 = all count vectors, R_{j+1} = union_g nxt[g, R_j], down to the closed set R_J.
-
-    For a deterministic transition d -> nxt[s_g, d], V(., d) for d outside R_j is never read after
-    sweep j of a backward schedule, so value iteration only has to sweep R_J (the recurrent set, a few
-    percent of all count vectors for the warehouse) plus one pass over each R_j (REFERENCE.md 3: the
-    mean-field map contracts the simplex).
-    """
-    D = nxt.shape[1]
-    chain = [np.arange(D)]
-    while True:
-        mask = np.zeros(D, dtype=bool)
-        mask[nxt[:, chain[-1]]] = True
-        successors = np.flatnonzero(mask)
-        if successors.size == chain[-1].size:  # R_{j+1} is a subset of R_j, so equal sizes mean equal sets
-            return chain
-        chain.append(successors)
-
-
-class _Anderson:
-    """Anderson acceleration (type II, depth `depth`) of the fixed-point iteration V <- T V.
-
-    Given the iterates V_i and their images T V_i (residuals f_i = T V_i - V_i), the next point is
-    T V_n - sum_i gamma_i (T V_{i+1} - T V_i), gamma = argmin |f_n - sum_i gamma_i (f_{i+1} - f_i)|_2
-    over the last `depth` differences (Walker & Ni 2011; for value iteration: Geist & Scherrer 2018).
-    With `center`, residuals are compared up to a constant: the span stopping rule ignores constants, and
-    the constant mode (which T contracts only by gamma) would otherwise dominate the least squares.
-    The differences live in two (depth, N) ring buffers, so a step costs O(depth * N).
-    """
-
-    def __init__(self, depth: int, center: bool) -> None:
-        self.depth, self.center = depth, center
-        self.dF: np.ndarray | None = None  # (depth, N) residual differences
-        self.dX: np.ndarray | None = None  # (depth, N) image differences
-        self.filled = 0
-        self.slot = 0
-        self.last: tuple[np.ndarray, np.ndarray] | None = None  # (T V, f) of the previous step, flat
-
-    def reset(self) -> None:
-        self.filled, self.slot, self.last = 0, 0, None
-
-    def propose(self, TV: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """The next point to apply T to, from T V (any shape) and f = T V - V."""
-        x = TV.ravel()
-        r = (f - f.mean()).ravel() if self.center else f.ravel()
-        if self.last is not None:
-            if self.dF is None or self.dX is None:
-                self.dF = np.empty((self.depth, r.size))
-                self.dX = np.empty((self.depth, r.size))
-            np.subtract(r, self.last[1], out=self.dF[self.slot])
-            np.subtract(x, self.last[0], out=self.dX[self.slot])
-            self.slot = (self.slot + 1) % self.depth
-            self.filled = min(self.filled + 1, self.depth)
-        self.last = (x, r)
-        if self.filled == 0 or self.dF is None or self.dX is None:
-            return TV
-        dF, dX = self.dF[:self.filled], self.dX[:self.filled]
-        gamma = np.linalg.lstsq(dF @ dF.T, dF @ r, rcond=1e-12)[0]
-        return (x - gamma @ dX).reshape(TV.shape)
+def _stop_rule(stopping: str, gamma: float, tol: float) -> StopRule:
+    if stopping == "span":
+        return SpanStop(gamma / (1 - gamma), tol)
+    return SupStop(tol) if stopping == "sup" else FixedBudget()
 
 
 def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.random.Generator | None = None,
@@ -254,8 +211,8 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
         game, pi_l, k, transition and m: reused as is, `rng` is not drawn from. Without it the transition
         is built (sampled: m fresh draws per entry from `rng`).
     acceleration : "anderson" (default) extrapolates the point T is applied to from the last few
-        iterates (`_Anderson`); "none" is plain value iteration. Both stop on the same test of T V - V,
-        so the result carries the same bound; "fixed" is always plain (truncated value iteration).
+        iterates (`bellman.Anderson`); "none" is plain value iteration. Both stop on the same test of
+        T V - V, so the result carries the same bound; "fixed" is always plain (truncated value iteration).
 
     Returns
     -------
@@ -263,11 +220,11 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     Q is the last Bellman backup, and the transition used.
     """
     if stopping not in STOPPINGS:
-        raise ValueError(f"stopping must be one of {STOPPINGS}, got {stopping!r}")
+        raise InputError(f"stopping must be one of {STOPPINGS}, got {stopping!r}")
     if acceleration not in ACCELERATIONS:
-        raise ValueError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
+        raise InputError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
     if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        raise InputError(f"max_iter must be >= 1, got {max_iter}")
     t0 = time.perf_counter()
     S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
@@ -276,9 +233,8 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
         transitions = CountTransitions(key, count_transitions(game, P_tilde, k=k, transition=transition, m=m,
                                                               rng=rng))
     elif transitions.key != key:
-        raise ValueError("transitions were built for another (game, pi_l, k, transition, m); "
+        raise InputError("transitions were built for another (game, pi_l, k, transition, m); "
                          "pass transitions=None to build this call's")
-    M = transitions.per_global_state
     all_d = cv.enumerate_counts(k, S_l)
     D = all_d.shape[0]
     local = (all_d @ r_tilde).T / k  # (S_g, D): (1/k) sum_j d_j r~_l(j, s_g), the local part of r_Delta
@@ -286,72 +242,13 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     gamma_P_g = game.gamma * game.P_g  # (S_g, A_g, S_g')
     V = np.zeros((S_g, D)) if V0 is None else np.array(V0, dtype=np.float64)
     if V.shape != (S_g, D):
-        raise ValueError(f"V0 must have shape {(S_g, D)}, got {V.shape}")
-    deterministic = transition == "deterministic"
-    nxt = np.stack(M) if deterministic else None  # (S_g, D) rank of d' per (s_g, d)
-    chain = recurrence_chain(nxt) if nxt is not None else [np.arange(D)]
-
-    def sweep(V: np.ndarray, rows: np.ndarray, greedy: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """One Bellman backup on the count vectors `rows`: (S_g, |rows|) max_a Q and, if greedy, argmax_a Q."""
-        every = rows.size == D
-        targets = nxt[:, rows] if nxt is not None else None
-        if targets is None:  # the S_g sparse products, on `pool` (scipy releases the GIL in them)
-            VT = np.ascontiguousarray(V.T)  # (D, S_g'), shared by every s_g
-            expected = list(pool.map(lambda g: (M[g] if every else M[g][rows]) @ VT, range(S_g)))
-        V_new = np.empty((S_g, rows.size))
-        actions = np.zeros((S_g, rows.size), dtype=np.int64) if greedy else None
-        for g in range(S_g):
-            # W[s_g', d] = E[V(s_g', d') | s_g = g, d]
-            W = np.take(V, targets[g], axis=1) if targets is not None else expected[g].T
-            Q = gamma_P_g[g] @ W  # (A_g, |rows|)
-            Q += C[g] if every else C[g][:, rows]
-            best = V_new[g]
-            best[:] = Q[0]
-            for a in range(1, A_g):  # running max; ties keep the lowest action, like np.argmax
-                better = Q[a] > best
-                np.maximum(best, Q[a], out=best)
-                if actions is not None:
-                    actions[g, better] = a
-        return V_new, actions
-
-    recurrent = chain[-1]
-    # Sweeps on the recurrent set first, then one backward pass over R_{J-1}, ..., R_1: sweep t of a
-    # fixed budget T only needs V on R_{T - t}, which is the recurrent set while T - t >= J.
-    n_rec = max_iter - max(len(chain) - 1, 1) if stopping == "fixed" else max_iter
-    anderson = (_Anderson(_ANDERSON_DEPTH, center=stopping == "span")
+        raise InputError(f"V0 must have shape {(S_g, D)}, got {V.shape}")
+    M = transitions.per_global_state
+    T: BellmanOperator = (GatherOperator(C, gamma_P_g, np.stack(M)) if transition == "deterministic"
+                          else ExpectationOperator(C, gamma_P_g, M))  # type: ignore[arg-type]
+    anderson = (Anderson(_ANDERSON_DEPTH, center=stopping == "span")
                 if acceleration == "anderson" and stopping != "fixed" else None)
-    factor = game.gamma / (1 - game.gamma)
-    residual = float("nan")
-    previous = float("inf")
-    with ThreadPoolExecutor(max_workers=min(S_g, _THREADS)) as pool:
-        x = V[:, recurrent]  # the point T is applied to
-        sweeps = 0
-        for sweeps in range(1, n_rec + 1):
-            TV, _ = sweep(V, recurrent)
-            diff = TV - x
-            if stopping == "span":
-                lo, hi = float(diff.min()), float(diff.max())
-                residual = hi - lo
-                if factor * residual < tol:
-                    V[:, recurrent] = TV + factor * 0.5 * (lo + hi)
-                    break
-            else:
-                residual = float(np.abs(diff).max())
-                if stopping == "sup" and residual < tol:
-                    V[:, recurrent] = TV
-                    break
-            if anderson is None:
-                x = TV
-            else:
-                if residual >= previous:  # safeguard: the extrapolation did not help; restart from plain VI
-                    anderson.reset()
-                x = anderson.propose(TV, diff)
-            previous = residual
-            V[:, recurrent] = x
-        for rows in chain[-2:0:-1]:  # R_{J-1}, ..., R_1
-            V[:, rows] = sweep(V, rows)[0]
-            sweeps += 1
-        V, actions = sweep(V, chain[0], greedy=True)  # the last backup, over every count vector
-    assert actions is not None
-    pi_g = TabularGlobalPolicy(actions, k, S_l, A_g)
-    return GLearnResult(pi_g, V, sweeps + 1, residual, time.perf_counter() - t0, transitions)
+    solution = solve(T, V, stop=_stop_rule(stopping, game.gamma, tol), max_iter=max_iter, anderson=anderson)
+    pi_g = TabularGlobalPolicy(solution.actions, k, S_l, A_g)
+    return GLearnResult(pi_g, solution.V, solution.n_sweeps, solution.residual, time.perf_counter() - t0,
+                        transitions)

@@ -1,15 +1,20 @@
 """Simulator backends of sim_node, chosen by its `mode` parameter (see `base` for the interface).
 
-Adding a mode is one registry line: `'name': Entry('module:Class', drives)`. The module is imported
+Adding a mode is a member of `contract.SimMode` (the name every layer shares) and one registry line:
+`SimMode.NAME: Entry('module:Class', drives)`. The module is imported
 only when its mode is chosen (so e.g. a MuJoCo backend's import costs nothing to the others), and
 `drives` is known without importing it (the bringup plan and the CLI need it to decide whether robot
-nodes publish cmd_vel). This package imports no rclpy.
+nodes publish cmd_vel). This package imports no rclpy (test_layering checks it): it is the ROS layer's
+because sim_node runs it, and it sits above `altmarl_ros.physics` (the ROS-free engine the physics
+backend drives).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import NamedTuple
+
+from altmarl_ros.contract import SimMode, values
 
 
 class Entry(NamedTuple):
@@ -18,17 +23,19 @@ class Entry(NamedTuple):
 
 
 BACKENDS: dict[str, Entry] = {
-    "model": Entry("altmarl_ros.ros.backends.model:ModelBackend", drives=False),
-    "kinematic": Entry("altmarl_ros.ros.backends.kinematic:KinematicBackend", drives=True),
-    "physics": Entry("altmarl_ros.physics.backend:PhysicsBackend", drives=True),  # MuJoCo
+    SimMode.MODEL: Entry("altmarl_ros.ros.backends.model:ModelBackend", drives=False),
+    SimMode.KINEMATIC: Entry("altmarl_ros.ros.backends.kinematic:KinematicBackend", drives=True),
+    SimMode.PHYSICS: Entry("altmarl_ros.ros.backends.physics:PhysicsBackend", drives=True),  # MuJoCo
 }
-MODES = tuple(BACKENDS)
+MODES = values(SimMode)
+if set(BACKENDS) != set(SimMode):
+    raise ImportError(f"backend registry {sorted(BACKENDS)} and contract.SimMode {MODES} differ")
 
 
 def backend_class(mode: str):
     """The SimBackend subclass registered for `mode` (ValueError naming the known modes otherwise)."""
     if mode not in BACKENDS:
-        raise ValueError(f"unknown simulator mode {mode!r}; known: {list(BACKENDS)}")
+        raise ValueError(f"unknown simulator mode {mode!r}; known: {list(MODES)}")
     module, _, name = BACKENDS[mode].target.partition(":")
     cls = getattr(import_module(module), name)
     if cls.drives != BACKENDS[mode].drives:

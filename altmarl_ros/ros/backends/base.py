@@ -11,11 +11,14 @@ where the robots are, which zone each is in, the global state s_g and the reward
     backend.integrate(cmd, dt)       # every robot moves under its cmd_vel (v, w) for dt s of sim time
     backend.poses()                  # (xy, yaw) to publish between decisions
 
+Local states are the floor map's (`marl.games.floor`): a robot in local state s_l is in zone
+floor.local_state_zone[s_l]; a_l sends it to floor.local_action_goal[s_l, a_l].
+
 `reset(rng)` draws the initial state; it is called once, before anything else. Backends import no
 rclpy: their parameters arrive through `param`, a callable that declares and validates a node
 parameter (sim_node passes `common.declare` bound to itself), so a backend's parameters are ordinary
 ROS parameters of sim_node. Shapes: n robots, xy (n, 2) metres in the zones' frame, yaw (n,) rad,
-s_l (n,) zone indices.
+s_l (n,) local states.
 
 A new backend is a subclass in its own module plus one line in `backends.BACKENDS`.
 """
@@ -27,8 +30,10 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import sim as marl_sim
 from altmarl_ros.marl.game import TabularGame as Game
+from altmarl_ros.marl.games.floor import FloorMap, ring_floor
 from altmarl_ros.zones import Zones
 
 
@@ -65,8 +70,10 @@ class SimBackend(ABC):
     # driving robot has answered the last poses with a cmd_vel (simulated time runs as fast as the loop)
     lockstep_control: ClassVar[bool] = False
 
-    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn) -> None:
+    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn, floor: FloorMap | None = None) -> None:
+        """`floor`: what the game's local states and actions mean on the floor (default: the ring warehouse's)."""
         self.game, self.zones, self.n = game, zones, n
+        self.floor = default_floor(game, zones) if floor is None else floor
 
     @abstractmethod
     def reset(self, rng: np.random.Generator) -> Snapshot:
@@ -97,16 +104,24 @@ class SimBackend(ABC):
         return {}
 
 
-def initial_layout(game: Game, zones: Zones, n: int, rng: np.random.Generator,
-                   jitter: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Initial (s_g, s_l (n,), xy (n, 2), yaw (n,), offset (n, 2)): zones from the game's initial
-    distributions, each robot at its zone centre plus a fixed offset of radius <= jitter."""
+def default_floor(game: Game, zones: Zones) -> FloorMap:
+    """The ring warehouse's floor map for `game` (ValueError when the game does not have its shape)."""
+    floor = ring_floor(game)
+    if floor is None or floor.n_zones != zones.n_zones:
+        raise InputError(f"game {game.name} on {zones.n_zones} zones: give the backend the game's floor map")
+    return floor
+
+
+def initial_layout(game: Game, zones: Zones, n: int, rng: np.random.Generator, jitter: float,
+                   floor: FloorMap) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Initial (s_g, s_l (n,), xy (n, 2), yaw (n,), offset (n, 2)): states from the game's initial
+    distributions, each robot at its local state's zone centre plus a fixed offset of radius <= jitter."""
     state = marl_sim.reset(game, rng, n_agents=n, batch=1)
     s_g, s_l = int(state.s_g[0]), state.s_l[0].copy()
     radius = jitter * np.sqrt(rng.random(n))
     angle = 2 * np.pi * rng.random(n)
     offset = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
-    xy = zones.centres[s_l] + offset
+    xy = zones.centres[floor.local_state_zone[s_l]] + offset
     yaw = 2 * np.pi * rng.random(n) - np.pi
     return s_g, s_l, xy, yaw, offset
 

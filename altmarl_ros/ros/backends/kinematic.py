@@ -1,8 +1,8 @@
 """`kinematic` backend: unicycle robots driven by their cmd_vel, zones derived from positions.
 
 Between decisions every robot integrates (v, w) (v clamped to `max_speed`) with Gaussian position
-noise of `noise_std` m/sqrt(s), inside the arena. A robot's zone is the zone its position falls in
-at the start of a decision step; the global state still follows the game's P_g, and the reward is
+noise of `noise_std` m/sqrt(s), inside the arena. A robot's local state is that of the zone its position
+falls in at the start of a decision step; the global state still follows the game's P_g, and the reward is
 the game's r(s, a) for the observed zones and the robots' answered actions.
 """
 
@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from altmarl_ros.marl.game import TabularGame as Game
+from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.ros.backends.base import ParamFn, SimBackend, Snapshot, StepOutcome, game_step, initial_layout, outcome
 from altmarl_ros.zones import Zones
 
@@ -22,8 +23,8 @@ ARENA_MARGIN = 0.2  # m kept between a robot and the arena's edge
 class KinematicBackend(SimBackend):
     drives = True
 
-    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn) -> None:
-        super().__init__(game, zones, n, param)
+    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn, floor: FloorMap | None = None) -> None:
+        super().__init__(game, zones, n, param, floor)
         self.jitter = param("pose_jitter", 0.5, "m, radius of each robot's initial offset in its zone", low=0.0,
                             high=10.0)
         self.noise_std = param("noise_std", 0.02, "m/sqrt(s) position noise (kinematic)", low=0.0, high=10.0)
@@ -31,11 +32,12 @@ class KinematicBackend(SimBackend):
 
     def reset(self, rng: np.random.Generator) -> Snapshot:
         self.rng = rng
-        self.s_g, self.s_l, self.xy, self.yaw, _ = initial_layout(self.game, self.zones, self.n, rng, self.jitter)
+        self.s_g, self.s_l, self.xy, self.yaw, _ = initial_layout(self.game, self.zones, self.n, rng, self.jitter,
+                                                                self.floor)
         return Snapshot(self.xy, self.yaw, self.s_l, self.s_g)
 
     def observe(self) -> Snapshot:
-        self.s_l = self.zones.zone_of(self.xy)
+        self.s_l = self.floor.local_state(self.zones.zone_of(self.xy))
         return Snapshot(self.xy, self.yaw, self.s_l, self.s_g)
 
     def apply(self, a_g: int, a_l: np.ndarray) -> StepOutcome:

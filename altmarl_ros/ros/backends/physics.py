@@ -1,8 +1,10 @@
 """`physics` backend of sim_node: MuJoCo robots in the world of worlds/*.sdf + config/zones.yaml.
 
+It drives `altmarl_ros.physics` (the ROS-free engine: world, MuJoCo model, control), which sits below it.
+
 Robots are differential-drive bodies (`altmarl_ros.physics.engine`, fidelity `planar` or `wheeled`)
-driven by their cmd_vel; they collide with each other and the walls. A robot's zone is the zone its
-physics position falls in at the start of a decision step (the shared pose -> zone map); the global
+driven by their cmd_vel; they collide with each other and the walls. A robot's local state is that
+of the zone its physics position falls in at the start of a decision step (pose -> zone -> floor map); the global
 state follows the game's P_g and the reward is the game's r(s, a) for the observed zones and the
 answered actions (as in `kinematic`). The decision step is a fixed simulated duration, sim_node's
 `step_period`; `default_decision_period()` is the time a robot needs to cross from one zone's centre
@@ -26,9 +28,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from altmarl_ros.contract import Fidelity, values
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.game import TabularGame as Game
-from altmarl_ros.marl.games.warehouse import MOVES
-from altmarl_ros.physics.engine import FIDELITIES, EngineOptions, PhysicsEngine
+from altmarl_ros.marl.games.floor import FloorMap
+from altmarl_ros.physics.engine import EngineOptions, PhysicsEngine
 from altmarl_ros.physics.world import World, load_world
 from altmarl_ros.ros.backends.base import ParamFn, SimBackend, Snapshot, StepOutcome, game_step, initial_layout, outcome
 from altmarl_ros.zones import Zones
@@ -41,11 +45,11 @@ def default_decision_period(world: World | None = None) -> float:
     return (world or load_world()).decision_period()
 
 
-def spawn_points(world: World, s_l: np.ndarray, rng: np.random.Generator, spacing: float = 0.0) -> tuple[
+def spawn_points(world: World, zone: np.ndarray, rng: np.random.Generator, spacing: float = 0.0) -> tuple[
         np.ndarray, int]:
-    """(n, 2) collision-free start positions, each as near its zone's centre as the grid allows; and the
-    number of robots that had to overflow into another zone."""
-    zones, n = world.zones, s_l.size
+    """(n, 2) collision-free start positions of robots in zones `zone` (n,), each as near its zone's centre as
+    the grid allows; and the number of robots that had to overflow into another zone."""
+    zones, n = world.zones, zone.size
     pitch = spacing or 2 * world.robot.footprint_radius + 0.05
     bound = zones.arena_half_size - world.robot.footprint_radius - WALL_CLEARANCE
     rows = np.arange(-bound, bound + 1e-9, pitch * math.sqrt(3) / 2)
@@ -55,7 +59,7 @@ def spawn_points(world: World, s_l: np.ndarray, rng: np.random.Generator, spacin
     grid = np.stack([gx.ravel(), gy.ravel()], -1)
     grid = grid[(np.abs(grid) <= bound).all(-1)]
     if grid.shape[0] < n:
-        raise ValueError(f"physics: {n} robots do not fit in the arena at a spawn spacing of {pitch:.3f} m "
+        raise InputError(f"physics: {n} robots do not fit in the arena at a spawn spacing of {pitch:.3f} m "
                          f"({grid.shape[0]} places)")
     grid_zone = zones.zone_of(grid)
     dist = np.linalg.norm(grid - zones.centres[grid_zone], axis=-1)
@@ -63,7 +67,7 @@ def spawn_points(world: World, s_l: np.ndarray, rng: np.random.Generator, spacin
     xy = np.empty((n, 2))
     overflow = []
     for z in range(zones.n_zones):  # loop over zones (5), not robots
-        robots = rng.permutation(np.flatnonzero(s_l == z))
+        robots = rng.permutation(np.flatnonzero(zone == z))
         own = np.flatnonzero(grid_zone == z)
         own = own[np.argsort(dist[own], kind="stable")][: robots.size]
         xy[robots[: own.size]] = grid[own]
@@ -74,7 +78,7 @@ def spawn_points(world: World, s_l: np.ndarray, rng: np.random.Generator, spacin
         free = np.flatnonzero(~taken)
         # nearest free places to the overflowing robots' zone centres, robot by robot is not needed:
         # order the free places by distance to the swarm's most crowded zone centre
-        centre = zones.centres[np.bincount(s_l[extra], minlength=zones.n_zones).argmax()]
+        centre = zones.centres[np.bincount(zone[extra], minlength=zones.n_zones).argmax()]
         free = free[np.argsort(np.linalg.norm(grid[free] - centre, axis=-1), kind="stable")][: extra.size]
         xy[extra] = grid[free]
     return xy, len(overflow)
@@ -86,12 +90,13 @@ class PhysicsBackend(SimBackend):
     drives: ClassVar[bool] = True
     lockstep_control: ClassVar[bool] = True  # lockstep: a control cycle waits for every driving robot's cmd_vel
 
-    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn) -> None:
-        super().__init__(game, zones, n, param)
-        self.fidelity = param("fidelity", "planar", f"physics robot model: one of {FIDELITIES} (planar base on "
-                              "x, y, yaw; or wheels with ground contact as Gazebo's DiffDrive)")
-        if self.fidelity not in FIDELITIES:
-            raise ValueError(f"parameter 'fidelity' must be one of {FIDELITIES}, got {self.fidelity!r}")
+    def __init__(self, game: Game, zones: Zones, n: int, param: ParamFn, floor: FloorMap | None = None) -> None:
+        super().__init__(game, zones, n, param, floor)
+        fidelities = values(Fidelity)
+        self.fidelity = param("fidelity", Fidelity.PLANAR.value, f"physics robot model: one of {fidelities} "
+                              "(planar base on x, y, yaw; or wheels with ground contact as Gazebo's DiffDrive)")
+        if self.fidelity not in fidelities:
+            raise InputError(f"parameter 'fidelity' must be one of {fidelities}, got {self.fidelity!r}")
         self.timestep = param("physics_timestep", 0.0, "s per MuJoCo step; 0 = the world SDF's max_step_size",
                               low=0.0, high=0.005)
         self.stuck_time = param("stuck_time", 1.0, "s blocked within one drive interval for a robot to count as "
@@ -103,15 +108,15 @@ class PhysicsBackend(SimBackend):
         self.world = load_world(world_sdf or None, robot_sdf or None, None)
         if self.world.zones.centres.shape != zones.centres.shape or not np.allclose(self.world.zones.centres,
                                                                                    zones.centres):
-            raise ValueError("physics: the world's zones (share/config/zones.yaml) differ from sim_node's zones_path")
+            raise InputError("physics: the world's zones (share/config/zones.yaml) differ from sim_node's zones_path")
         self.world = World(self.world.name, self.world.physics_step, self.world.walls, self.world.markers, zones,
                            self.world.robot)
 
     # --- SimBackend -----------------------------------------------------------------------------
     def reset(self, rng: np.random.Generator) -> Snapshot:
         self.rng = rng
-        self.s_g, s_l, _, yaw, _ = initial_layout(self.game, self.zones, self.n, rng, 0.0)
-        xy, self.spawn_overflow = spawn_points(self.world, s_l, rng, self.spacing)
+        self.s_g, s_l, _, yaw, _ = initial_layout(self.game, self.zones, self.n, rng, 0.0, self.floor)
+        xy, self.spawn_overflow = spawn_points(self.world, self.floor.local_state_zone[s_l], rng, self.spacing)
         self.engine = PhysicsEngine(self.world, xy, yaw, EngineOptions(fidelity=self.fidelity,
                                                                       timestep=self.timestep))
         self.goal = np.full(self.n, -1, dtype=np.int64)  # goal zone of robots told to move, -1 = none pending
@@ -121,20 +126,20 @@ class PhysicsBackend(SimBackend):
                        "goal_zone_not_reached": 0, "max_overlap_m": 0.0, "min_tilt": 1.0}
         self.reach_times: list[float] = []
         self.interval: dict[str, float] = {}
-        self.s_l = self.zones.zone_of(xy)
+        self.s_l = self.floor.local_state(self.zones.zone_of(xy))
         return Snapshot(xy, yaw, self.s_l, self.s_g)
 
     def observe(self) -> Snapshot:
         xy, yaw = self.engine.pose()
-        self.s_l = self.zones.zone_of(xy)
+        self.s_l = self.floor.local_state(self.zones.zone_of(xy))
         self._close_interval()
         return Snapshot(xy, yaw, self.s_l, self.s_g)
 
     def apply(self, a_g: int, a_l: np.ndarray) -> StepOutcome:
         result = game_step(self.game, self.rng, self.s_g, self.s_l, a_g, a_l)
         self.s_g = int(result.state.s_g[0])  # the robots' zones follow their motion, not P_l
-        target = (self.s_l + np.asarray(MOVES)[a_l]) % self.zones.n_zones
-        self.goal = np.where(target != self.s_l, target, -1)
+        target = self.floor.goal_zone(self.s_l, a_l)
+        self.goal = np.where(target != self.floor.local_state_zone[self.s_l], target, -1)
         self.goal_t0[:] = self.engine.time
         return outcome(result)
 

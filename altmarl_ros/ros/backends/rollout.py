@@ -1,5 +1,7 @@
 """Closed-loop episodes in physics without ROS: the same backend, policies and go-to-goal law as the swarm.
 
+A driver of the physics backend; ROS-free like every module of `ros.backends`.
+
 One episode = what `altmarl swarm --mode physics` runs in lockstep, in one process: at each decision
 step the controller's pi_g acts on a fresh uniform k-subset of the robots' zones (Algorithm 4), every
 robot samples a_l ~ pi_l(.|s_l, s_g) and heads for its goal zone's centre (with `goal_spacing` > 0: its
@@ -16,12 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.games.warehouse import MOVES
+from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import GlobalController
-from altmarl_ros.physics.backend import PhysicsBackend
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
+from altmarl_ros.ros.backends.physics import PhysicsBackend
 from altmarl_ros.zones import Zones
 
 
@@ -41,18 +43,17 @@ def fixed_params(**overrides: Any):
 
 def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, n_agents: int,
             steps: int, seed: int, decision_period: float, control_period: float = 0.1,
-            goal_spacing: float = GOAL_SPACING, **physics: Any) -> Episode:
+            goal_spacing: float = GOAL_SPACING, floor: FloorMap | None = None, **physics: Any) -> Episode:
     """One lockstep episode in physics. `seed` fixes the start state and the environment's draws (P_g) as
     sim_node's `seed` does (the same start as a swarm run with that seed); the controller's subsets and the
     robots' action draws use their own streams, so two policies run from one seed share the start and the
-    environment's randomness (common random numbers)."""
+    environment's randomness (common random numbers). `floor`: the game's floor map (default: the ring's)."""
     env_rng = np.random.default_rng(seed)
     obs_rng, act_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
-    backend = PhysicsBackend(game, zones, n_agents, fixed_params(**physics))
+    backend = PhysicsBackend(game, zones, n_agents, fixed_params(**physics), floor)
     backend.reset(env_rng)
     cycles = max(1, round(decision_period / control_period))
     robots = np.arange(n_agents)
-    moves = np.asarray(MOVES)
     rewards = np.empty(steps)
     rec: dict[str, list[Any]] = {key: [] for key in Transitions._fields}
     for t in range(steps):
@@ -66,7 +67,7 @@ def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: Tabul
         rewards[t] = out.reward
         for key, value in (("s_g", snap.s_g), ("a_g", a_g), ("s_l", snap.s_l.copy()), ("a_l", a_l)):
             rec[key].append(value)
-        target = zones.goal_points((snap.s_l + moves[a_l]) % zones.n_zones, robots, goal_spacing)
+        target = zones.goal_points(backend.floor.goal_zone(snap.s_l, a_l), robots, goal_spacing)
         for _ in range(cycles):
             xy, yaw = backend.poses()
             backend.integrate(go_to_goal(xy, yaw, target), control_period)

@@ -1,4 +1,4 @@
-"""Sweep backends: cells, streaming CSV, resume, and Ray = local on the same seeds (a real local Ray runtime)."""
+"""Sweep executors: cells, streaming CSV, resume, and Ray = local on the same seeds (a real local Ray runtime)."""
 
 import math
 import os
@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from altmarl_ros.marl.backends import Cell, grid, run_cell, run_sweep
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.config import config_from_dict
+from altmarl_ros.marl.executors import Cell, grid, run_cell, run_sweep
 from altmarl_ros.marl.experiments import read_rows, run_one
 
 # A tiny config on the two-zone coordination game: a cell takes a fraction of a second.
@@ -110,10 +111,10 @@ def test_resume_refuses_a_different_config(tmp_path):
         run_sweep(TINY, grid([1], [0]), out=out, resume=True)
 
 
-def test_bad_backend_and_address_are_user_errors():
-    with pytest.raises(ValueError, match="unknown backend 'spark'"):
-        run_sweep(TINY, [], backend="spark")
-    with pytest.raises(ValueError, match="only used by the ray backend"):
+def test_bad_executor_and_address_are_user_errors():
+    with pytest.raises(InputError, match=r"unknown executor 'spark'; executors: \['local', 'ray'\]"):
+        run_sweep(TINY, [], executor="spark")
+    with pytest.raises(InputError, match=r"only used by the ray executor \(--executor ray\)"):
         run_sweep(TINY, [], address="auto")
 
 
@@ -143,15 +144,15 @@ def ray_local(tmp_path_factory):
             os.environ[key] = value
 
 
-def test_ray_backend_gives_the_local_rows_and_resumes(ray_local, tmp_path):
+def test_ray_executor_gives_the_local_rows_and_resumes(ray_local, tmp_path):
     cells = grid(KS, SEEDS, gap_seeds=1)
     local = run_sweep(TINY, cells, out=tmp_path / "local.csv")
-    remote = run_sweep(TINY, cells, out=tmp_path / "ray.csv", backend="ray")
+    remote = run_sweep(TINY, cells, out=tmp_path / "ray.csv", executor="ray")
     _same(_comparable(remote), _comparable(local))  # same rows, same (grid) order
     _same(_comparable(read_rows(tmp_path / "ray.csv")), _comparable(local))
     assert ray_local.is_initialized()  # a runtime it did not start is left running
     # resume on Ray: only the missing cells become tasks
-    run_sweep(TINY, cells[:2], out=tmp_path / "part.csv", backend="ray")
+    run_sweep(TINY, cells[:2], out=tmp_path / "part.csv", executor="ray")
     ran = tmp_path / "ran"
     ran.mkdir()
 
@@ -159,12 +160,12 @@ def test_ray_backend_gives_the_local_rows_and_resumes(ray_local, tmp_path):
         (ran / f"{cell.k}_{cell.seed}").touch()
         return run_cell(config, cell, cache)
 
-    resumed = run_sweep(TINY, cells, out=tmp_path / "part.csv", backend="ray", resume=True, cell_fn=marking)
+    resumed = run_sweep(TINY, cells, out=tmp_path / "part.csv", executor="ray", resume=True, cell_fn=marking)
     assert sorted(p.name for p in ran.iterdir()) == sorted(f"{c.k}_{c.seed}" for c in cells[2:])
     _same(_comparable(resumed), _comparable(local))
 
 
-def test_cli_sweep_resume_and_backend_flags(tmp_path):
+def test_cli_sweep_resume_and_executor_flags(tmp_path):
     config = tmp_path / "tiny.yaml"
     import yaml
 
@@ -182,12 +183,21 @@ def test_cli_sweep_resume_and_backend_flags(tmp_path):
     assert {(r.k, r.seed) for r in read_rows(out)} == {(1, 0), (2, 0)}
     assert "(resuming)" in second.stdout
     bad = altmarl("sweep", "--config", config, "--k", "1", "--out", out, "--address", "auto")
-    assert bad.returncode == 2 and bad.stderr.strip().endswith("--address needs --backend ray")
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("--address needs --executor ray")
+    bad = altmarl("sweep", "--config", config, "--k", "1", "--out", out, "--executor", "local", "--address", "auto")
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("--address needs --executor ray")
+    # the old flag name still works, with a deprecation warning (same rows as --executor local)
+    old = altmarl("sweep", "--config", config, "--k", "1", "--seeds", "1", "--out", tmp_path / "old.csv",
+                  "--backend", "local")
+    assert old.returncode == 0, old.stderr
+    assert "--backend is deprecated, use --executor" in old.stderr and " on local " in old.stdout
+    _same(_comparable(read_rows(tmp_path / "old.csv")), _comparable([r for r in read_rows(out) if r.k == 1]))
+    assert "--executor" in altmarl("sweep", "--help").stdout
 
 
-def test_without_ray_the_ray_backend_is_one_clear_error(monkeypatch):
-    """Ray is optional: the local backend never imports it, and --backend ray without it is a user error."""
+def test_without_ray_the_ray_executor_is_one_clear_error(monkeypatch):
+    """Ray is optional: the local executor never imports it, and --executor ray without it is a user error."""
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     assert run_sweep(TINY, grid([1], [0], gap_seeds=0))  # local: fine
-    with pytest.raises(ValueError, match=r"the ray backend needs Ray: pip install 'altmarl_ros\[ray\]'"):
-        run_sweep(TINY, grid([1], [0], gap_seeds=0), backend="ray")
+    with pytest.raises(InputError, match=r"the ray executor needs Ray: pip install 'altmarl_ros\[ray\]'"):
+        run_sweep(TINY, grid([1], [0], gap_seeds=0), executor="ray")

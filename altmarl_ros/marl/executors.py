@@ -1,15 +1,16 @@
-"""Sweeps are cells: a k-by-seed grid of independent (k, seed) cells, run in this process or as Ray tasks.
+"""Sweep executors: a sweep is a k-by-seed grid of independent (k, seed) cells, run in this process or as
+Ray tasks. (Not to be confused with the simulator backends of `ros.backends`.)
 
 A cell is `experiments.run_one(config, k=..., seed=..., with_gap=...)`: it trains, evaluates and returns
 tidy rows. Every random number of a cell comes from its seed, so a cell gives the same rows whichever
-backend runs it and in whatever order (except `train_seconds`, a wall-clock time).
+executor runs it and in whatever order (except `train_seconds`, a wall-clock time).
 
 `run_sweep` streams: after every finished cell it rewrites the CSV atomically, in grid order, so an
 interruption loses only the cells still running. With `resume=True` it reads an existing CSV and skips
 the cells already there; a `<csv>.sweep.json` beside the CSV records the config and the game's
 fingerprint, and resuming with a different one is refused (rows of two settings are never mixed).
 
-Backends:
+Executors (`run_sweep(executor=...)`, `altmarl sweep --executor`):
 - `local`: cells one after another in this process (global-oracle results shared between cells).
 - `ray`: one Ray task per cell (1 CPU each) on an existing cluster (`address`, e.g. "auto" or
   "ray://head:10001") or on a Ray runtime started on this machine (`ray.init()`); Ray is an optional
@@ -24,12 +25,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.artifacts import atomic_write_text
 from altmarl_ros.marl.config import TrainConfig
 from altmarl_ros.marl.experiments import GAP_METRIC, SweepRow, read_rows, run_one, write_rows
 from altmarl_ros.marl.games import make_game
 
-BACKENDS = ("local", "ray")
+EXECUTORS = ("local", "ray")
 
 
 class Cell(NamedTuple):
@@ -46,7 +48,7 @@ OnCell = Callable[[Cell, list[SweepRow]], None]
 
 def run_cell(config: TrainConfig, cell: Cell, cache: dict[str, Any] | None = None, *,
              policy_dir: str | None = None) -> list[SweepRow]:
-    """The rows of one cell: `experiments.run_one` at (cell.k, cell.seed). `cache` (local backend) shares
+    """The rows of one cell: `experiments.run_one` at (cell.k, cell.seed). `cache` (local executor) shares
     global oracles and full-information references between cells; `policy_dir` saves each cell's pair."""
     cache = {} if cache is None else cache
     return run_one(config, k=cell.k, seed=cell.seed, with_gap=cell.with_gap,
@@ -81,7 +83,7 @@ def run_ray(config: TrainConfig, cells: Iterable[Cell], on_cell: OnCell, *, addr
     try:
         import ray
     except ImportError as exc:
-        raise ValueError("the ray backend needs Ray: pip install 'altmarl_ros[ray]' (or `pip install ray`)") from exc
+        raise InputError("the ray executor needs Ray: pip install 'altmarl_ros[ray]' (or `pip install ray`)") from exc
     started = not ray.is_initialized()
     if started:
         if address:
@@ -121,33 +123,33 @@ def _check_resumable(out: Path, meta: dict[str, Any]) -> None:
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"cannot resume {out}: {path} (the settings it was written with) is missing") from None
+        raise InputError(f"cannot resume {out}: {path} (the settings it was written with) is missing") from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot resume {out}: {path} is unreadable: {exc}") from exc
+        raise InputError(f"cannot resume {out}: {path} is unreadable: {exc}") from exc
     stored = json.loads(json.dumps(stored))
     meta = json.loads(json.dumps(meta))  # the same JSON normalisation as the stored copy
     if stored.get("game_fingerprint") != meta["game_fingerprint"]:
-        raise ValueError(f"cannot resume {out}: it was written for game {stored.get('game_fingerprint')!r}, this "
+        raise InputError(f"cannot resume {out}: it was written for game {stored.get('game_fingerprint')!r}, this "
                          f"config's game is {meta['game_fingerprint']!r}")
     old, new = stored.get("config", {}), meta["config"]
     differ = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
     if differ:
-        raise ValueError(f"cannot resume {out}: it was written with a different config ({differ[0]}: "
+        raise InputError(f"cannot resume {out}: it was written with a different config ({differ[0]}: "
                          f"{old.get(differ[0])!r} there, {new.get(differ[0])!r} now); use another --out")
 
 
 def run_sweep(config: TrainConfig, cells: Sequence[Cell], *, out: str | os.PathLike[str] | None = None,
-              backend: str = "local", address: str | None = None, resume: bool = False,
+              executor: str = "local", address: str | None = None, resume: bool = False,
               on_cell: OnCell | None = None, cell_fn: CellFn = run_cell) -> list[SweepRow]:
-    """Run the cells on `backend`, writing `out` (CSV) after each; returns every row in grid order.
+    """Run the cells on `executor` ("local" or "ray"), writing `out` (CSV) after each; returns every row in grid order.
 
     `resume`: keep the cells already in `out` (a cell that needs the Nash gap and has none is rerun)
     and run only the others; `on_cell(cell, rows)` is called for each newly finished cell.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
-    if address and backend != "ray":
-        raise ValueError("an address is only used by the ray backend (--backend ray)")
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor {executor!r}; executors: {list(EXECUTORS)}")
+    if address and executor != "ray":
+        raise InputError("an address is only used by the ray executor (--executor ray)")
     path = None if out is None else Path(out)
     meta = _sweep_meta(config)
     results: dict[tuple[int, int], list[SweepRow]] = {}
@@ -173,7 +175,7 @@ def run_sweep(config: TrainConfig, cells: Sequence[Cell], *, out: str | os.PathL
         if on_cell is not None:
             on_cell(cell, rows)
 
-    if backend == "local":
+    if executor == "local":
         run_local(config, todo, finished, cell_fn=cell_fn)
     else:
         run_ray(config, todo, finished, address=address, cell_fn=cell_fn)
