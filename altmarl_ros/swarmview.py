@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.zones import Zones
 
 TICK, COMMAND, GOALS, METRICS = "/swarm/tick", "/swarm/zone_command", "/swarm/zone_goals", "/swarm/metrics"
@@ -35,7 +36,7 @@ def zone_colours(zone: np.ndarray) -> np.ndarray:
     return np.where((zone >= 0)[..., None], ZONE_COLOURS[np.maximum(zone, 0) % len(ZONE_COLOURS)], 0.8)
 
 
-class ViewError(ValueError):
+class ViewError(UserError, ValueError):
     """The bag cannot be read or lacks what a view needs (the message names it)."""
 
 

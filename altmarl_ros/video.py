@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.progress import Progress
 from altmarl_ros.swarmview import SwarmFrames, ViewError, read_frames, zone_colours
 from altmarl_ros.zones import Zones
@@ -123,11 +124,11 @@ def render_video(frames: SwarmFrames, path: str | Path, *, view: str = "auto", f
     import imageio_ffmpeg
 
     if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        raise InputError(f"view must be one of {VIEWS}, got {view!r}")
     if size < 64 or size % 16:
-        raise ValueError(f"video size must be a multiple of 16 and >= 64 pixels, got {size}")
+        raise InputError(f"video size must be a multiple of 16 and >= 64 pixels, got {size}")
     if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise InputError(f"fps must be > 0, got {fps}")
     path = Path(path)
     if view == "auto":
         view = "occupancy" if frames.placed() else "positions"

@@ -2,9 +2,10 @@
 
 Layers, lowest first; a module may import its own layer and the ones below, never one above:
 
-    0 base     errors, paths, progress, contract, zones   plain Python / numpy / yaml: no package module
+    0 base     errors, paths, progress, contract, zones,  plain Python / numpy / yaml: no package module
+               exitcodes, stopflag, domains
     1 marl     marl/                                      the learning library (numpy, scipy)
-    2 physics  physics/, bagdata                          the ROS-free engine; the ROS-free bag reader
+    2 physics  physics/, bagdata, swarmview, video        the ROS-free engine; the ROS-free bag readers, the video
     3 ros      ros/  (ros/backends: no rclpy either)      nodes, bringup, simulator backends, swarm runner
     4 cli      cli, launch/swarm.launch.py                the entry points
 
@@ -22,9 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "altmarl_ros"
 LAYERS = {"base": 0, "marl": 1, "physics": 2, "ros": 3, "cli": 4}
-BASE_MODULES = {"errors", "paths", "progress", "contract", "zones", "__init__"}
+BASE_MODULES = {"errors", "paths", "progress", "contract", "zones", "exitcodes", "stopflag", "domains", "__init__"}
+ROS_FREE_READERS = {"bagdata", "swarmview", "video"}  # rosbags and matplotlib, never rclpy
 ROS_PACKAGES = {"rclpy", "launch", "launch_ros", "builtin_interfaces", "geometry_msgs",
-                "std_msgs", "rosgraph_msgs", "diagnostic_msgs", "rcl_interfaces", "nav_msgs", "sensor_msgs",
+                "std_msgs", "rosgraph_msgs", "diagnostic_msgs", "visualization_msgs", "rcl_interfaces", "nav_msgs",
+                "sensor_msgs",
                 "rosidl_runtime_py", "rclpy_message_converter"}
 
 
@@ -36,7 +39,7 @@ def group(module: str) -> str:
     head = parts[1] if len(parts) > 1 else "__init__"
     if head in BASE_MODULES:
         return "base"
-    if head == "bagdata":
+    if head in ROS_FREE_READERS:
         return "physics"
     if head in ("marl", "physics", "ros", "cli"):
         return head

@@ -23,6 +23,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.swarmview import zone_colours
 from altmarl_ros.zones import Zones
 
@@ -37,7 +38,7 @@ class MarkerThrottle:
 
     def __init__(self, rate_hz: float) -> None:
         if rate_hz < 0 or not math.isfinite(rate_hz):
-            raise ValueError(f"marker rate must be >= 0 Hz, got {rate_hz}")
+            raise InputError(f"marker rate must be >= 0 Hz, got {rate_hz}")
         self.period = 1.0 / rate_hz if rate_hz > 0 else math.inf
         self.next = -math.inf
 
