@@ -36,9 +36,9 @@ setup(
     entry_points={
         "console_scripts": [
             "altmarl = altmarl_ros.cli:main",
-            "controller_node = altmarl_ros.ros.controller_node:main",
-            "robot_node = altmarl_ros.ros.robot_node:main",
-            "sim_node = altmarl_ros.ros.sim_node:main",
+            "controller_node = altmarl_ros.ros.entry:controller_node",
+            "robot_node = altmarl_ros.ros.entry:robot_node",
+            "sim_node = altmarl_ros.ros.entry:sim_node",
         ],
     },
 )

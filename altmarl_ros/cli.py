@@ -277,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-pg", action="store_true", help="also replace P_g by its estimate (default: check it)")
     p.set_defaults(func=cmd_identify)
 
+    p = sub.add_parser("replay", help="render a swarm bag as a top-down video (--video FILE.mp4)")
+    from altmarl_ros import video
+    video.add_arguments(p)
+    p.set_defaults(func=video.run)
     _add_swarm(sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop"))
     return parser
 

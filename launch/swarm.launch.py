@@ -222,6 +222,8 @@ def generate_launch_description() -> LaunchDescription:
         _arg('respawn', 'Times a robot_node or the controller that crashes is started again (0 = never); a '
                         'configuration error (exit 2) is never respawned and fails the launch; sim_node is never '
                         'respawned: its exit ends the launch, and a non-zero exit makes `ros2 launch` return 1.'),
+        _arg('marker_rate', 'Hz of sim_node\'s visualization_msgs/MarkerArray on /swarm/markers (RViz, Foxglove: '
+                            'share/altmarl_ros/config/foxglove_swarm.json); 0 = off.'),
         _arg('log_level', 'Log level of the swarm nodes.', choices=['debug', 'info', 'warn', 'error']),
         _arg('fidelity', 'mode:=physics: planar base (x, y, yaw) or wheeled (wheels with ground contact).',
              choices=list(values(Fidelity))),

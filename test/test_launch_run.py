@@ -134,8 +134,9 @@ def test_closed_loop_matches_numpy(launch_env, ros_domain, tmp_path):
     z = (r["mean_reward"] - ref.mean) / spread
     assert abs(z) <= Z_ALPHA, (z, r["mean_reward"], ref.mean, spread)
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
-        metrics = [c for c in reader.connections if c.topic == "/swarm/metrics"]
-        assert metrics and sum(c.msgcount for c in metrics) == 200
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/swarm/metrics"] == 200
+    assert 0 < counts["/swarm/markers"] == r["markers_published"] <= 200  # marker_rate (default 2 Hz) throttles
 
 
 START_PUBLISHER = textwrap.dedent("""
@@ -155,15 +156,17 @@ START_PUBLISHER = textwrap.dedent("""
 
 
 def test_kinematic_free_running_waits_for_start(launch_env, tmp_path):
-    """mode:=kinematic, lockstep:=false, observation:=aggregate, one process per robot, the shm transport, an
-    explicit zones file and autostart:=false: nothing steps until 'start' on /swarm/command."""
+    """mode:=kinematic, lockstep:=false, use_sim_time:=true (the nodes run on the simulator's /clock; sim_node
+    itself never does), observation:=aggregate, one process per robot, the shm transport, an explicit zones
+    file, marker_rate:=0 and autostart:=false: nothing steps until 'start' on /swarm/command."""
     record, zones = tmp_path / "record.json", tmp_path / "zones.yaml"
     zones.write_text((ROOT / "config" / "zones.yaml").read_text())
     env = {k: v for k, v in launch_env.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}  # dds_transport applies
     launch = Launch(env, ["mode:=kinematic", "lockstep:=false", "step_period:=0.1", "physics_rate:=30",
-                          "use_sim_time:=false", "observation:=aggregate", "robots_per_process:=1", "n_robots:=5",
-                          "k:=5", "steps:=30", "dds_transport:=shm", "autostart:=false", f"zones:={zones}",
-                          "tolerate_lost_robots:=true", "respawn:=1", "log_level:=info", f"record_path:={record}"],
+                          "use_sim_time:=true", "observation:=aggregate", "marker_rate:=0", "robots_per_process:=1",
+                          "n_robots:=5", "k:=5", "steps:=30", "dds_transport:=shm", "autostart:=false",
+                          f"zones:={zones}", "tolerate_lost_robots:=true", "respawn:=1", "log_level:=info",
+                          f"record_path:={record}"],
                     tmp_path / "launch.log")
     launch.wait_for(r"\[altmarl_sim\]: 5 robots, mode=kinematic", timeout=90)
     time.sleep(2.0)
@@ -178,7 +181,7 @@ def test_kinematic_free_running_waits_for_start(launch_env, tmp_path):
     assert run.code == 0, run.output[-4000:]
     assert "started by /swarm/command" in run.output
     r = _record(record)
-    assert (r["steps"], r["mode"], r["lockstep"]) == (30, "kinematic", False)
+    assert (r["steps"], r["mode"], r["lockstep"], r["markers_published"]) == (30, "kinematic", False, 0)
 
 
 def test_physics_with_polling_and_own_policy(launch_env, tmp_path):
@@ -274,7 +277,7 @@ def test_crashed_robot_host_is_respawned(launch_env, tmp_path):
 
 def test_ctrl_c_leaves_a_record(launch_env, tmp_path):
     """SIGINT to the process group mid-run (Ctrl-C): `ros2 launch` exits 0 or 130, sim_node exits cleanly (never
-    killed by SIGINT) and its record holds the steps run so far."""
+    killed by SIGINT) and its record holds the steps run so far, marked interrupted and not complete."""
     record = tmp_path / "record.json"
     launch = Launch(launch_env, ["n_robots:=10", "k:=5", "steps:=5000", "step_period:=0.02",
                                  f"record_path:={record}"], tmp_path / "launch.log")
@@ -285,4 +288,4 @@ def test_ctrl_c_leaves_a_record(launch_env, tmp_path):
     assert run.code in (0, 130), run.output[-4000:]
     assert not SIM_DIED.search(run.output), run.output[-4000:]
     r = _record(record)
-    assert 1 <= r["steps"] < 5000
+    assert 1 <= r["steps"] < 5000 and r["interrupted"] and not r["complete"]

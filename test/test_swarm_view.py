@@ -28,18 +28,48 @@ def _count(path: Path) -> tuple[int, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def kinematic_bag(ros_domain, tmp_path_factory) -> Path:
-    """A short kinematic run of `altmarl swarm --bag` (every node in one process)."""
+def kinematic_run(ros_domain, tmp_path_factory) -> Path:
+    """A short kinematic run of `altmarl swarm --video` (which records the bag; every node in one process), markers
+    at 50 Hz: every step's."""
     from altmarl_ros.ros.heuristics import save_heuristic
 
     out = tmp_path_factory.mktemp("kinematic")
     policy = save_heuristic(out / "policy.npz", k=3)
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(N), "--k", "3", "--steps", str(STEPS),
-           "--mode", "kinematic", "--step-period", "0.5", "--policy", str(policy), "--out", str(out), "--bag",
-           "--single-process", "--no-plots", "--numpy-episodes", "10"]
+           "--mode", "kinematic", "--step-period", "0.5", "--policy", str(policy), "--out", str(out),
+           "--video", str(out / "run.mp4"), "--marker-rate", "50", "--single-process", "--no-plots",
+           "--numpy-episodes", "10"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return out / "bag"
+    return out
+
+
+@pytest.fixture(scope="module")
+def kinematic_bag(kinematic_run) -> Path:
+    return kinematic_run / "bag"
+
+
+def test_swarm_video(kinematic_run):
+    """`altmarl swarm --video`: one frame per decision step, at the default 640 x 640."""
+    assert _count(kinematic_run / "run.mp4") == (STEPS, (640, 640))
+
+
+def test_simulator_markers_are_in_the_bag(kinematic_run):
+    """sim_node's /swarm/markers, recorded in the run's bag: one per step (50 Hz > the step rate), every robot."""
+    import json
+
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    with AnyReader([kinematic_run / "bag"], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        conns = [c for c in reader.connections if c.topic == "/swarm/markers"]
+        assert conns and conns[0].msgtype == "visualization_msgs/msg/MarkerArray"
+        arrays = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
+    assert len(arrays) == STEPS
+    for msg in arrays:
+        assert sum(len(m.points) for m in msg.markers if m.ns == "robots") == N
+    summary = json.loads((kinematic_run / "summary.json").read_text())
+    assert summary["ros_domain_source"] == "environment"  # the test's private domain was kept
 
 
 def test_frames_from_a_kinematic_bag(kinematic_bag):
@@ -51,11 +81,12 @@ def test_frames_from_a_kinematic_bag(kinematic_bag):
     assert frames.occupancy().sum(1).tolist() == [N] * STEPS
 
 
-def test_video_of_a_bag_has_a_frame_per_step(kinematic_bag, tmp_path):
-    from altmarl_ros.video import main
+def test_replay_video_of_a_bag_has_a_frame_per_step(kinematic_bag, tmp_path):
+    """`altmarl replay BAG --video FILE.mp4 --size 320 --fps 5`."""
+    from altmarl_ros.cli import main
 
     out = tmp_path / "run.mp4"
-    assert main([str(kinematic_bag), "--video", str(out), "--size", "320", "--fps", "5"]) == 0
+    assert main(["replay", str(kinematic_bag), "--video", str(out), "--size", "320", "--fps", "5"]) == 0
     assert _count(out) == (STEPS, (320, 320))
     assert not list(tmp_path.glob(".*.tmp*")), "temporary file left behind"
 

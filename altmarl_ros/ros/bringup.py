@@ -88,6 +88,7 @@ class SwarmOptions:
     log_level: str = "info"
     fidelity: str = Fidelity.PLANAR.value  # mode 'physics': 'planar' base or 'wheeled' robots
     physics_rate: float = 10.0  # mode 'physics': Hz of simulated time at which robots' cmd_vel is applied
+    marker_rate: float = 2.0  # Hz of sim_node's /swarm/markers (RViz/Foxglove); 0 = off
     respawn: int = 2  # times a robot_node or the controller that dies is started again (0 = never); never sim_node
 
     def __post_init__(self) -> None:
@@ -149,8 +150,9 @@ def plan(options: SwarmOptions) -> list[NodeSpec]:
     specs: list[NodeSpec] = []
     free = not options.lockstep
     if options.sim == Simulator.EMBEDDED:
-        specs.append(NodeSpec("sim_node", contract.SIM_NODE, "", {
-            **common, "robots": names, "mode": options.mode, "lockstep": options.lockstep,
+        specs.append(NodeSpec("sim_node", contract.SIM_NODE, "", {  # it publishes /clock: never on sim time itself
+            **common, "use_sim_time": False, "marker_rate": float(options.marker_rate),
+            "robots": names, "mode": options.mode, "lockstep": options.lockstep,
             "step_period": float(options.step_period), "step_timeout": float(options.step_timeout),
             "steps": options.steps, "seed": options.seed, "record_path": options.record_path,
             "bag_path": options.bag_path, "autostart": options.autostart,

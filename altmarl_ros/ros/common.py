@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from altmarl_ros import stopflag
 from altmarl_ros.errors import UserError, is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
 from altmarl_ros.marl.games.floor import FloorMap
@@ -167,18 +167,6 @@ def make_executor(n_entities: int):
     return SingleThreadedExecutor()
 
 
-class _StopRequest:
-    """SIGINT/SIGTERM set a flag that the spin loop checks between callbacks: raising from the signal
-    handler instead could interrupt a callback half-way (e.g. inside destroy_subscription) and leave
-    the node in a state that rclpy cannot destroy."""
-
-    requested = False
-
-    @classmethod
-    def handler(cls, signum, frame) -> None:
-        cls.requested = True
-
-
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin until it is done or interrupted, always shut down cleanly.
 
@@ -188,8 +176,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _StopRequest.handler)
-    signal.signal(signal.SIGTERM, _StopRequest.handler)
+    # SIGINT/SIGTERM set a flag that the spin loop checks between callbacks (altmarl_ros.stopflag; the console
+    # entry points install it before importing): raising from the signal handler could interrupt a callback
+    # half-way (e.g. inside destroy_subscription) and leave the node in a state rclpy cannot destroy.
+    stopflag.install()
     node = None
     code = 0
     try:
@@ -209,8 +199,13 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             profiler = cProfile.Profile()
             profiler.enable()
         try:
-            while rclpy.ok() and not getattr(node, "done", False) and not _StopRequest.requested:
-                executor.spin_once(timeout_sec=0.1)
+            while rclpy.ok() and not getattr(node, "done", False) and not stopflag.requested:
+                try:
+                    executor.spin_once(timeout_sec=0.1)
+                except Exception as exc:  # e.g. RCLError "cannot publish data" from DDS while peers shut down
+                    if not stopflag.requested:
+                        raise
+                    rclpy.logging.get_logger(PACKAGE).warning(f"{node.get_name()}: stopping: {exc}")
         finally:
             if profiler is not None:
                 profiler.disable()

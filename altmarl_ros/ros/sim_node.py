@@ -40,10 +40,11 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
-from altmarl_ros import contract
+from altmarl_ros import contract, exitcodes
 from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.backends import backend_class
+from altmarl_ros.ros.clash import RivalWatch
 from altmarl_ros.ros.common import (
     check_floor,
     declare,
@@ -52,7 +53,9 @@ from altmarl_ros.ros.common import (
     run_node,
     write_json,
 )
+from altmarl_ros.ros.markers import MarkerPublisher
 from altmarl_ros.ros.sim_params import SimParams
+from altmarl_ros.ros.sim_summary import sim_summary
 from altmarl_ros.ros.step_ledger import ClosedStep, ControlCycles, Phase, StepLedger, Verdict
 
 NODE_NAME = contract.SIM_NODE
@@ -137,6 +140,10 @@ class SimNode(Node):
         self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
         self.metrics_pub = self.create_publisher(Float64MultiArray, topics.METRICS, topics.METRICS_QOS)
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS)
+        self.markers = MarkerPublisher(self, self.zones, declare(self, "marker_rate", 2.0, "Hz of /swarm/markers "
+                                       "(RViz/Foxglove view; built only while watched or recorded); 0 = off",
+                                       low=0.0, high=100.0))
+        self.rival = RivalWatch(self)
         self.create_timer(0.002, self._loop)
         if self.drives and self.cycles is None:
             self.create_timer(1.0 / self.params.physics_rate, self._physics)
@@ -249,6 +256,9 @@ class SimNode(Node):
             self.cycles.drop_owed()
             self._physics()
             return
+        if self.rival.check(now, waiting=self.phase is Phase.WAITING):  # another swarm in the domain: refuse
+            self.exit_code, self.phase = exitcodes.DOMAIN_CLASH, Phase.DONE
+            return
         if self.phase is Phase.WAITING:
             if p.autostart and self._ready():
                 self.phase = Phase.RUNNING
@@ -280,6 +290,7 @@ class SimNode(Node):
         self.ledger.begin()
         self.step_t0 = time.monotonic()
         self.ctrl_rtt = math.nan
+        self.markers.flush()  # the last step's view, built while the nodes answer this one
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
@@ -300,10 +311,12 @@ class SimNode(Node):
         """The first step timed out. Name the hosts whose robots never answered; stop (exit 3) unless
         `tolerate_lost_robots`, in which case they are no longer waited for. Returns whether to go on."""
         self.lost = self._hosts(np.flatnonzero(self.ledger.owed))
-        if self.ledger.controller_owed:
-            self.lost["controller"] = [f"no zone command on {topics.ZONE_COMMAND}"]
         described = "; ".join(f"{host}: {len(robots)} robot(s) ({robots[0]}..{robots[-1]})"
                               for host, robots in self.lost.items())
+        if self.ledger.controller_owed:  # the controller is not a robot host: said as what it is
+            self.lost["controller"] = [f"no zone command on {topics.ZONE_COMMAND}"]
+            controller = f"the controller (no zone command on {topics.ZONE_COMMAND})"
+            described = f"{described}; {controller}" if described else controller
         elapsed = time.monotonic() - self.t_start
         if not self.params.tolerate_lost_robots:
             self.get_logger().error(f"never answered the first step within {elapsed:.0f} s (startup_timeout): "
@@ -345,6 +358,8 @@ class SimNode(Node):
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
+        self.markers.stage(time.monotonic(), s_g=s_g, a_g=closed.a_g, xy=self.snap.xy, zone=s_l, goal=ledger.goals,
+                           stamp=topics.ns_to_stamp(self.sim_ns), bag=self.bag)  # built after the next tick
         self._step_finished(closed, step_seconds)
 
     def _step_finished(self, closed: ClosedStep, step_seconds: float) -> None:
@@ -411,28 +426,10 @@ class SimNode(Node):
 
     # --- results ------------------------------------------------------------------------------
     def summary(self) -> dict:
-        p, rewards = self.params, np.array([r["reward"] for r in self.record])
-        elapsed = self.finished_wall - self.started_wall if len(self.record) > 1 else 0.0
-        pending = self.ledger.pending
-        return {"n_robots": self.n, "mode": p.mode, "lockstep": p.lockstep, "game": self.game_spec,
-                "steps": len(self.record), "mean_reward": float(rewards.mean()) if rewards.size else math.nan,
-                "dropped_answers": int(sum(r["dropped_robots"] for r in self.record)),
-                "controller_dropped": int(sum(r["controller_dropped"] for r in self.record)),
-                **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in self.record)) + extra
-                   for what, extra in (("late", pending.late), ("bad", pending.bad),
-                                       ("duplicate", pending.duplicate))},
-                "steps_per_second": (len(self.record) - 1) / elapsed if elapsed > 0 else math.nan,
-                "lost_robots": self.lost,  # host -> robots that never answered the first step
-                # host -> robots that were no longer waited for when the run ended (stopped answering)
-                "silent_at_end": self._hosts(np.flatnonzero(~self.ledger.live())) if self.record else {},
-                "sim_seconds": self.sim_ns / 1e9,
-                # simulated s per wall s between the end of the first step and the end of the last (as steps/s)
-                "real_time_factor": (self.finished_sim_ns - self.started_sim_ns) / 1e9 / elapsed
-                if (self.drives and elapsed > 0) else math.nan,
-                "cmd_vel_dropped": self.cycles.dropped if self.cycles is not None else 0,
-                **self.backend.summary(), "per_step": self.record}
+        return sim_summary(self)
 
     def close(self) -> None:
+        self.markers.flush()  # the last step's view
         if self.bag is not None:
             self.bag.close()
             self.get_logger().info(f"bag: {self.bag.count} messages in {self.bag.path}")

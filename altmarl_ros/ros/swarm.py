@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from pathlib import Path
 
+from altmarl_ros import stopflag
 from altmarl_ros.contract import Fidelity, ObservationMode, values
+from altmarl_ros.domains import DomainError, claim_domain
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
 from altmarl_ros.ros.backends import MODES
 from altmarl_ros.ros.bringup import controller_record_path
@@ -76,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "nothing shared between processes, so a crashed node cannot block the others) or shm "
                              "(shared memory with a deep port queue, UDPv4 beside it); ignored when "
                              "FASTDDS_DEFAULT_PROFILES_FILE is set")
+    parser.add_argument("--marker-rate", type=float, default=2.0,
+                        help="Hz of the simulator's /swarm/markers for RViz/Foxglove (default 2; 0 = off)")
+    parser.add_argument("--video", default="", metavar="FILE.mp4",
+                        help="record the bag (as --bag) and render it as a top-down video after the run")
     parser.add_argument("--dds-defaults", action="store_true",
                         help="do not apply the swarm Fast DDS profile (Fast DDS's own defaults)")
 
@@ -109,17 +116,40 @@ def rclpy_import_error() -> ImportError | None:
     return None
 
 
+class _Interrupt:
+    """SIGINT handler of `altmarl swarm`: marks the run interrupted (altmarl_ros.stopflag); while `armed` (until
+    the run ends) the first one also raises KeyboardInterrupt to stop it; later ones never interrupt the summary."""
+
+    armed = True
+
+    def __call__(self, signum: int, frame: object) -> None:
+        stopflag.requested = True
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+_interrupt = _Interrupt()
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `altmarl swarm`; returns the exit status. The caller checks `rclpy_import_error()`
     first (the CLI does, before anything is trained)."""
     from altmarl_ros.ros.swarm_report import report_lines, summarize
     from altmarl_ros.ros.swarm_runner import RunOutcome, run_processes, run_single_process, swarm_options
 
+    signal.signal(signal.SIGINT, _interrupt)  # Ctrl-C: 130 with the summary written, marked interrupted
+
     out = Path(args.out)
     if args.steps < 1:
         print("altmarl swarm: --steps must be >= 1", file=sys.stderr)
         return 2
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    try:  # a ROS domain of its own, unless ROS_DOMAIN_ID is set: two runs on one machine never hear each other
+        domain = claim_domain()
+    except DomainError as exc:
+        print(f"altmarl swarm: {exc}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     if not args.dds_defaults:
         use_profile(out, args.dds_transport)
@@ -138,17 +168,27 @@ def run(args: argparse.Namespace) -> int:
     outcome = RunOutcome()
     runner = run_single_process if args.single_process else run_processes
     try:
-        runner(options, out, outcome)
+        if not stopflag.requested:
+            runner(options, out, outcome)
     except KeyboardInterrupt:
-        outcome.interrupted = True
         outcome.metrics, outcome.controller = [], []
+    _interrupt.armed = False  # from here on Ctrl-C only marks the run: the summary is always written
+    outcome.interrupted = outcome.interrupted or stopflag.requested
     summary = summarize(args, options, policy_path, artifact, out, outcome)
+    summary = dataclasses.replace(summary, settings=dataclasses.replace(
+        summary.settings, ros_domain_id=domain.domain_id, ros_domain_source=domain.source,
+        ros_discovery_range=domain.discovery_range))
     if not args.no_plots:
         from altmarl_ros.ros.swarm_plots import plot
         summary = dataclasses.replace(summary, plots=tuple(plot(summary, out)))
     summary.write(out / "summary.json")
     for line in report_lines(summary, out):
         print(line)
+    if args.video and not outcome.interrupted and options.bag_path:
+        from altmarl_ros.ros.common import resolve_zones
+        from altmarl_ros.video import video_from_bag
+        info = video_from_bag(options.bag_path, args.video, resolve_zones(options.zones))
+        print(f"altmarl swarm: video {info.frames} frames ({info.view}) -> {info.path}")
     if outcome.interrupted:
         return 130
     silent = summary.robots.silent_at_end

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros import exitcodes
 from altmarl_ros.contract import SimMode
 from altmarl_ros.progress import Progress
 from altmarl_ros.ros.backends import drives
 from altmarl_ros.ros.bringup import SwarmOptions, plan
 
 KINEMATIC_STEP_PERIOD = 2.0
-USAGE_EXIT = 2  # a node that rejected its parameters or policy: starting it again would fail the same way
 
 
 @dataclass
@@ -55,8 +55,9 @@ def swarm_options(args: argparse.Namespace, policy: Path, out: Path) -> SwarmOpt
                         record_path=str((out / "sim_record.json").resolve()),
                         startup_timeout=float(args.startup_timeout),
                         tolerate_lost_robots=bool(args.tolerate_lost_robots),
-                        bag_path=str((out / "bag").resolve()) if args.bag else "",
-                        fidelity=args.fidelity, physics_rate=float(args.physics_rate), respawn=int(args.respawn))
+                        bag_path=str((out / "bag").resolve()) if (args.bag or args.video) else "",
+                        fidelity=args.fidelity, physics_rate=float(args.physics_rate), respawn=int(args.respawn),
+                        marker_rate=float(args.marker_rate))
 
 
 def _stall_unit(options: SwarmOptions) -> float:
@@ -122,7 +123,8 @@ def run_processes(options: SwarmOptions, out: Path, outcome: RunOutcome) -> None
                     continue
                 if proc is sim and proc.popen.returncode == 0:
                     continue
-                if proc is not sim and proc.popen.returncode != USAGE_EXIT and proc.restarts < options.respawn:
+                if proc is not sim and exitcodes.respawnable(proc.popen.returncode) and \
+                        proc.restarts < options.respawn:
                     outcome.respawns.append({"node": proc.label, "exit": proc.popen.returncode,
                                              "at_step": monitor.steps, "respawn": proc.restarts + 1})
                     print(f"altmarl swarm: node {proc.label} died (exit {proc.popen.returncode}) at step "

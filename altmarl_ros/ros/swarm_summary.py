@@ -42,6 +42,9 @@ class RunSettings:
     policy: str
     game: dict[str, Any]  # the artifact's game_spec
     dds_profile: str | None  # FASTDDS_DEFAULT_PROFILES_FILE of the run, None = Fast DDS defaults
+    ros_domain_id: int | None = None  # ROS_DOMAIN_ID of the run (altmarl_ros.domains)
+    ros_domain_source: str = ""  # 'claimed' (a free domain held for the run) or 'environment' (ROS_DOMAIN_ID set)
+    ros_discovery_range: str = ""  # ROS_AUTOMATIC_DISCOVERY_RANGE of the run
 
 
 @dataclass(frozen=True)
