@@ -21,7 +21,8 @@ from altmarl_ros.ros.swarm_summary import PHYSICS_KEYS, PhysicsReport, SwarmSumm
 
 KEYS = {
     "steps", "steps_requested", "n_robots", "k", "mode", "observation", "lockstep", "single_process",
-    "robots_per_process", "seed", "policy", "game", "dds_profile", "closed_loop_reward", "closed_loop_reward_stderr",
+    "robots_per_process", "seed", "policy", "game", "dds_profile", "ros_domain_id", "ros_domain_source",
+    "ros_discovery_range", "closed_loop_reward", "closed_loop_reward_stderr",
     "numpy_reward", "numpy_reward_stderr", "numpy_episode_std", "numpy_episodes", "numpy_comparable", "agreement_z",
     "random_policy_reward", "random_policy_reward_stderr", "dropped_answers", "controller_dropped", "bad_answers",
     "late_answers", "duplicate_answers", "steps_per_second", "controller_latency_ms_p50",
