@@ -40,11 +40,6 @@ class DomainClaim:
             self.lock.close()  # closing the descriptor drops the flock
             self.lock = None
 
-    def record(self) -> dict[str, object]:
-        """What summary.json keeps of it."""
-        return {"ros_domain_id": self.domain_id, "ros_domain_source": self.source,
-                "ros_discovery_range": self.discovery_range}
-
 
 def _try_lock(path: Path) -> IO[str] | None:
     handle = open(path, "a+")  # noqa: SIM115 - held open for the run: the open descriptor is the claim
