@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import gammaln
 
 from altmarl_ros.marl import counts as cv
@@ -62,7 +63,7 @@ class PopulationModel:
     n_agents: int
     k: int
     T: tuple[np.ndarray, ...]  # S_g dense (H, H) histogram transitions
-    O: np.ndarray  # (H, D) observation kernel
+    O: np.ndarray  # noqa: E741  (H, D) observation kernel P(o | h)
     R_l: np.ndarray  # (S_g, H) (1/n) sum_i r~_l(s_i, s_g)
     init: np.ndarray  # (S_g, H)
 
@@ -85,7 +86,7 @@ def population_model(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: i
         raise ValueError(f"the exact population model has {H} histograms for n_agents={n_agents}, S_l={S_l} "
                          f"(> {MAX_HISTOGRAMS}); use the Monte Carlo restricted best response")
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
-    T = tuple(np.asarray(M.toarray()) for M in count_transitions(game, P_tilde, k=n_agents, transition="exact"))
+    T = tuple(sp.csr_matrix(M).toarray() for M in count_transitions(game, P_tilde, k=n_agents, transition="exact"))
     hists = cv.enumerate_counts(n_agents, S_l).astype(np.float64)
     R_l = (hists @ r_tilde).T / n_agents  # (S_g, H)
     init = game.init_g[:, None] * initial_histograms(game, n_agents)[None, :]

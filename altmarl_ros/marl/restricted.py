@@ -147,7 +147,7 @@ def entry_advantages(game: TabularGame, table: np.ndarray, s_g: np.ndarray, obs:
 
     U(s_g, o, s_g') is the gamma^t-weighted mean of the return from t + 1 over the visits of (s_g, o) at t
     that moved to s_g'; cells with fewer than 2 visits borrow the mean over all o of (s_g, s_g')."""
-    S_g, A_g = game.n_global_states, game.n_global_actions
+    S_g = game.n_global_states
     n_obs = table.shape[1]
     E, H = obs.shape
     gamma = game.gamma

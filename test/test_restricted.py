@@ -1,0 +1,160 @@
+"""The restricted global best response against exact brute force on random tiny games (issue 15 item 1)."""
+
+import numpy as np
+import pytest
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.gaps import fresh_rng
+from altmarl_ros.marl.metrics import exact_restricted_global_gap, exact_value
+from altmarl_ros.marl.observe import KSampleObserver, table_rollouts
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.population import (
+    hypergeometric_kernel,
+    memoryless_chain,
+    memoryless_value,
+    observation_q,
+    population_model,
+)
+from altmarl_ros.marl.restricted import (
+    constant_starts,
+    entry_advantages,
+    exhaustive_best_response,
+    mc_best_response,
+    model_best_response,
+)
+from altmarl_ros.marl.sim import Estimate, evaluate
+
+SHAPES = [(2, 2, 2), (2, 2, 3), (2, 3, 2), (3, 2, 2)]  # (S_g, S_l, A_g)
+
+
+def random_game(seed: int, S_g: int, S_l: int, A_g: int, A_l: int = 2) -> TabularGame:
+    rng = np.random.default_rng(seed)
+    return TabularGame(P_g=rng.dirichlet(np.ones(S_g), size=(S_g, A_g)),
+                       P_l=rng.dirichlet(np.full(S_l, 0.5), size=(S_l, S_g, A_l)),
+                       r_g=rng.uniform(0, 1, (S_g, A_g)), r_l=rng.uniform(0, 2, (S_l, S_g, A_l)), gamma=0.9,
+                       init_g=np.full(S_g, 1.0 / S_g), init_l_concentration=0.5, name=f"random{seed}")
+
+
+def case(seed: int, n: int | None = None, k: int | None = None):
+    """A random tiny game, a random pi_l, n <= 4 agents, k <= 2 and a random dispatcher table."""
+    rng = np.random.default_rng(1000 + seed)
+    S_g, S_l, A_g = SHAPES[seed % len(SHAPES)]
+    n = n if n is not None else int(rng.integers(2, 5))
+    k = k if k is not None else int(rng.integers(1, min(n, 2) + 1))
+    game = random_game(seed, S_g, S_l, A_g)
+    pi_l = TabularLocalPolicy(rng.dirichlet(np.ones(2), size=(S_g, S_l)))
+    model = population_model(game, pi_l, n_agents=n, k=k)
+    table = rng.integers(0, A_g, size=(S_g, model.n_observations))
+    return game, pi_l, model, table
+
+
+def test_hypergeometric_kernel_is_a_distribution_with_the_sample_mean():
+    kernel = hypergeometric_kernel(6, 3, 3)
+    assert np.allclose(kernel.sum(1), 1.0)
+    hists, obs = cv.enumerate_counts(6, 3), cv.enumerate_counts(3, 3)
+    assert np.allclose(kernel @ obs, hists * 3 / 6)  # E[o] = k h / n
+
+
+@pytest.mark.parametrize("horizon", [None, 25])
+def test_population_model_values_equal_the_joint_chain(horizon):
+    """Two independent exact routes: histograms (here) and S_l^n joint configurations (metrics)."""
+    for seed in range(4):
+        game, pi_l, model, table = case(seed)
+        pi_g = TabularGlobalPolicy(table, model.k, game.n_local_states, game.n_global_actions)
+        assert memoryless_value(model, table, horizon=horizon) == pytest.approx(
+            exact_value(game, pi_g, pi_l, n_agents=model.n_agents, horizon=horizon), rel=1e-10)
+
+
+def test_observation_q_of_the_table_action_is_the_table_value():
+    """Infinite horizon: sum_{s_g, o} Qobs(s_g, o, table[s_g, o]) = sum_s d(s) V(s), d the discounted occupancy."""
+    game, _, model, table = case(1)
+    q = observation_q(model, table)
+    own = np.take_along_axis(q, table[..., None], -1)[..., 0].sum()
+    chain = memoryless_chain(model, table)
+    eye = np.eye(chain.P.shape[0])
+    V = np.linalg.solve(eye - game.gamma * chain.P, chain.r)
+    d = np.linalg.solve((eye - game.gamma * chain.P).T, model.init.ravel())
+    assert own == pytest.approx(d @ V, rel=1e-10)
+
+
+@pytest.mark.parametrize("horizon", [None, 30])
+def test_model_best_response_is_the_exact_restricted_best_response(horizon):
+    """Policy iteration + coordinate ascent on the exact population model reaches the brute-force optimum
+    over every deterministic memoryless k-sample table, on 16 random tiny games (n <= 4)."""
+    for seed in range(16):
+        _, _, model, table = case(seed)
+        exact = exhaustive_best_response(model, horizon=horizon)
+        found = model_best_response(model, starts={"pi_g": table}, horizon=horizon)
+        assert found.value == pytest.approx(exact.value, abs=1e-9), (seed, found.value, exact.value)
+        assert memoryless_value(model, found.table, horizon=horizon) == pytest.approx(found.value, abs=1e-12)
+
+
+def test_the_brute_force_agrees_with_metrics_exact_restricted_global_gap():
+    for seed in (0, 3, 5):
+        game, pi_l, model, table = case(seed, n=3, k=1)
+        pi_g = TabularGlobalPolicy(table, 1, game.n_local_states, game.n_global_actions)
+        gap = exact_restricted_global_gap(game, pi_g, pi_l, n_agents=3)
+        assert exhaustive_best_response(model).value == pytest.approx(gap.value + gap.gap, abs=1e-9)
+
+
+def test_table_rollouts_reproduce_sim_evaluate():
+    game, pi_l, _, table = case(2, n=4, k=2)
+    pi_g = TabularGlobalPolicy(table, 2, game.n_local_states, game.n_global_actions)
+    ours = table_rollouts(game, table, KSampleObserver(2, game.n_local_states), pi_l, 5, n_agents=4,
+                          horizon=15, n_episodes=70)
+    theirs = evaluate(game, pi_g, pi_l, fresh_rng(5), n_agents=4, horizon=15, n_episodes=70)
+    assert np.allclose(ours.returns, theirs.returns, atol=1e-12)
+
+
+def test_entry_advantages_recover_the_exact_observation_q_differences():
+    """The Monte Carlo per-entry advantages estimate the exact occupancy-weighted ones (within 4 stderr)."""
+    game, pi_l, model, table = case(0, n=3, k=1)
+    H = 20
+    run = table_rollouts(game, table, KSampleObserver(1, game.n_local_states), pi_l, 11, n_agents=3, horizon=H,
+                         n_episodes=6000)
+    adv = entry_advantages(game, table, run.s_g, run.obs, run.rewards)
+    q = observation_q(model, table, horizon=H)
+    exact = q - np.take_along_axis(q, table[..., None], -1)
+    est = adv.q - np.take_along_axis(adv.q, table[..., None], -1)
+    weight = _visit_weight(model, table, H)  # Qobs is a sum over visits, the estimate a per-visit mean
+    checked = 0
+    for g, o in np.ndindex(table.shape):
+        for a in range(game.n_global_actions):
+            if a == table[g, o] or adv.stderr[g, o, a] == 0:
+                continue
+            z = (est[g, o, a] - exact[g, o, a] / weight[g, o]) / adv.stderr[g, o, a]
+            assert abs(z) < 4.5, (g, o, a, z)
+            checked += 1
+    assert checked >= 2
+
+
+def _visit_weight(model, table, H):
+    """sum_t gamma^t P(s_g(t) = g, o(t) = o): the normaliser that turns Qobs into a per-visit mean."""
+    chain = memoryless_chain(model, table)
+    S_g, Hn = model.init.shape
+    d = model.init.ravel()
+    w = np.zeros(table.shape)
+    for t in range(H):
+        w += model.game.gamma ** t * d.reshape(S_g, Hn) @ model.O
+        d = d @ chain.P
+    return w
+
+
+def test_monte_carlo_best_response_is_within_three_stderr_of_the_exact_optimum():
+    """On the true n-agent simulator (n = 4): the exact value of the table found by Monte Carlo policy
+    iteration is within 3 paired stderr (same episode budget) of the exact restricted optimum."""
+    H, E = 30, 384
+    for seed in range(4):
+        game, pi_l, model, table = case(seed, n=4, k=1 + seed % 2)
+        exact = model_best_response(model, starts={"pi_g": table}, horizon=H)
+        obs = KSampleObserver(model.k, game.n_local_states)
+        starts = {"pi_g": table, **constant_starts(game.n_global_states, model.n_observations,
+                                                   game.n_global_actions)}
+        found = mc_best_response(game, pi_l, obs, starts=starts, seed=seed, n_agents=4, horizon=H, episodes=E)
+        value = memoryless_value(model, found.table, horizon=H)
+        a = table_rollouts(game, exact.table, obs, pi_l, 77, n_agents=4, horizon=H, n_episodes=E).returns
+        b = table_rollouts(game, found.table, obs, pi_l, 77, n_agents=4, horizon=H, n_episodes=E).returns
+        se = Estimate.of(a - b).stderr
+        assert exact.value - value <= 3 * se + 1e-9, (seed, exact.value, value, se)
+        assert found.starts_tried == len(starts)
