@@ -15,7 +15,7 @@ observation kernel, R_l (S_g, H) mean local reward, init (S_g, H).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,25 +55,59 @@ def initial_histograms(game: TabularGame, n: int) -> np.ndarray:
     return np.exp(log_coef + gammaln(S * c) - gammaln(S * c + n) + (gammaln(c + h) - gammaln(c)).sum(-1))
 
 
+class SampledKernel(NamedTuple):
+    """An observation kernel given by m draws of the observation per hidden state: samples (H, m) int entries.
+    P(o | h) is estimated by the fraction of the m draws equal to o (unbiased; used when dense (H, D) is big)."""
+
+    samples: np.ndarray  # (H, m)
+    n_observations: int
+
+
+Kernel = np.ndarray | SampledKernel
+
+
+def kernel_shape(O: Kernel) -> tuple[int, int]:  # noqa: E741
+    """(H, D) of a dense or sampled observation kernel."""
+    return (O.samples.shape[0], O.n_observations) if isinstance(O, SampledKernel) else (O.shape[0], O.shape[1])
+
+
+def action_probs(O: Kernel, table: np.ndarray, n_actions: int) -> np.ndarray:  # noqa: E741
+    """(S_g, H, A_g) P(a_g | s_g, h) = sum_o P(o | h) [table[s_g, o] == a_g] for an (S_g, D) int table."""
+    if isinstance(O, SampledKernel):
+        acts = table[:, O.samples]  # (S_g, H, m)
+        return np.stack([(acts == a).mean(-1) for a in range(n_actions)], -1)
+    return np.einsum("hd,gda->gha", O, np.eye(n_actions)[table])
+
+
+def kernel_transpose(O: Kernel, weights: np.ndarray) -> np.ndarray:  # noqa: E741
+    """(H, X) weights -> (D, X) sum_h P(o | h) weights[h]."""
+    if isinstance(O, SampledKernel):
+        H, m = O.samples.shape
+        out = np.zeros((O.n_observations, weights.shape[1]))
+        np.add.at(out, O.samples.ravel(), np.repeat(weights / m, m, axis=0))
+        return out
+    return O.T @ weights
+
+
 @dataclass(frozen=True, eq=False)
 class PopulationModel:
     """The exact (s_g, histogram) chain of `game` against `pi_l` with n agents and a k-sample observation."""
 
     game: TabularGame
-    n_agents: int
+    n_agents: int  # n (exact model) or the grid resolution K (`meanfield_grid`)
     k: int
-    T: tuple[np.ndarray, ...]  # S_g dense (H, H) histogram transitions
-    O: np.ndarray  # noqa: E741  (H, D) observation kernel P(o | h)
+    T: tuple[Any, ...]  # S_g (H, H) hidden-state transitions given s_g (dense arrays or sparse matrices)
+    O: Kernel  # noqa: E741  (H, D) observation kernel P(o | h), dense or sampled
     R_l: np.ndarray  # (S_g, H) (1/n) sum_i r~_l(s_i, s_g)
     init: np.ndarray  # (S_g, H)
 
     @property
     def n_histograms(self) -> int:
-        return self.O.shape[0]
+        return kernel_shape(self.O)[0]
 
     @property
     def n_observations(self) -> int:
-        return self.O.shape[1]
+        return kernel_shape(self.O)[1]
 
 
 def population_model(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: int, k: int) -> PopulationModel:
@@ -94,7 +128,7 @@ def population_model(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: i
 
 
 class MemorylessChain(NamedTuple):
-    """The chain of a memoryless dispatcher table on the model."""
+    """The dense chain of a memoryless dispatcher table on a small model (tests, exact linear algebra)."""
 
     action_probs: np.ndarray  # (S_g, H, A_g) P(a_g | s_g, h) = sum_o O[h, o] [table[s_g, o] == a_g]
     P: np.ndarray  # (S_g H, S_g H)
@@ -105,31 +139,74 @@ def memoryless_chain(model: PopulationModel, table: np.ndarray) -> MemorylessCha
     """(S_g, D) int dispatcher table -> its chain on (s_g, h)."""
     game = model.game
     S_g, A_g, H = game.n_global_states, game.n_global_actions, model.n_histograms
-    one_hot = np.eye(A_g)[np.asarray(table)]  # (S_g, D, A_g)
-    probs = np.einsum("hd,gda->gha", model.O, one_hot)
+    probs = action_probs(model.O, np.asarray(table), A_g)
     P = np.empty((S_g, H, S_g, H))
     for g in range(S_g):
         P_next_g = probs[g] @ game.P_g[g]  # (H, S_g')
-        P[g] = P_next_g[:, :, None] * model.T[g][:, None, :]
+        P[g] = P_next_g[:, :, None] * np.asarray(model.T[g])[:, None, :]
     r = np.einsum("gha,ga->gh", probs, game.r_g) + model.R_l
     return MemorylessChain(probs, P.reshape(S_g * H, S_g * H), r.ravel())
 
 
-def _values(P: np.ndarray, r: np.ndarray, gamma: float, horizon: int | None) -> list[np.ndarray]:
-    """[V_0 = 0, V_1, ..., V_H] (finite horizon: V_j = value with j steps left) or [V_inf]."""
+def _q_values(model: PopulationModel, V: np.ndarray) -> np.ndarray:
+    """(S_g, H, A_g) r_g + R_l + gamma sum_g' P_g(g' | s_g, a) E[V(g', h') | s_g, h] from (S_g, H) V."""
+    game = model.game
+    cont = np.stack([np.asarray(model.T[g] @ V.T) @ game.P_g[g].T for g in range(game.n_global_states)])
+    return game.r_g[:, None, :] + model.R_l[:, :, None] + game.gamma * cont
+
+
+def _forward(model: PopulationModel, probs: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The law of (s_g, h) one step after (S_g, H) d under (S_g, H, A_g) action probs."""
+    game = model.game
+    out = np.zeros_like(d)
+    for g in range(game.n_global_states):
+        moved = d[g][:, None] * (probs[g] @ game.P_g[g])  # (H, S_g')
+        out += np.asarray(model.T[g].T @ moved).T
+    return out
+
+
+def _value_sequence(model: PopulationModel, probs: np.ndarray, horizon: int | None,
+                    tol: float = 1e-12) -> list[np.ndarray]:
+    """[V_0 = 0, ..., V_H] (S_g, H) values with j steps to go, or [V_inf] by value iteration to `tol`."""
+    out = [np.zeros(model.R_l.shape)]
+    steps = horizon if horizon is not None else 1_000_000
+    for _ in range(steps):
+        V = (probs * _q_values(model, out[-1])).sum(-1)
+        if horizon is None:
+            done = np.abs(V - out[-1]).max() < tol
+            out = [V]
+            if done:
+                break
+        else:
+            out.append(V)
+    return out
+
+
+def memoryless_value(model: PopulationModel, table: np.ndarray, *,
+                     horizon: int | None = None) -> float:
+    """Exact expected discounted return of the dispatcher `table` (S_g, D) against pi_l on the model:
+    infinite horizon, or sum_{t < horizon} gamma^t r(t) (what `sim.evaluate` estimates)."""
+    if _is_small(model):
+        chain = memoryless_chain(model, table)
+        return float(model.init.ravel() @ _dense_values(chain.P, chain.r, model.game.gamma, horizon)[-1])
+    probs = action_probs(model.O, np.asarray(table), model.game.n_global_actions)
+    return float((model.init * _value_sequence(model, probs, horizon)[-1]).sum())
+
+
+def _is_small(model: PopulationModel) -> bool:
+    """Dense linear algebra on the (S_g H)^2 chain (exact solves) when it is small."""
+    return (not isinstance(model.O, SampledKernel) and isinstance(model.T[0], np.ndarray)
+            and model.game.n_global_states * model.n_histograms <= 1500)
+
+
+def _dense_values(P: np.ndarray, r: np.ndarray, gamma: float, horizon: int | None) -> list[np.ndarray]:
+    """[V_0 = 0, V_1, ..., V_H] (finite horizon: V_j = value with j steps left) or [V_inf] (linear solve)."""
     if horizon is None:
         return [np.linalg.solve(np.eye(P.shape[0]) - gamma * P, r)]
     out = [np.zeros_like(r)]
     for _ in range(horizon):
         out.append(r + gamma * (P @ out[-1]))
     return out
-
-
-def memoryless_value(model: PopulationModel, table: np.ndarray, *, horizon: int | None = None) -> float:
-    """Exact expected discounted return of the dispatcher `table` (S_g, D) against pi_l on n agents:
-    infinite horizon, or sum_{t < horizon} gamma^t r(t) (what `sim.evaluate` estimates)."""
-    chain = memoryless_chain(model, table)
-    return float(model.init.ravel() @ _values(chain.P, chain.r, model.game.gamma, horizon)[-1])
 
 
 def observation_q(model: PopulationModel, table: np.ndarray, *, horizon: int | None = None) -> np.ndarray:
@@ -142,23 +219,26 @@ def observation_q(model: PopulationModel, table: np.ndarray, *, horizon: int | N
     argmax is the first-order (performance-difference) improvement of a memoryless policy; it is only
     a proposal (a memoryless POMDP policy is not improved monotonically by it), to be verified."""
     game = model.game
-    S_g, A_g, H = game.n_global_states, game.n_global_actions, model.n_histograms
-    chain = memoryless_chain(model, table)
     gamma = game.gamma
-    values = _values(chain.P, chain.r, gamma, horizon)
-    R_l = model.R_l
-
-    def q_of(V: np.ndarray) -> np.ndarray:  # (S_g, H, A_g)
-        TV = np.stack([model.T[g] @ V.reshape(S_g, H).T for g in range(S_g)])  # (S_g, H, S_g')
-        return game.r_g[:, None, :] + R_l[:, :, None] + gamma * np.einsum("gax,ghx->gha", game.P_g, TV)
-
-    if horizon is None:
-        occupancy = np.linalg.solve((np.eye(S_g * H) - gamma * chain.P).T, model.init.ravel()).reshape(S_g, H)
-        weighted = occupancy[:, :, None] * q_of(values[0])
+    probs = action_probs(model.O, np.asarray(table), game.n_global_actions)
+    d = model.init
+    weighted = np.zeros(probs.shape)
+    if horizon is None and _is_small(model):
+        chain = memoryless_chain(model, table)
+        eye = np.eye(chain.P.shape[0])
+        V = np.linalg.solve(eye - gamma * chain.P, chain.r).reshape(d.shape)
+        occupancy = np.linalg.solve((eye - gamma * chain.P).T, d.ravel()).reshape(d.shape)
+        weighted = occupancy[:, :, None] * _q_values(model, V)
+    elif horizon is None:
+        Q = _q_values(model, _value_sequence(model, probs, None)[0])
+        t, occupancy = 0, np.zeros(d.shape)
+        while gamma ** t * d.sum() > 1e-13:
+            occupancy += gamma ** t * d
+            d, t = _forward(model, probs, d), t + 1
+        weighted = occupancy[:, :, None] * Q
     else:
-        d = model.init.ravel()
-        weighted = np.zeros((S_g, H, A_g))
+        values = _value_sequence(model, probs, horizon)
         for t in range(horizon):
-            weighted += gamma ** t * d.reshape(S_g, H)[:, :, None] * q_of(values[horizon - t - 1])
-            d = d @ chain.P
-    return np.einsum("hd,gha->gda", model.O, weighted)
+            weighted += gamma ** t * d[:, :, None] * _q_values(model, values[horizon - t - 1])
+            d = _forward(model, probs, d)
+    return np.stack([kernel_transpose(model.O, weighted[g]) for g in range(game.n_global_states)])
