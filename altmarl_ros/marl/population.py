@@ -82,7 +82,7 @@ def action_probs(O: Kernel, table: np.ndarray, n_actions: int) -> np.ndarray:  #
 def kernel_transpose(O: Kernel, weights: np.ndarray) -> np.ndarray:  # noqa: E741
     """(H, X) weights -> (D, X) sum_h P(o | h) weights[h]."""
     if isinstance(O, SampledKernel):
-        H, m = O.samples.shape
+        m = O.samples.shape[1]
         out = np.zeros((O.n_observations, weights.shape[1]))
         np.add.at(out, O.samples.ravel(), np.repeat(weights / m, m, axis=0))
         return out
