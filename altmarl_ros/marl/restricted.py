@@ -58,20 +58,33 @@ def constant_starts(S_g: int, n_obs: int, A_g: int) -> dict[str, np.ndarray]:
 
 
 def _improve_exact(model: population.PopulationModel, table: np.ndarray, value: float, horizon: int | None,
-                   max_sweeps: int) -> tuple[np.ndarray, float, int]:
-    """Greedy proposals then single-entry coordinate ascent, all checked by exact values."""
+                   max_sweeps: int, coordinate: bool) -> tuple[np.ndarray, float, int]:
+    """Greedy proposals (halved up to 3 times to the entries of largest weighted advantage when the whole
+    proposal does not improve), then single-entry coordinate ascent, all checked by model values."""
     evaluations = 0
     A_g = model.game.n_global_actions
     for _ in range(max_sweeps):
         q = population.observation_q(model, table, horizon=horizon)
         current = np.take_along_axis(q, table[..., None], -1)[..., 0]
-        proposal = np.where(q.max(-1) > current + _TOL * (1 + np.abs(current)), q.argmax(-1), table)
-        if not np.array_equal(proposal, table):
+        advantage = q.max(-1) - current
+        switch = advantage > _TOL * (1 + np.abs(current))
+        accepted = False
+        for _ in range(4):
+            if not switch.any():
+                break
+            proposal = np.where(switch, q.argmax(-1), table)
             v = population.memoryless_value(model, proposal, horizon=horizon)
             evaluations += 1
             if v > value + _TOL * (1 + abs(value)):
-                table, value = proposal, v
-                continue
+                table, value, accepted = proposal, v, True
+                break
+            switch &= advantage >= np.median(advantage[switch])  # the better half of the switches
+            if switch.sum() <= 1:
+                break
+        if accepted:
+            continue
+        if not coordinate:
+            break
         improved = False
         for idx in itertools.product(*map(range, table.shape)):
             for a in range(A_g):
@@ -89,12 +102,18 @@ def _improve_exact(model: population.PopulationModel, table: np.ndarray, value: 
 
 
 def model_best_response(model: population.PopulationModel, *, starts: Mapping[str, np.ndarray] | None = None,
-                        horizon: int | None = None, max_sweeps: int = 50) -> BestResponse:
-    """The best memoryless k-sample dispatcher found on the exact population model (small n)."""
+                        horizon: int | None = None, max_sweeps: int = 50, constants: bool = True,
+                        coordinate_max: int = 5_000) -> BestResponse:
+    """The best memoryless dispatcher found on a population model (exact small-n, or `meanfield_grid`),
+    from the given starts and (`constants`) every constant table. Single-entry coordinate ascent runs
+    only when the table has at most `coordinate_max` (entry, action) pairs (else proposals only)."""
     t0 = time.perf_counter()
     game = model.game
     S_g, D, A_g = game.n_global_states, model.n_observations, game.n_global_actions
-    all_starts = {**constant_starts(S_g, D, A_g), **(starts or {})}
+    all_starts = {**(constant_starts(S_g, D, A_g) if constants else {}), **(starts or {})}
+    if not all_starts:
+        raise ValueError("model_best_response needs a start (constants=False and no starts)")
+    coordinate = S_g * D * A_g <= coordinate_max
     best: BestResponse | None = None
     evaluations = 0
     for name, start in all_starts.items():
@@ -102,7 +121,7 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
         if start.shape != (S_g, D):
             raise ValueError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
         v0 = population.memoryless_value(model, start, horizon=horizon)
-        table, value, n_eval = _improve_exact(model, start, v0, horizon, max_sweeps)
+        table, value, n_eval = _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
         evaluations += n_eval + 1
         if best is None or value > best.value + _TOL * (1 + abs(value)):
             best = BestResponse(table, value, name, 0, 0, 0.0)
