@@ -23,6 +23,7 @@ from altmarl_ros.marl.restricted import (
     mc_best_response,
     model_best_response,
 )
+from altmarl_ros.marl.restricted_gap import gap_g_restricted_oracle, heuristic_dispatchers
 from altmarl_ros.marl.sim import Estimate, evaluate
 
 SHAPES = [(2, 2, 2), (2, 2, 3), (2, 3, 2), (3, 2, 2)]  # (S_g, S_l, A_g)
@@ -158,3 +159,31 @@ def test_monte_carlo_best_response_is_within_three_stderr_of_the_exact_optimum()
         se = Estimate.of(a - b).stderr
         assert exact.value - value <= 3 * se + 1e-9, (seed, exact.value, value, se)
         assert found.starts_tried == len(starts)
+
+
+def test_restricted_gap_oracle_estimates_the_exact_restricted_gap():
+    """The oracle (no G-LEARN) finds the exact restricted best response on n = 4 robots, and its paired gain
+    on the final episodes is within 3 stderr of the exact gap; a best response reports 'nothing found'."""
+    H = 25
+    for seed in (1, 2):
+        game, pi_l, model, table = case(seed, n=4, k=2)
+        pi_g = TabularGlobalPolicy(table, 2, game.n_local_states, game.n_global_actions)
+        exact = model_best_response(model, starts={"pi_g": table}, horizon=H)
+        gap = gap_g_restricted_oracle(game, pi_g, pi_l, seed=seed, n_agents=4, horizon=H, n_episodes=600,
+                                      rng=np.random.default_rng(0))
+        true_gap = exact.value - memoryless_value(model, table, horizon=H)
+        assert gap.report.found and gap.report.candidates_tried == game.n_global_actions + 1
+        assert gap.model_gain == pytest.approx(true_gap, abs=1e-9)
+        assert abs(gap.report.gain.mean - true_gap) <= 3 * gap.report.gain.stderr + 1e-9
+        again = gap_g_restricted_oracle(game, gap.policy, pi_l, seed=seed, n_agents=4, horizon=H, n_episodes=50,
+                                        rng=np.random.default_rng(0))
+        assert not again.report.found and "nothing found" in again.report.text()
+
+
+def test_heuristic_dispatchers_follow_the_sampled_mode():
+    from altmarl_ros.marl.games import make_game
+    tables = heuristic_dispatchers(make_game("warehouse", n_zones=3), 4)
+    d = cv.enumerate_counts(4, 3)
+    row = int(cv.rank(np.array([3, 1, 0]), 4))
+    assert tables["sticky_3"][2, row] == 0 and tables["sticky_4"][2, row] == 2 and tables["zero_4"][2, row] == 0
+    assert len(tables) == 8 and tables["zero_1"].shape == (3, len(d))

@@ -17,6 +17,8 @@ the best response it finds is then checked on the true n-agent system (paired Mo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln
@@ -62,9 +64,11 @@ def _grid_transition(points: np.ndarray, P_tilde_g: np.ndarray, K: int) -> sp.cs
     return M
 
 
-def multinomial_kernel(points: np.ndarray, K: int, k: int) -> np.ndarray:
-    """(D_K, D_k) P(o | mu = point / K): the count vector of k i.i.d. draws from mu."""
-    S = points.shape[1]
+@lru_cache(maxsize=4)
+def multinomial_kernel(K: int, k: int, S: int) -> np.ndarray:
+    """(D_K, D_k) P(o | mu = point / K) over the grid points of K (rank order): the count vector of k
+    i.i.d. draws from mu. Read-only and cached (it does not depend on the game)."""
+    points = cv.enumerate_counts(K, S).astype(np.float64)
     obs = cv.enumerate_counts(k, S).astype(np.float64)
     mu = points / K
     with np.errstate(divide="ignore"):
@@ -73,7 +77,9 @@ def multinomial_kernel(points: np.ndarray, K: int, k: int) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         term = obs[None, :, :] * log_mu[:, None, :]
     term = np.where(obs[None, :, :] == 0, 0.0, term)  # 0 log 0 = 0
-    return np.exp(log_p + term.sum(-1))
+    out = np.exp(log_p + term.sum(-1))
+    out.setflags(write=False)
+    return out
 
 
 def meanfield_grid(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, K: int, rng: np.random.Generator,
@@ -88,7 +94,7 @@ def meanfield_grid(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, K: in
     T = tuple(_grid_transition(points, P_tilde[:, g, :], K) for g in range(S_g))
     R_l = (points @ r_tilde).T / K
     if D_K * D_k <= DENSE_KERNEL_MAX:
-        O: np.ndarray | SampledKernel = multinomial_kernel(points, K, k)  # noqa: E741
+        O: np.ndarray | SampledKernel = multinomial_kernel(K, k, S_l)  # noqa: E741
     else:
         draws = np.stack([rng.multinomial(k, p, size=m_obs) for p in points / K])  # (D_K, m, S)
         O = SampledKernel(cv.rank(draws, k), D_k)  # noqa: E741

@@ -76,7 +76,8 @@ def action_probs(O: Kernel, table: np.ndarray, n_actions: int) -> np.ndarray:  #
     if isinstance(O, SampledKernel):
         acts = table[:, O.samples]  # (S_g, H, m)
         return np.stack([(acts == a).mean(-1) for a in range(n_actions)], -1)
-    return np.einsum("hd,gda->gha", O, np.eye(n_actions)[table])
+    one_hot = np.eye(n_actions)[table]  # (S_g, D, A_g)
+    return np.stack([O @ one_hot[g] for g in range(table.shape[0])])  # BLAS products, not an einsum loop
 
 
 def kernel_transpose(O: Kernel, weights: np.ndarray) -> np.ndarray:  # noqa: E741

@@ -32,8 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.meanfield_model import meanfield_grid
 from altmarl_ros.marl.observe import KSampleObserver, Observer, table_rollouts
 from altmarl_ros.marl.policy import TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
@@ -50,6 +52,7 @@ class BestResponse(NamedTuple):
     starts_tried: int
     evaluations: int  # candidate tables evaluated
     seconds: float
+    start_values: dict[str, float] | None = None  # model value of each start table (model search only)
 
 
 def constant_starts(S_g: int, n_obs: int, A_g: int) -> dict[str, np.ndarray]:
@@ -116,17 +119,19 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
     coordinate = S_g * D * A_g <= coordinate_max
     best: BestResponse | None = None
     evaluations = 0
+    start_values: dict[str, float] = {}
     for name, start in all_starts.items():
         start = np.asarray(start, dtype=np.int64)
         if start.shape != (S_g, D):
             raise ValueError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
-        v0 = population.memoryless_value(model, start, horizon=horizon)
+        v0 = start_values[name] = population.memoryless_value(model, start, horizon=horizon)
         table, value, n_eval = _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
         evaluations += n_eval + 1
         if best is None or value > best.value + _TOL * (1 + abs(value)):
             best = BestResponse(table, value, name, 0, 0, 0.0)
     assert best is not None
-    return best._replace(starts_tried=len(all_starts), evaluations=evaluations, seconds=time.perf_counter() - t0)
+    return best._replace(starts_tried=len(all_starts), evaluations=evaluations, seconds=time.perf_counter() - t0,
+                         start_values=start_values)
 
 
 def exhaustive_best_response(model: population.PopulationModel, *, horizon: int | None = None,
@@ -254,3 +259,28 @@ def mc_best_response(game: TabularGame, pi_l: TabularLocalPolicy, observer: Obse
 def k_sample_observer(game: TabularGame, k: int) -> KSampleObserver:
     """Algorithm 4's observer for `game` at budget k."""
     return KSampleObserver(k, game.n_local_states)
+
+
+def default_grid(k: int, n_local_states: int, *, max_points: int = 12_000) -> int:
+    """The grid resolution K of `meanfield_grid`: the largest K <= max(2 k, 10) with at most `max_points`
+    grid points (K = 15 for the 5-zone warehouse at the default budget: 3876 points)."""
+    K = max(2 * k, 10)
+    while K > 1 and cv.n_count_vectors(K, n_local_states) > max_points:
+        K -= 1
+    return K
+
+
+def restricted_best_response(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, n_agents: int,
+                             horizon: int | None, rng: np.random.Generator,
+                             starts: Mapping[str, np.ndarray] | None = None, K: int | None = None,
+                             constants: bool = True) -> BestResponse:
+    """The restricted best response over memoryless k-sample dispatchers against pi_l on n robots:
+    `model_best_response` on the exact histogram chain when it has at most `population.MAX_HISTOGRAMS`
+    histograms, else on `meanfield_model.meanfield_grid` (grid K, default `default_grid`). Independent
+    of G-LEARN (pass G-LEARN's table in `starts` to also start from it)."""
+    if cv.n_count_vectors(n_agents, game.n_local_states) <= population.MAX_HISTOGRAMS:
+        model = population.population_model(game, pi_l, n_agents=n_agents, k=k)
+    else:
+        K = K if K is not None else default_grid(k, game.n_local_states)
+        model = meanfield_grid(game, pi_l, k=k, K=K, rng=rng)
+    return model_best_response(model, starts=starts, horizon=horizon, constants=constants)
