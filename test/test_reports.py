@@ -42,6 +42,19 @@ def test_slope_is_fitted_only_where_policies_differ():
     assert np.isnan(few.slope) and "fewer than 3" in few.text()
 
 
+def test_policy_identity_is_comparable_across_k():
+    pi_l = np.full((2, 3, 2), 0.5)
+    hold_5 = np.zeros((2, 21), dtype=int)  # k = 5 over 3 states: 21 count vectors
+    hold_10 = np.zeros((2, 66), dtype=int)
+    assert policy_identity(hold_5, pi_l) == policy_identity(hold_10, pi_l)  # ignores its sample at both k
+    reacting = hold_5.copy()
+    reacting[0, 3] = 1
+    assert policy_identity(reacting, pi_l) != policy_identity(hold_5, pi_l)
+    other_l = pi_l.copy()
+    other_l[0, 0] = [1.0, 0.0]
+    assert policy_identity(hold_5, other_l) != policy_identity(hold_5, pi_l)
+
+
 def _cmp(player, ucb, accepted=False, threshold=0.91):
     return SimpleNamespace(player=player, ucb=ucb, threshold=threshold, accepted=accepted)
 

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any, NamedTuple
@@ -82,6 +83,19 @@ class RegimeSlope(NamedTuple):
         if np.isnan(self.slope):
             return f"no slope: {self.regime}"
         return f"slope {self.slope:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}] over {self.regime}"
+
+
+def policy_identity(pi_g_actions: np.ndarray, pi_l_probs: np.ndarray) -> str:
+    """An identifier of a trained pair as a behaviour, comparable across k: the hash of pi_l and of the
+    dispatcher, where a dispatcher that ignores its sample (every (S_g, D) row constant) is identified by
+    its per-s_g actions alone (the same policy at every k), else by its table (k-specific)."""
+    actions = np.asarray(pi_g_actions)
+    digest = hashlib.sha256(np.ascontiguousarray(pi_l_probs, dtype=np.float64).tobytes())
+    if np.all(actions == actions[:, :1]):
+        digest.update(b"sample-independent" + np.ascontiguousarray(actions[:, 0], dtype=np.int64).tobytes())
+    else:
+        digest.update(repr(actions.shape).encode() + np.ascontiguousarray(actions, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def fit_slope_by_regime(ks: Sequence[int], means: Sequence[float], policy_ids: Sequence[str], *,
