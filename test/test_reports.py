@@ -11,6 +11,7 @@ from altmarl_ros.marl.reports import (
     fit_slope_by_regime,
     gap_report,
     nash_gap_lower_bound,
+    policy_identity,
     stop_report,
 )
 from altmarl_ros.marl.sim import Estimate
