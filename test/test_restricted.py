@@ -187,3 +187,26 @@ def test_heuristic_dispatchers_follow_the_sampled_mode():
     row = int(cv.rank(np.array([3, 1, 0]), 4))
     assert tables["sticky_3"][2, row] == 0 and tables["sticky_4"][2, row] == 2 and tables["zero_4"][2, row] == 0
     assert len(tables) == 8 and tables["zero_1"].shape == (3, len(d))
+
+
+def test_grid_model_rounding_is_mean_preserving_and_kernels_are_distributions():
+    from altmarl_ros.marl.meanfield_model import meanfield_grid, multinomial_kernel, randomized_rounding
+    from altmarl_ros.marl.population import SampledKernel, action_probs, kernel_transpose
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(4), size=50) * 9
+    ranks, probs = randomized_rounding(x, 9)
+    assert np.allclose(probs.sum(1), 1.0)
+    assert np.allclose((probs[..., None] * cv.unrank(ranks, 9, 4)).sum(1), x, atol=1e-12)
+    assert np.allclose(multinomial_kernel(6, 3, 3).sum(1), 1.0)
+    game, pi_l, _, _ = case(2)
+    model = meanfield_grid(game, pi_l, k=2, K=8, rng=rng)
+    assert all(np.allclose(T.sum(1), 1.0) for T in model.T) and model.init.sum() == pytest.approx(1.0)
+    dense = np.asarray(model.O)
+    draws = np.stack([rng.choice(dense.shape[1], size=4000, p=row) for row in dense])
+    sampled = SampledKernel(draws, dense.shape[1])
+    table = rng.integers(0, game.n_global_actions, (game.n_global_states, dense.shape[1]))
+    assert np.abs(action_probs(sampled, table, game.n_global_actions)
+                  - action_probs(dense, table, game.n_global_actions)).max() < 0.05
+    w = rng.random((dense.shape[0], 2))
+    counts = np.stack([np.bincount(r, minlength=dense.shape[1]) for r in draws]) / 4000
+    assert np.allclose(kernel_transpose(sampled, w), counts.T @ w)

@@ -84,9 +84,9 @@ def kernel_transpose(O: Kernel, weights: np.ndarray) -> np.ndarray:  # noqa: E74
     """(H, X) weights -> (D, X) sum_h P(o | h) weights[h]."""
     if isinstance(O, SampledKernel):
         m = O.samples.shape[1]
-        out = np.zeros((O.n_observations, weights.shape[1]))
-        np.add.at(out, O.samples.ravel(), np.repeat(weights / m, m, axis=0))
-        return out
+        flat = O.samples.ravel()
+        return np.stack([np.bincount(flat, np.repeat(weights[:, x] / m, m), O.n_observations)
+                         for x in range(weights.shape[1])], axis=1)
     return O.T @ weights
 
 
