@@ -37,7 +37,7 @@ from altmarl_ros.marl import population
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.meanfield_model import meanfield_grid
 from altmarl_ros.marl.observe import KSampleObserver, Observer, table_rollouts
-from altmarl_ros.marl.policy import TabularLocalPolicy
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
 
 _TOL = 1e-10
@@ -284,3 +284,17 @@ def restricted_best_response(game: TabularGame, pi_l: TabularLocalPolicy, *, k: 
         K = K if K is not None else default_grid(k, game.n_local_states)
         model = meanfield_grid(game, pi_l, k=k, K=K, rng=rng)
     return model_best_response(model, starts=starts, horizon=horizon, constants=constants)
+
+
+def restricted_proposal(game: TabularGame, pi_l: TabularLocalPolicy, proposal: TabularGlobalPolicy, *,
+                        n_agents: int, horizon: int, rng: np.random.Generator,
+                        incumbent: TabularGlobalPolicy | None = None, K: int | None = None) -> TabularGlobalPolicy:
+    """The alternation's restricted-best-response proposal: `restricted_best_response` started from
+    G-LEARN's `proposal` (and the incumbent dispatcher when given), no constant starts; the best table
+    by the model's value (it is then judged by UPDATE's paired comparison on n robots like any proposal)."""
+    starts = {"g_learn": proposal.actions}
+    if incumbent is not None and incumbent.actions.shape == proposal.actions.shape:
+        starts["incumbent"] = incumbent.actions
+    br = restricted_best_response(game, pi_l, k=proposal.k, n_agents=n_agents, horizon=horizon, rng=rng,
+                                  starts=starts, K=K, constants=False)
+    return TabularGlobalPolicy(br.table, proposal.k, proposal.n_local_states, proposal.n_global_actions)
