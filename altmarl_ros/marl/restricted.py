@@ -106,7 +106,7 @@ def _improve_exact(model: population.PopulationModel, table: np.ndarray, value: 
 
 def model_best_response(model: population.PopulationModel, *, starts: Mapping[str, np.ndarray] | None = None,
                         horizon: int | None = None, max_sweeps: int = 50, constants: bool = True,
-                        coordinate_max: int = 5_000) -> BestResponse:
+                        coordinate_max: int = 400) -> BestResponse:
     """The best memoryless dispatcher found on a population model (exact small-n, or `meanfield_grid`),
     from the given starts and (`constants`) every constant table. Single-entry coordinate ascent runs
     only when the table has at most `coordinate_max` (entry, action) pairs (else proposals only)."""
