@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.policy import TabularLocalPolicy
@@ -86,7 +87,7 @@ def meanfield_grid(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, K: in
                    m_obs: int = 200, n_init: int = 20_000) -> PopulationModel:
     """The large-n model on the grid of count vectors of K (see the module docstring)."""
     if k < 1 or K < 1:
-        raise ValueError(f"need k >= 1 and K >= 1, got k={k}, K={K}")
+        raise InputError(f"need k >= 1 and K >= 1, got k={k}, K={K}")
     S_l, S_g = game.n_local_states, game.n_global_states
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     points = cv.enumerate_counts(K, S_l).astype(np.float64)

@@ -19,10 +19,11 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import sim
+from altmarl_ros.marl.deviations import SeedLike, fresh_rng
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.gaps import SeedLike, fresh_rng
 from altmarl_ros.marl.policy import TabularLocalPolicy
 
 
@@ -76,7 +77,7 @@ def table_rollouts(game: TabularGame, table: np.ndarray, observer: Observer, pi_
     """Episodes of the dispatcher a_g = table[s_g, observer(...)] with every robot on pi_l (paper ordering)."""
     table = np.asarray(table)
     if table.shape != (game.n_global_states, observer.n_observations):
-        raise ValueError(f"table must have shape (S_g, {observer.n_observations}), got {table.shape}")
+        raise InputError(f"table must have shape (S_g, {observer.n_observations}), got {table.shape}")
     env_rng, obs_rng, act_rng = fresh_rng(seed).spawn(3)
     returns = np.empty(n_episodes)
     path = np.empty((n_episodes, horizon + 1), dtype=np.int64)

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.policy import TabularLocalPolicy
@@ -58,7 +59,7 @@ class PopulationFilter:
     @classmethod
     def for_game(cls, game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: int, k: int) -> PopulationFilter:
         if not 1 <= k <= n_agents:
-            raise ValueError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
+            raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
         c = game.init_l_concentration
         prior = float(n_agents) if c == 0.0 else game.n_local_states * c
         return cls(marginal_local(game, pi_l.probs).P_tilde, n_agents, k, prior)

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.learners.g_learn import count_transitions
@@ -115,10 +116,10 @@ def population_model(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: i
     """Build the exact histogram chain; refuses more than MAX_HISTOGRAMS histograms."""
     S_l = game.n_local_states
     if not 1 <= k <= n_agents:
-        raise ValueError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
+        raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
     H = cv.n_count_vectors(n_agents, S_l)
     if H > MAX_HISTOGRAMS:
-        raise ValueError(f"the exact population model has {H} histograms for n_agents={n_agents}, S_l={S_l} "
+        raise InputError(f"the exact population model has {H} histograms for n_agents={n_agents}, S_l={S_l} "
                          f"(> {MAX_HISTOGRAMS}); use the Monte Carlo restricted best response")
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     T = tuple(sp.csr_matrix(M).toarray() for M in count_transitions(game, P_tilde, k=n_agents, transition="exact"))

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.sim import Estimate
 
 NOTHING_FOUND = "nothing found"
@@ -65,7 +66,7 @@ class GapReport(NamedTuple):
 def gap_report(name: str, gain: Estimate, candidates_tried: int, source: str, *, current: str = "pi_g") -> GapReport:
     """A GapReport from an estimator's (gain, source): `source == current` means nothing beat the policy."""
     if candidates_tried < 0:
-        raise ValueError(f"candidates_tried must be >= 0, got {candidates_tried}")
+        raise InputError(f"candidates_tried must be >= 0, got {candidates_tried}")
     return GapReport(name, gain, candidates_tried, "" if source == current else source)
 
 
@@ -107,7 +108,7 @@ def fit_slope_by_regime(ks: Sequence[int], means: Sequence[float], policy_ids: S
     separate, constant regime, excluded from the fit."""
     ks_arr, y = np.asarray(ks, dtype=float), np.asarray(means, dtype=float)
     if not (ks_arr.size == y.size == len(policy_ids)):
-        raise ValueError("ks, means and policy_ids must have the same length")
+        raise InputError("ks, means and policy_ids must have the same length")
     counts: dict[str, int] = {}
     for pid in policy_ids:
         counts[pid] = counts.get(pid, 0) + 1
@@ -170,9 +171,9 @@ def nash_gap_lower_bound(gains: Mapping[str, Estimate], *, confidence: float = 0
     """max(0, max_i mean_i - z_{1 - alpha / m} stderr_i): a (1 - alpha) lower confidence bound of the Nash
     gap from m paired gains of feasible unilateral deviations (the Nash gap is >= 0 by definition)."""
     if not gains:
-        raise ValueError("nash_gap_lower_bound needs at least one gain")
+        raise InputError("nash_gap_lower_bound needs at least one gain")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise InputError(f"confidence must be in (0, 1), got {confidence}")
     z = NormalDist().inv_cdf(1 - (1 - confidence) / len(gains))
     bounds = {name: g.mean - z * (g.stderr if np.isfinite(g.stderr) else np.inf) for name, g in gains.items()}
     best = max(bounds, key=lambda n: bounds[n])

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population
 from altmarl_ros.marl.game import TabularGame
@@ -115,7 +116,7 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
     S_g, D, A_g = game.n_global_states, model.n_observations, game.n_global_actions
     all_starts = {**(constant_starts(S_g, D, A_g) if constants else {}), **(starts or {})}
     if not all_starts:
-        raise ValueError("model_best_response needs a start (constants=False and no starts)")
+        raise InputError("model_best_response needs a start (constants=False and no starts)")
     coordinate = S_g * D * A_g <= coordinate_max
     best: BestResponse | None = None
     evaluations = 0
@@ -123,7 +124,7 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
     for name, start in all_starts.items():
         start = np.asarray(start, dtype=np.int64)
         if start.shape != (S_g, D):
-            raise ValueError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
+            raise InputError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
         v0 = start_values[name] = population.memoryless_value(model, start, horizon=horizon)
         table, value, n_eval = _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
         evaluations += n_eval + 1
@@ -142,7 +143,7 @@ def exhaustive_best_response(model: population.PopulationModel, *, horizon: int 
     S_g, D, A_g = model.game.n_global_states, model.n_observations, model.game.n_global_actions
     count = A_g ** (S_g * D)
     if count > max_policies:
-        raise ValueError(f"exhaustive_best_response would enumerate {count} tables (> max_policies={max_policies})")
+        raise InputError(f"exhaustive_best_response would enumerate {count} tables (> max_policies={max_policies})")
     best_table, best_value = None, -np.inf
     for flat in itertools.product(range(A_g), repeat=S_g * D):
         table = np.reshape(flat, (S_g, D))
@@ -224,7 +225,7 @@ def mc_best_response(game: TabularGame, pi_l: TabularLocalPolicy, observer: Obse
     paired gain over the first start (an unbiased estimate on fresh episodes)."""
     t0 = time.perf_counter()
     if not starts:
-        raise ValueError("mc_best_response needs at least one start table")
+        raise InputError("mc_best_response needs at least one start table")
     kw = {"n_agents": n_agents, "horizon": horizon, "n_episodes": episodes}
     seeds = iter(np.random.SeedSequence(seed).spawn(2 * rounds * len(starts) + 1))
     evaluations = 0

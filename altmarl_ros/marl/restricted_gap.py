@@ -19,9 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.deviations import SeedLike
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.gaps import SeedLike
 from altmarl_ros.marl.observe import KSampleObserver, table_rollouts
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.reports import GapReport, gap_report
@@ -71,7 +72,7 @@ def heuristic_dispatchers(game: TabularGame, k: int) -> dict[str, np.ndarray]:
     zone when it holds at least t of the k samples, else keep s_g ("sticky_t") or zone 0 ("zero_t")."""
     S_g, S_l, A_g = game.n_global_states, game.n_local_states, game.n_global_actions
     if not S_l == A_g == S_g:
-        raise ValueError(f"heuristic dispatchers need zones: S_g == S_l == A_g, got {S_g}, {S_l}, {A_g}")
+        raise InputError(f"heuristic dispatchers need zones: S_g == S_l == A_g, got {S_g}, {S_l}, {A_g}")
     d = cv.enumerate_counts(k, S_l)
     mode, top = d.argmax(1), d.max(1)
     out: dict[str, np.ndarray] = {}
