@@ -284,6 +284,8 @@ def restricted_best_response(game: TabularGame, pi_l: TabularLocalPolicy, *, k: 
     else:
         K = K if K is not None else default_grid(k, game.n_local_states)
         model = meanfield_grid(game, pi_l, k=k, K=K, rng=rng)
+        # the grid model is an approximation: proposals only (coordinate ascent would fit its errors)
+        return model_best_response(model, starts=starts, horizon=horizon, constants=constants, coordinate_max=0)
     return model_best_response(model, starts=starts, horizon=horizon, constants=constants)
 
 
