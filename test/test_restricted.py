@@ -210,3 +210,18 @@ def test_grid_model_rounding_is_mean_preserving_and_kernels_are_distributions():
     w = rng.random((dense.shape[0], 2))
     counts = np.stack([np.bincount(r, minlength=dense.shape[1]) for r in draws]) / 4000
     assert np.allclose(kernel_transpose(sampled, w), counts.T @ w)
+
+
+def test_global_learner_refines_g_learn_with_the_restricted_best_response():
+    """g_learn.restricted: the alternation's global proposal is G-LEARN's table improved on the n-robot
+    model; its exact value is at least G-LEARN's (and is the model search's result from that start)."""
+    from altmarl_ros.marl.config import GLearnConfig
+    from altmarl_ros.marl.experiments import GlobalLearner
+    game, pi_l, model, _ = case(1, n=3, k=1)
+    plain = GlobalLearner(game, GLearnConfig(transition="exact"), k=1, seed=0, full_information=False)(pi_l)
+    refined = GlobalLearner(game, GLearnConfig(transition="exact", restricted=True), k=1, seed=0,
+                            full_information=False, n_agents=3, horizon=20)(pi_l)
+    expected = model_best_response(model, starts={"g_learn": plain.actions}, horizon=20, constants=False)
+    assert np.array_equal(refined.actions, expected.table)
+    assert memoryless_value(model, refined.actions, horizon=20) >= memoryless_value(model, plain.actions,
+                                                                                     horizon=20) - 1e-12
