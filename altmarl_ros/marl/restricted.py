@@ -263,9 +263,9 @@ def k_sample_observer(game: TabularGame, k: int) -> KSampleObserver:
 
 
 def default_grid(k: int, n_local_states: int, *, max_points: int = 12_000) -> int:
-    """The grid resolution K of `meanfield_grid`: the largest K <= max(2 k, 10) with at most `max_points`
-    grid points (K = 15 for the 5-zone warehouse at the default budget: 3876 points)."""
-    K = max(2 * k, 10)
+    """The grid resolution K of `meanfield_grid`: the largest K <= max(3 k, 6) with at most `max_points`
+    grid points (5-zone warehouse: K = 6 at k <= 2 (210 points), 15 at k = 5 (3876), 20 from k = 7 (10626))."""
+    K = max(3 * k, 6)
     while K > 1 and cv.n_count_vectors(K, n_local_states) > max_points:
         K -= 1
     return K
