@@ -16,6 +16,8 @@ from altmarl_ros.marl.experiments import run_one, train_policies
 from altmarl_ros.marl.games import make_game, read_game_file
 from altmarl_ros.marl.learners.l_learn import l_learn
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.reports import nash_gap_lower_bound
+from altmarl_ros.marl.sim import Estimate
 from altmarl_ros.paths import source_root
 
 ROOT = source_root()
@@ -47,7 +49,10 @@ def test_federated_trains_and_reports_its_certificate_and_gaps(config):
     assert {"reward", "fixed_point", "rounds", "nash_gap_lower_bound", *gaps} <= set(rows)
     assert rows["fixed_point"].value in (0.0, 1.0) and 1 <= rows["rounds"].value <= 4
     assert all(np.isfinite(rows[m].value) and np.isfinite(rows[m].stderr) for m in ("reward", *gaps))
-    assert rows["nash_gap_lower_bound"].value == max(rows["gap_g_restricted"].value, rows["gap_l_unilateral"].value)
+    bound = nash_gap_lower_bound({m: Estimate(rows[m].value, rows[m].stderr, 1)
+                                  for m in ("gap_g_restricted", "gap_l_unilateral")})
+    assert rows["nash_gap_lower_bound"].value == bound.value >= 0.0  # a lower confidence bound (issue 15)
+    assert rows["gap_g_restricted_candidates"].value >= 1 and rows["stop_flagged"].value in (0.0, 1.0)
 
 
 def test_the_loop_certifies_and_its_clients_upload_when_it_pays(config):

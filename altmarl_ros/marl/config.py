@@ -46,6 +46,9 @@ class GLearnConfig:
     """Maximum number of Bellman sweeps."""
     warm_start: bool = True
     """Start each round's value iteration from the previous round's values."""
+    restricted: bool = False
+    """Refine each G-LEARN proposal by the restricted best response (`restricted.restricted_proposal`:
+    policy iteration on the n-robot population model, from G-LEARN's table; issue 15). Slow at k >= 20."""
 
     def validate(self, key: str) -> None:
         _check(self.transition in TRANSITIONS, f"{key}.transition", f"must be one of {TRANSITIONS}")

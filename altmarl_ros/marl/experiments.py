@@ -48,6 +48,8 @@ from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
+from altmarl_ros.marl.restricted import restricted_proposal
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
 
@@ -108,8 +110,10 @@ class GlobalLearner:
     g_learn.warm_start, from the V of the previous solve. Full information: the deterministic mean-field
     transition at `k` (no warm start) and policies wrapped in `FullInformationPolicy`."""
 
-    def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool) -> None:
+    def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool,
+                 n_agents: int = 1000, horizon: int = 50) -> None:
         self.game, self.config, self.k, self.seed = game, config, k, seed
+        self.n_agents, self.horizon = n_agents, horizon  # for the restricted best-response refinement
         self.full_information = full_information
         self.cache: dict[bytes, Any] = {}
         self.V: np.ndarray | None = None  # the last solve's values (warm start)
@@ -128,7 +132,11 @@ class GlobalLearner:
                              transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
                              stopping=cast(Stopping, gc.stopping), V0=self.V if gc.warm_start else None)
             self.V = result.V
-            self.cache[key] = result.pi_g
+            pi_g = result.pi_g
+            if gc.restricted:  # issue 15: the restricted best response from G-LEARN's table
+                pi_g = restricted_proposal(self.game, pi_l, pi_g, n_agents=self.n_agents, horizon=self.horizon,
+                                           rng=np.random.default_rng([self.seed, zlib.crc32(key), 15]))
+            self.cache[key] = pi_g
         return self.cache[key]
 
     def constant(self, a_g: int) -> Any:
@@ -211,6 +219,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     equilibrium selection."""
     loop = config.loop
     learn_global = GlobalLearner(game, config.g_learn, k=config.full_information.k if full_information else k,
+                                 n_agents=config.n_agents, horizon=loop.eval_horizon,
                                  seed=seed, full_information=full_information)
     learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
@@ -221,7 +230,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
         on_round = None if progress is None else functools.partial(progress, start.name)
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
-                                 k=config.n_agents if full_information else k, value_scale=value_scale(game),
+                                 k=config.full_information.k if full_information else k,
+                                 value_scale=value_scale(game),
                                  eval_seed=_int_seed(seed, 10 + i), on_round=on_round))
     selection = select_equilibrium([s.name for s in starts], results, evaluate, _int_seed(seed, 1))
     best = selection.best.result
@@ -277,13 +287,21 @@ def estimate_gaps_for(config: TrainConfig, game: TabularGame, pi_g: TabularGloba
 
 
 def gap_rows(k: int, seed: int, gaps: Gaps) -> list[SweepRow]:
-    """The gap metrics as rows, plus `nash_gap_lower_bound` = max(gap_g_restricted, gap_l_unilateral):
-    both are gains of feasible unilateral deviations of a player of the k-subsampled game, so their
-    maximum estimates a lower bound of that game's Nash gap (its stderr is the larger one's)."""
+    """The gap metrics as rows; for each search-based global/shared gap also `<gap>_candidates` (how many
+    candidates the search tried) and `<gap>_found` (1 if a deviation beat the policy, 0: nothing found,
+    the 0.00 of the gap row is then not a measured zero); and `nash_gap_lower_bound` =
+    `reports.nash_gap_lower_bound` of gap_g_restricted and gap_l_unilateral: a 95 % lower confidence bound
+    of the Nash gap (Bonferroni over the two; stderr nan: it is a bound, not an estimate)."""
     metrics = gaps.metrics()
     rows = [SweepRow(k, seed, name, est.mean, est.stderr) for name, est in metrics.items() if name != "value"]
-    worst = max((metrics["gap_g_restricted"], metrics["gap_l_unilateral"]), key=lambda e: e.mean)
-    return [*rows, SweepRow(k, seed, GAP_METRIC, worst.mean, worst.stderr)]
+    nan = float("nan")
+    for name, dev, current in (("gap_g_restricted", gaps.restricted, "pi_g"), ("gap_g_full", gaps.full, "pi_g"),
+                               ("gap_l_shared", gaps.shared, "pi_l")):
+        rows += [SweepRow(k, seed, f"{name}_candidates", float(dev.candidates_tried), nan),
+                 SweepRow(k, seed, f"{name}_found", float(dev.source != current), nan)]
+    bound = nash_gap_lower_bound({"gap_g_restricted": metrics["gap_g_restricted"],
+                                  "gap_l_unilateral": metrics["gap_l_unilateral"]})
+    return [*rows, SweepRow(k, seed, GAP_METRIC, bound.value, nan)]
 
 
 class SweepRow(NamedTuple):
@@ -332,6 +350,10 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
         SweepRow(k, seed, "fixed_point", float(trained.alternation.fixed_point), nan),
         SweepRow(k, seed, "starts_fixed_point", float(np.mean(fixed)), nan),
     ]
+    history = trained.alternation.history
+    stop = stop_report(trained.alternation.stop_reason, history[-1].comparisons if history else ())
+    rows += [SweepRow(k, seed, "stop_flagged", float(stop.flagged), nan),  # an upper bound above 2 eta
+             *(SweepRow(k, seed, f"stop_upper_bound_{p}", u, nan) for p, u in stop.upper_bounds.items())]
     if config.ordering != "paper":  # the same policies under the model's ordering (REFERENCE.md B1)
         paper = evaluate_policies(replace(config, ordering="paper"), trained.game, trained.pi_g, trained.pi_l,
                                   seed=seed)

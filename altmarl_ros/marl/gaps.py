@@ -208,6 +208,7 @@ class Deviation(NamedTuple):
     policy: TabularLocalPolicy | GlobalController  # the deviation (the current policy when none was better)
     source: str  # which candidate won
     search_gain: float  # its gain on the search episodes (optimistic: it was selected there)
+    candidates_tried: int = 0  # how many candidates (or oracle starts) the search tried
 
 
 def gap_l_shared(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, seed: int,
@@ -237,7 +238,7 @@ def gap_l_shared(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPo
     table, value = coordinate_ascent(lambda tables: values(one_hot(game, tables)), panel[names[start]],
                                       float(scores[start]), game.n_local_actions, max_passes)
     if max(value, v_uniform) <= v_base + 1e-12:
-        return Deviation(_zero(n_episodes), pi_l, "pi_l", 0.0)
+        return Deviation(_zero(n_episodes), pi_l, "pi_l", 0.0, 2 + len(names))
     if v_uniform > value:
         pi_dev, source, value = uniform, "uniform", v_uniform
     else:
@@ -246,7 +247,7 @@ def gap_l_shared(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocalPo
                                                           n_episodes=n_episodes, **setup.kwargs)  # type: ignore[arg-type]
     dev = rollouts(game, pi_g, pi_dev, setup.streams.final, n_agents=n_agents, n_episodes=n_episodes,
                    **setup.kwargs)  # type: ignore[arg-type]
-    return Deviation(_paired(dev.system, base.system), pi_dev, source, value - v_base)
+    return Deviation(_paired(dev.system, base.system), pi_dev, source, value - v_base, 2 + len(names))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,36 +271,45 @@ def _select_global(game: TabularGame, pi_g: GlobalController, pi_l: TabularLocal
     v_base = value_of(pi_g)
     scores = {name: value_of(c) for name, c in candidates.items()}
     name = max(scores, key=lambda n: scores[n])
+    tried = len(candidates)
     if scores[name] <= v_base + 1e-12:
-        return Deviation(_zero(n_episodes), pi_g, "pi_g", 0.0)
+        return Deviation(_zero(n_episodes), pi_g, "pi_g", 0.0, tried)
     if known and name in known:
-        return Deviation(known[name], candidates[name], name, scores[name] - v_base)
+        return Deviation(known[name], candidates[name], name, scores[name] - v_base, tried)
     base = baseline if baseline is not None else rollouts(game, pi_g, pi_l, setup.streams.final, n_agents=n_agents,
                                                           n_episodes=n_episodes, **setup.kwargs)  # type: ignore[arg-type]
     dev = rollouts(game, candidates[name], pi_l, setup.streams.final, n_agents=n_agents, n_episodes=n_episodes,
                    **setup.kwargs)  # type: ignore[arg-type]
-    return Deviation(_paired(dev.system, base.system), candidates[name], name, scores[name] - v_base)
+    return Deviation(_paired(dev.system, base.system), candidates[name], name, scores[name] - v_base, tried)
 
 
 def gap_g_restricted(game: TabularGame, pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *, seed: int,
                      n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
                      search_agents: int = 100, search_episodes: int = 64, exact_max_d: int = 210,
-                     sample_budget: int = 1_500_000, baseline: Rollouts | None = None) -> Deviation:
+                     sample_budget: int = 1_500_000, baseline: Rollouts | None = None,
+                     oracle: str = "restricted_best_response") -> Deviation:
     """`gap_g_restricted`: the dispatcher switches to another pi_g' over count vectors of the same k,
     executed as in training (a fresh uniform k-subset of the n robots per step).
 
     gain = V(pi_g', pi_l) - V(pi_g, pi_l) on the final n-agent episodes: an estimate of a LOWER bound of
-    the restricted gap max_{pi_g' in Pi_g^(k)} V(pi_g', pi_l) - V(pi_g, pi_l) (exact:
-    `metrics.exact_restricted_global_gap`); G-LEARN's surrogate MDP (k observed robots) is not the
-    n-robot system, so even its exact solution is only a candidate. Candidates: `restricted_candidates`
-    (G-LEARN exact / with more samples than training / deterministic mean-field), chosen by the search
-    episodes on min(n, max(search_agents, 10 k)) robots; pi_g itself wins (gain 0) when none beats it there.
-    The final estimate can come out negative: the chosen candidate is then worse than pi_g on n robots.
-    Caveat: where `restricted_oracle_rule` gives None (k >= 35 on the warehouse at the default budget)
-    the only G-LEARN candidate is the deterministic mean-field one, which is the training learner itself
-    when training used the authors' deterministic transition: the gap is then ~0 by construction for
-    a converged pair, as the old gap_l was. Raise `sample_budget` (G-LEARN cost grows with D x m) to avoid it."""
+    the restricted gap (exact: `metrics.exact_restricted_global_gap`). oracle "restricted_best_response"
+    (default, paper ordering): `restricted_gap.gap_g_restricted_oracle`, policy iteration over memoryless
+    tables on the exact population model (small n) or the large-n grid model, from pi_g and every
+    constant table, independent of G-LEARN; `search_gain` is then the oracle's model gain. oracle
+    "g_learn" (the former estimator; always for the authors' ordering): `restricted_candidates` (G-LEARN
+    exact / more samples / deterministic) chosen on the search episodes. `candidates_tried` says how many
+    starts or candidates were tried; source "pi_g" means nothing was found (reported as such)."""
+    if oracle not in ("restricted_best_response", "g_learn"):
+        raise InputError(f"oracle must be 'restricted_best_response' or 'g_learn', got {oracle!r}")
     setup = _setup(seed, n_agents, search_agents, horizon, ordering, 10 * pi_g.k)
+    if oracle == "restricted_best_response" and ordering == "paper":
+        from altmarl_ros.marl.restricted_gap import gap_g_restricted_oracle
+
+        found = gap_g_restricted_oracle(game, pi_g, pi_l, seed=setup.streams.final, n_agents=n_agents,
+                                        horizon=horizon, n_episodes=n_episodes,
+                                        rng=np.random.default_rng(setup.streams.learn))
+        return Deviation(found.report.gain, found.policy, found.report.winner or "pi_g", found.model_gain,
+                         found.report.candidates_tried)
     cands: dict[str, GlobalController] = dict(restricted_candidates(
         game, pi_l, pi_g.k, np.random.default_rng(setup.streams.learn), exact_max_d=exact_max_d,
         sample_budget=sample_budget))

@@ -18,7 +18,7 @@ PLOTS = {  # metric -> (file name, y label, log-log)
     "reward": ("reward_vs_k.png", "cumulative discounted reward", False),
     "train_seconds": ("train_seconds_vs_k.png", "training time (s)", False),
     "mode_accuracy": ("mode_accuracy_vs_k.png", "mode accuracy", False),
-    "nash_gap_lower_bound": ("nash_gap_vs_k.png", "Nash gap lower bound max(gap_g_restricted, gap_l_unilateral)",
+    "nash_gap_lower_bound": ("nash_gap_vs_k.png", "Nash gap, 95 % lower confidence bound",
                              True),
     "ratio_full_information": ("ratio_full_information_vs_k.png", "reward(k) / reward(full information)", False),
     "gap_l_unilateral": ("gap_l_unilateral_vs_k.png", "gap_l_unilateral (estimate)", True),
