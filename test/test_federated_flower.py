@@ -17,10 +17,12 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from altmarl_ros.federated.clients import OFFLINE  # noqa: E402
-from altmarl_ros.federated.game import TRAIN, ParticipationGame, TrainedPolicy, read_participation  # noqa: E402
-from altmarl_ros.federated.identify import identify_runs, transitions  # noqa: E402
-from altmarl_ros.federated.runner import Fleet, RunSpec, run_plan  # noqa: E402
+import itertools
+
+from altmarl_ros.federated.clients import OFFLINE
+from altmarl_ros.federated.game import TRAIN, ParticipationGame, TrainedPolicy, read_participation
+from altmarl_ros.federated.identify import identify_runs, transitions
+from altmarl_ros.federated.runner import Fleet, RunSpec, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 N, K, ROUNDS = 8, 3, 5
@@ -48,7 +50,7 @@ def test_every_strategy_polls_k_and_reports_consistent_states(runs: tuple[list[l
     logs, _ = runs
     for run in logs:
         assert [r.t for r in run] == list(range(1, ROUNDS + 1))
-        for prev, cur in zip(run[:-1], run[1:], strict=True):
+        for prev, cur in itertools.pairwise(run):
             assert len(cur.polled) + cur.offline_polled == K
             assert len(set(cur.polled)) == len(cur.polled)
             # a polled client reports the state the probe saw for it at the end of the previous round
@@ -66,7 +68,7 @@ def test_uploads_follow_each_strategys_rule(runs: tuple[list[list], Participatio
         for r in run:
             wanted = sum(r.actions) if r.s_g % 2 == TRAIN else 0
             assert r.uploads == wanted  # only clients whose pi_l said upload, and only in a train round
-    changed = [b.accuracy != a.accuracy for a, b in zip(fedavg[:-1], fedavg[1:], strict=True) if b.uploads > 0]
+    changed = [b.accuracy != a.accuracy for a, b in itertools.pairwise(fedavg) if b.uploads > 0]
     assert any(changed)  # Flower's aggregate moved the model
 
 
