@@ -116,3 +116,38 @@ def train_on(game: ParticipationGame, k: int, seed: int, train_config: str | Pat
     path = game.write_tabular(Path(work_dir) / f"identified_k{k}.yaml", k)
     config = load_train_config(train_config, game=str(path), n_agents=game.n_agents, k=k, **overrides)
     return train_policies(config, k=k, seed=seed)
+
+
+def _regime(slope: float, low: float, high: float) -> str:
+    if low <= -0.5 <= high:
+        return "consistent with the paper's O(1/sqrt(k)) rate (slope -1/2 inside the 95 % CI)"
+    if high < -0.5:
+        return "faster than 1/sqrt(k) (slope CI below -1/2)"
+    if low > 0:
+        return "gap grows with k (slope CI above 0)"
+    if low <= 0 <= high:
+        return "flat: no significant dependence on k (slope CI contains 0)"
+    return "slower than 1/sqrt(k) (slope CI between -1/2 and 0)"
+
+
+def sweep_summary(rows: list) -> dict[str, Any]:
+    """Per k: reward and ratio to full information (mean and 95 % CI over seeds); log-log slopes of the
+    gap 1 - ratio over all k, the small k (k <= 5) and the large k (k >= 5), each with its regime."""
+    from altmarl_ros.marl.plotting import fit_loglog_slope
+
+    ks = sorted({r.k for r in rows})
+    per_k = {}
+    for k in ks:
+        per_k[k] = {m: ci95(np.array([r.value for r in rows if r.k == k and r.metric == m]))
+                    for m in ("reward", "reward_full_information", "ratio_full_information", "train_seconds")}
+    gap = {k: 1.0 - per_k[k]["ratio_full_information"]["mean"] for k in ks}
+    slopes = {}
+    for name, subset in (("all", ks), ("small_k", [k for k in ks if k <= 5]), ("large_k", [k for k in ks if k >= 5])):
+        pts = [(k, gap[k]) for k in subset if np.isfinite(gap[k]) and gap[k] > 0]
+        if len(pts) < 3:
+            slopes[name] = {"k": [k for k, _ in pts], "note": "fewer than 3 k with a positive gap: no slope"}
+            continue
+        fit = fit_loglog_slope(np.array([k for k, _ in pts], float), np.array([g for _, g in pts]))
+        slopes[name] = {"k": [k for k, _ in pts], "slope": fit.slope, "ci": [fit.ci_low, fit.ci_high],
+                        "regime": _regime(fit.slope, fit.ci_low, fit.ci_high)}
+    return {"per_k": per_k, "gap_1_minus_ratio": gap, "gap_loglog_slopes": slopes}

@@ -95,6 +95,8 @@ class ParticipationGame:
 
 def participation_from_dict(data: Any, *, base: Path | None = None) -> ParticipationGame:
     """{altmarl_participation: 1, n_agents, description, polled: <game file>, unpolled: <P_l over (s_l, s_g)>}."""
+    if isinstance(data, dict) and FORMAT_KEY not in data and "altmarl_game" in data:
+        raise GameFileError(f"a plain game file, not a participation game ({FORMAT_KEY}: 1 with polled / unpolled)")
     if not isinstance(data, dict) or data.get(FORMAT_KEY) != 1:
         raise GameFileError(f"{FORMAT_KEY}: must be 1 (the format version)")
     unknown = sorted(set(data) - {FORMAT_KEY, "n_agents", "description", "polled", "unpolled"})
