@@ -91,7 +91,7 @@ def compare_runs(learned: list[list], fedavg: list[list]) -> dict[str, Any]:
             "fedavg_accuracy_at_budget": accuracy_at_uploads(cf["accuracy"], cf["uploads"], budget),
             "learned_train_rounds": int(cl["train"].sum())})
     col = {key: np.array([s[key] for s in per_seed], dtype=np.float64) for key in per_seed[0]}
-    summary = {key: ci95(v) for key, v in col.items()}
+    summary: dict[str, Any] = {key: ci95(v) for key, v in col.items()}
     summary["accuracy_gain_at_budget"] = ci95(col["learned_accuracy_at_budget"] - col["fedavg_accuracy_at_budget"])
     summary["final_accuracy_gain"] = ci95(col["learned_final_accuracy"] - col["fedavg_final_accuracy"])
     summary["seeds_reaching_target"] = int(np.isfinite(col["learned_uploads_to_target"]).sum())
@@ -141,7 +141,7 @@ def sweep_summary(rows: list) -> dict[str, Any]:
         per_k[k] = {m: ci95(np.array([r.value for r in rows if r.k == k and r.metric == m]))
                     for m in ("reward", "reward_full_information", "ratio_full_information", "train_seconds")}
     gap = {k: 1.0 - per_k[k]["ratio_full_information"]["mean"] for k in ks}
-    slopes = {}
+    slopes: dict[str, dict[str, Any]] = {}
     for name, subset in (("all", ks), ("small_k", [k for k in ks if k <= 5]), ("large_k", [k for k in ks if k >= 5])):
         pts = [(k, gap[k]) for k in subset if np.isfinite(gap[k]) and gap[k] > 0]
         if len(pts) < 3:

@@ -129,7 +129,8 @@ class _Recording:
         return cfg
 
     def _read(self, replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
-        ok, bad = [], []
+        ok: list[Message] = []
+        bad: list[Message] = []
         for msg in replies:
             (bad if msg.has_error() else ok).append(msg)
         for msg in ok:

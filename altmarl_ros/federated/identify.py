@@ -127,17 +127,22 @@ def nominal_upload_value(game: TabularGame) -> np.ndarray:
 
 
 def identify_runs(logs_runs: list[list], nominal: ParticipationGame, *, strength: float = 5.0,
-                  level: float = 0.95) -> Identified:
-    """Posteriors from every run in `logs_runs` (nominal rows as the prior) and the identified game."""
+                  level: float = 0.95, prior: str = "nominal") -> Identified:
+    """Posteriors from every run in `logs_runs` and the identified game. prior: "nominal" (the nominal
+    game's rows, `strength` pseudo-counts) or "uniform" (the runs' own evidence: uniform rows)."""
+    if prior not in ("nominal", "uniform"):
+        raise ValueError(f"prior must be 'nominal' or 'uniform', got {prior!r}")
     g, n = nominal.polled, nominal.n_agents
     S_l, S_g, A_l, A_g = g.n_local_states, g.n_global_states, g.n_local_actions, g.n_global_actions
     pairs = [transitions(logs, n) for logs in logs_runs]
-    N_pol = sum(local_counts(p, (S_l, S_g, A_l)) for p, _ in pairs)
-    N_unp = sum(local_counts(u, (S_l, S_g, 1)) for _, u in pairs)[:, :, 0, :]
-    N_g = sum(global_counts(p, (S_g, A_g)) for p, _ in pairs)
-    post_pol = dirichlet_posterior(N_pol, g.P_l, strength=strength, level=level)
-    post_unp = dirichlet_posterior(N_unp, nominal.Q_unpolled, strength=strength, level=level)
-    post_g = dirichlet_posterior(N_g, g.P_g, strength=strength, level=level)
+    N_pol = np.sum([local_counts(p, (S_l, S_g, A_l)) for p, _ in pairs], axis=0)
+    N_unp = np.sum([local_counts(u, (S_l, S_g, 1)) for _, u in pairs], axis=0)[:, :, 0, :]
+    N_g = np.sum([global_counts(p, (S_g, A_g)) for p, _ in pairs], axis=0)
+    rows = (g.P_l, nominal.Q_unpolled, g.P_g) if prior == "nominal" else tuple(
+        np.full(x.shape, 1.0 / x.shape[-1]) for x in (g.P_l, nominal.Q_unpolled, g.P_g))
+    post_pol = dirichlet_posterior(N_pol, rows[0], strength=strength, level=level)
+    post_unp = dirichlet_posterior(N_unp, rows[1], strength=strength, level=level)
+    post_g = dirichlet_posterior(N_g, rows[2], strength=strength, level=level)
     n_q = S_g // 2
     beta, err = fit_upload_value(logs_runs, n_q, prior=nominal_upload_value(g))
     r_l = np.array(g.r_l)
@@ -151,7 +156,8 @@ def identify_runs(logs_runs: list[list], nominal: ParticipationGame, *, strength
     game = ParticipationGame(polled, post_unp.mean, n, f"identified from {len(logs_runs)} recorded Flower run(s)")
     report = {"runs": len(logs_runs), "rounds": int(sum(len(x) for x in logs_runs)),
               "polled_transitions": int(N_pol.sum()), "unpolled_transitions": int(N_unp.sum()),
-              "global_transitions": int(N_g.sum()), "prior_strength": strength, "credible_level": level,
+              "global_transitions": int(N_g.sum()), "prior": prior, "prior_strength": strength,
+              "credible_level": level,
               "P_polled_rows_visited": int((N_pol.sum(-1) > 0).sum()), "P_polled_rows": int(N_pol[..., 0].size),
               "beta_nats_per_upload": beta.tolist(), "beta_stderr": err.tolist()}
     return Identified(game, post_pol, post_unp, post_g, beta, err, report)
@@ -159,7 +165,8 @@ def identify_runs(logs_runs: list[list], nominal: ParticipationGame, *, strength
 
 def heldout_report(ident: Identified, heldout: Identified, min_count: float = 10.0) -> dict:
     """Per visited row: TV between the identified mean and the held-out run's empirical row, and whether
-    the identified mean lies inside the held-out posterior's 95 % intervals (rows with >= min_count steps)."""
+    the identified mean lies inside the held-out posterior's 95 % intervals (rows with >= min_count steps;
+    `heldout` should be identified with prior="uniform": its intervals are then the held-out evidence's)."""
     out = {}
     for name in ("P_polled", "Q_unpolled", "P_g"):
         mine, other = getattr(ident, name), getattr(heldout, name)

@@ -57,11 +57,12 @@ def load_records(path: Path) -> dict[str, list[list]]:
 
 
 def identify_step(out: Path, records: dict[str, list[list]], nominal: ParticipationGame) -> Identified:
-    """Identify from the calibration runs; compare with the held-out runs' own identification."""
+    """Identify from the calibration runs; compare with the held-out runs' own evidence (uniform prior,
+    one pseudo-count per row)."""
     ident = identify_runs(records["calibration"], nominal)
     report: dict[str, Any] = {"calibration": ident.report}
     if records.get("heldout"):
-        held = identify_runs(records["heldout"], nominal)
+        held = identify_runs(records["heldout"], nominal, prior="uniform", strength=1.0)
         report["heldout"] = held.report
         report["heldout_comparison"] = heldout_report(ident, held)
     report["P_polled"] = _posterior_rows(ident, "P_polled")
