@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("step", choices=("record", "identify", "sweep", "compare"))
     parser.add_argument("--out", default=str(ROOT / "bench/results/federated"))
     parser.add_argument("--game", default=str(ROOT / "config/games/federated_participation.yaml"))
-    parser.add_argument("--train-config", default=str(ROOT / "config/train_federated_participation.yaml"))
+    parser.add_argument("--train-config", default=str(ROOT / "config/federated_train.yaml"))
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=80)

@@ -36,7 +36,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[list], Particip
     nominal = read_participation(ROOT / "config/games/federated_participation.yaml")
     game = ParticipationGame(nominal.polled, nominal.Q_unpolled, N)
     path = game.write_tabular(tmp_path_factory.mktemp("game") / "g.yaml", K)
-    config = load_train_config(ROOT / "config/train_federated_participation.yaml", game=str(path), n_agents=N, k=K,
+    config = load_train_config(ROOT / "config/federated_train.yaml", game=str(path), n_agents=N, k=K,
                                loop={"max_rounds": 2, "eval_episodes": 8, "eval_horizon": 20, "starts": ["g_first"]},
                                full_information={"enabled": False})
     trained = train_policies(config, k=K, seed=0)

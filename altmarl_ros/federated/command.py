@@ -15,7 +15,7 @@ from typing import Any
 from altmarl_ros.paths import share_path
 
 DEFAULT_GAME = "config/games/federated_participation.yaml"
-DEFAULT_TRAIN = "config/train_federated_participation.yaml"
+DEFAULT_TRAIN = "config/federated_train.yaml"
 
 
 def _int_list(text: str) -> list[int]:
