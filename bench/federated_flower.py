@@ -18,13 +18,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def summarize(out: Path) -> None:
+    """Recompute the comparison's summary from its stored logs, the sweep summary, and the plots."""
+    import json
+
+    from altmarl_ros.federated.experiment import compare_runs, logs_from_json, save_json, sweep_summary
+    from altmarl_ros.federated.plots import comparison_plots, sweep_plot
+    from altmarl_ros.marl.experiments import read_rows
+
+    result = json.loads((out / "comparison.json").read_text())
+    learned, fedavg = (logs_from_json(result["logs"][name]) for name in ("learned", "fedavg"))
+    result.update(compare_runs(learned, fedavg))
+    save_json(out / "comparison.json", result)
+    comparison_plots(result, out)
+    summary = {"comparison": {key: v for key, v in result.items() if key not in ("logs", "curves")},
+               "identification": json.loads((out / "identification.json").read_text())}
+    summary["identification"].pop("P_polled", None)
+    if (out / "k_sweep.csv").exists():
+        rows = read_rows(out / "k_sweep.csv")
+        summary["k_sweep"] = sweep_summary(rows)
+        sweep_plot(rows, out)
+    save_json(out / "summary.json", summary)
+    print(json.dumps(summary["comparison"]["summary"], indent=1))
+    if "k_sweep" in summary:
+        print(json.dumps(summary["k_sweep"], indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     from altmarl_ros.federated import pipeline
     from altmarl_ros.federated.game import read_participation
     from altmarl_ros.federated.runner import Fleet
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("record", "identify", "sweep", "compare"))
+    parser.add_argument("step", choices=("record", "identify", "sweep", "compare", "summarize"))
     parser.add_argument("--out", default=str(ROOT / "bench/results/federated"))
     parser.add_argument("--game", default=str(ROOT / "config/games/federated_participation.yaml"))
     parser.add_argument("--train-config", default=str(ROOT / "config/federated_train.yaml"))
@@ -53,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "sweep":
         pipeline.k_sweep(out, read_participation(out / "identified.yaml"), ks=[int(k) for k in args.ks.split(",")],
                          seeds=list(range(args.sweep_seeds)), train_config=Path(args.train_config), progress=progress)
+    elif args.step == "summarize":
+        summarize(out)
     else:
         pipeline.compare_step(out, fleet, read_participation(out / "identified.yaml"), k=args.k, rounds=args.rounds,
                               seeds=list(range(args.seeds)), train_config=Path(args.train_config),

@@ -71,8 +71,9 @@ def accuracy_at_uploads(acc: np.ndarray, uploads: np.ndarray, budget: float) -> 
 
 
 def compare_runs(learned: list[list], fedavg: list[list]) -> dict[str, Any]:
-    """Paired per-seed comparison: FedAvg's final (smoothed) accuracy, the uploads each strategy needs
-    to reach it, the accuracy of each at the smaller of the two upload totals."""
+    """Paired per-seed comparison: FedAvg's final (smoothed) accuracy and the uploads each strategy needs
+    to reach it; the same for the learned strategy's final accuracy; the accuracy of each at the smaller
+    of the two upload totals."""
     per_seed = []
     for L, F in zip(learned, fedavg, strict=True):
         cl, cf = curves(L), curves(F)
@@ -80,12 +81,16 @@ def compare_runs(learned: list[list], fedavg: list[list]) -> dict[str, Any]:
         u_f, u_l = uploads_to_reach(cf["accuracy"], cf["uploads"], target), uploads_to_reach(
             cl["accuracy"], cl["uploads"], target)
         budget = float(min(cl["uploads"][-1], cf["uploads"][-1]))
+        own = float(smoothed(cl["accuracy"])[-1])  # the learned strategy's own final level
+        u_f_own, u_l_own = (uploads_to_reach(c["accuracy"], c["uploads"], own) for c in (cf, cl))
         per_seed.append({
             "fedavg_final_accuracy": target, "learned_final_accuracy": float(smoothed(cl["accuracy"])[-1]),
             "fedavg_total_uploads": int(cf["uploads"][-1]), "learned_total_uploads": int(cl["uploads"][-1]),
             "fedavg_uploads_to_target": u_f, "learned_uploads_to_target": u_l,
             "upload_ratio_to_target": u_l / u_f if np.isfinite(u_l) else float("nan"),
             "upload_ratio_vs_fedavg_total": u_l / cf["uploads"][-1] if np.isfinite(u_l) else float("nan"),
+            "fedavg_uploads_to_learned_final": u_f_own, "learned_uploads_to_learned_final": u_l_own,
+            "upload_ratio_to_learned_final": u_l_own / u_f_own if np.isfinite(u_f_own) else float("nan"),
             "matched_budget": budget, "learned_accuracy_at_budget": accuracy_at_uploads(cl["accuracy"], cl["uploads"],
                                                                                         budget),
             "fedavg_accuracy_at_budget": accuracy_at_uploads(cf["accuracy"], cf["uploads"], budget),
