@@ -124,6 +124,9 @@ def train_on(game: ParticipationGame, k: int, seed: int, train_config: str | Pat
 
 
 def _regime(slope: float, low: float, high: float) -> str:
+    """The regime of a log-log slope of the gap 1 - ratio, from its 95 % CI."""
+    if low <= -0.5 <= high and low <= 0 <= high:
+        return "undetermined: the CI contains both 0 (flat) and -1/2 (the paper's 1/sqrt(k))"
     if low <= -0.5 <= high:
         return "consistent with the paper's O(1/sqrt(k)) rate (slope -1/2 inside the 95 % CI)"
     if high < -0.5:
@@ -137,7 +140,8 @@ def _regime(slope: float, low: float, high: float) -> str:
 
 def sweep_summary(rows: list) -> dict[str, Any]:
     """Per k: reward and ratio to full information (mean and 95 % CI over seeds); log-log slopes of the
-    gap 1 - ratio over all k, the small k (k <= 5) and the large k (k >= 5), each with its regime."""
+    gap 1 - ratio and of the reward over all k, the small k (k <= 5) and the large k (k >= 5), each with
+    its regime."""
     from altmarl_ros.marl.plotting import fit_loglog_slope
 
     ks = sorted({r.k for r in rows})
@@ -155,4 +159,17 @@ def sweep_summary(rows: list) -> dict[str, Any]:
         fit = fit_loglog_slope(np.array([k for k, _ in pts], float), np.array([g for _, g in pts]))
         slopes[name] = {"k": [k for k, _ in pts], "slope": fit.slope, "ci": [fit.ci_low, fit.ci_high],
                         "regime": _regime(fit.slope, fit.ci_low, fit.ci_high)}
-    return {"per_k": per_k, "gap_1_minus_ratio": gap, "gap_loglog_slopes": slopes}
+    reward_slopes: dict[str, dict[str, Any]] = {}
+    for name, subset in (("all", ks), ("small_k", [k for k in ks if k <= 5]), ("large_k", [k for k in ks if k >= 5])):
+        pts = [(k, per_k[k]["reward"]["mean"]) for k in subset if per_k[k]["reward"]["mean"] > 0]
+        if len(pts) >= 3:
+            fit = fit_loglog_slope(np.array([k for k, _ in pts], float), np.array([r for _, r in pts]))
+            linear = fit.ci_low <= 1.0 <= fit.ci_high
+            reward_slopes[name] = {"k": [k for k, _ in pts], "slope": fit.slope, "ci": [fit.ci_low, fit.ci_high],
+                                   "regime": "linear in k: participation-limited (slope 1 inside the CI)" if linear
+                                   else ("sub-linear: returns diminish with k" if fit.ci_high < 1.0
+                                         else "super-linear in k")}
+    ones = all(per_k[k]["ratio_full_information"]["low"] <= 1.0 <= per_k[k]["ratio_full_information"]["high"]
+               for k in ks if per_k[k]["ratio_full_information"]["n"] > 1)
+    return {"per_k": per_k, "gap_1_minus_ratio": gap, "gap_loglog_slopes": slopes,
+            "reward_loglog_slopes": reward_slopes, "ratio_ci_contains_1_at_every_k": ones}
