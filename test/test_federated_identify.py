@@ -135,3 +135,21 @@ def test_strategy_refuses_a_policy_for_another_k_or_game() -> None:
         run_plan([RunSpec("fedavg", 0, 3, 30)], fleet)
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         run_plan([RunSpec("fedavg", 0, 3, 3)], Fleet("mnist", 20, 0))
+
+
+def test_reduction_matches_a_simulated_round_of_polling() -> None:
+    """One round of the participation game simulated client by client (k of n polled uniformly, the
+    polled ones by P_polled, the others by Q_unpolled) gives each client the reduction's next-state law."""
+    game = read_participation(NOMINAL)
+    rng = np.random.default_rng(11)
+    k, n, reps, s_g = 10, game.n_agents, 4000, 2
+    red = game.tabular(k)
+    for s_l, a_l in ((1, 1), (2, 0), (2, 1)):
+        polled = np.zeros((reps, n), dtype=bool)
+        np.put_along_axis(polled, np.argsort(rng.random((reps, n)), axis=1)[:, :k], True, axis=1)
+        rows = np.where(polled[..., None], game.polled.P_l[s_l, s_g, a_l], game.Q_unpolled[s_l, s_g])
+        u = rng.random((reps, n, 1))
+        nxt = (u > np.cumsum(rows, axis=-1)).sum(-1)
+        freq = np.bincount(nxt.ravel(), minlength=3) / nxt.size
+        se = np.sqrt(red.P_l[s_l, s_g, a_l] * (1 - red.P_l[s_l, s_g, a_l]) / nxt.size)
+        assert np.all(np.abs(freq - red.P_l[s_l, s_g, a_l]) <= 4 * se + 1e-12)
