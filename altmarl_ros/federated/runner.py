@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,19 +114,23 @@ def run_plan(plan: list[RunSpec], fleet: Fleet, *, policy: TrainedPolicy | None 
             if on_run is not None:
                 on_run(i, spec)
 
-    tmp = temp_dir or tempfile.mkdtemp(prefix="altmarl_fl_ray_")
+    tmp = temp_dir or tempfile.mkdtemp(prefix="altmarl_fl_ray_")  # Ray leaves its session dir behind
     config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                "init_args": {"num_cpus": 2, "include_dashboard": False, "object_store_memory": 100 * 2**20,
                              "_temp_dir": tmp, "log_to_driver": False}}
     for name in ("flwr", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    with contextlib.ExitStack() as stack:
-        if backend == "inprocess":
-            from altmarl_ros.federated.inprocess import inprocess_backend
+    try:
+        with contextlib.ExitStack() as stack:
+            if backend == "inprocess":
+                from altmarl_ros.federated.inprocess import inprocess_backend
 
-            stack.enter_context(inprocess_backend())
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=fleet.n_clients,
-                       backend_config=config)
+                stack.enter_context(inprocess_backend())
+            run_simulation(server_app=server_app, client_app=client_app, num_supernodes=fleet.n_clients,
+                           backend_config=config)
+    finally:
+        if temp_dir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     if len(results) != len(plan):
         raise RuntimeError(f"the Flower simulation finished {len(results)} of {len(plan)} runs (see its log)")
     return results
