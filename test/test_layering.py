@@ -5,6 +5,7 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
     0 base     errors, paths, progress, contract, zones   plain Python / numpy / yaml: no package module
     1 marl     marl/                                      the learning library (numpy, scipy)
     2 physics  physics/, bagdata                          the ROS-free engine; the ROS-free bag reader
+    2 federated federated/                                federated learning in Flower (ROS-free; imports marl)
     3 ros      ros/  (ros/backends: no rclpy either)      nodes, bringup, simulator backends, swarm runner
     4 cli      cli, launch/swarm.launch.py                the entry points
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "altmarl_ros"
-LAYERS = {"base": 0, "marl": 1, "physics": 2, "ros": 3, "cli": 4}
+LAYERS = {"base": 0, "marl": 1, "physics": 2, "federated": 2, "ros": 3, "cli": 4}
 BASE_MODULES = {"errors", "paths", "progress", "contract", "zones", "__init__"}
 ROS_PACKAGES = {"rclpy", "launch", "launch_ros", "builtin_interfaces", "geometry_msgs",
                 "std_msgs", "rosgraph_msgs", "diagnostic_msgs", "rcl_interfaces", "nav_msgs", "sensor_msgs",
@@ -38,7 +39,7 @@ def group(module: str) -> str:
         return "base"
     if head == "bagdata":
         return "physics"
-    if head in ("marl", "physics", "ros", "cli"):
+    if head in ("marl", "physics", "federated", "ros", "cli"):
         return head
     raise AssertionError(f"{module}: not placed in a layer; add it to test_layering's table")
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.paths import share_path
 
 DEFAULT_GAME = "config/games/federated_participation.yaml"
@@ -55,12 +56,12 @@ def _check(args: argparse.Namespace) -> tuple[Any, Path, Path]:
 
     for name in ("n", "rounds", "seeds", "record_rounds", "sweep_seeds"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 1 <= args.k <= args.n:
-        raise ValueError(f"--k = {args.k} must satisfy 1 <= k <= n = {args.n} (k clients are polled of n)")
+        raise InputError(f"--k = {args.k} must satisfy 1 <= k <= n = {args.n} (k clients are polled of n)")
     too_big = [k for k in args.ks if k > args.n]
     if too_big and not args.no_sweep:
-        raise ValueError(f"--ks: k = {too_big[0]} exceeds n = {args.n}")
+        raise InputError(f"--ks: k = {too_big[0]} exceeds n = {args.n}")
     train, _ = fdata.load(args.dataset)
     fdata.partition(train, args.n, 0)
     game_path = Path(args.game) if args.game else Path(share_path(DEFAULT_GAME))
@@ -70,7 +71,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Path, Path]:
     train_config = Path(args.train_config) if args.train_config else Path(share_path(DEFAULT_TRAIN))
     load_train_config(train_config)
     if args.records and not Path(args.records).is_file():
-        raise ValueError(f"--records: no such file {args.records}")
+        raise InputError(f"--records: no such file {args.records}")
     return nominal, train_config, game_path
 
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import flwr  # noqa: F401
     except ImportError as exc:
-        raise ValueError(f"altmarl federated needs flwr ({exc}); it pins ray 2.55.1 and protobuf < 7, so it lives "
+        raise InputError(f"altmarl federated needs flwr ({exc}); it pins ray 2.55.1 and protobuf < 7, so it lives "
                          "in its own venv: see bench/README.md 'Federated'") from None
     from altmarl_ros.federated import pipeline
     from altmarl_ros.federated.experiment import save_json, sweep_summary

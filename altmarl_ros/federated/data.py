@@ -13,11 +13,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
+
 DATASETS = ("digits",)
 N_FEATURES, N_CLASSES = 64, 10
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """An unknown dataset name or an impossible partition (one line naming the problem)."""
 
 

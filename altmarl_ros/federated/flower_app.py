@@ -27,6 +27,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.federated import clients as fcl
 from altmarl_ros.federated import data as fdata
 from altmarl_ros.federated.game import HOLD, TRAIN, UPLOAD, quality, s_g_index
@@ -185,7 +186,7 @@ class PolicyStrategy(_Recording, FedAvg):
         self._current = arrays
         nodes = _all_nodes(grid, int(self.fleet_cfg["n-clients"]))
         if self.k > len(nodes):
-            raise ValueError(f"k = {self.k} exceeds the {len(nodes)} connected clients")
+            raise InputError(f"k = {self.k} exceeds the {len(nodes)} connected clients")
         self.s_g = s_g_index(quality(fdata.accuracy(params, self.test)), self.phase)
         cfg = self._config(config, params)
         cfg.update({"server-round": server_round, "policy": "learned", "phase": ("train", "hold")[self.phase],

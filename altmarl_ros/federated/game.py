@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.federated.clients import LOCAL_STATES
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.files import GameFileError, game_from_dict, game_to_dict, write_game_file
@@ -70,17 +71,17 @@ class ParticipationGame:
         S_l, S_g = self.polled.n_local_states, self.polled.n_global_states
         Q = np.asarray(self.Q_unpolled, dtype=np.float64)
         if Q.shape != (S_l, S_g, S_l):
-            raise ValueError(f"Q_unpolled must have shape {(S_l, S_g, S_l)}, got {Q.shape}")
+            raise InputError(f"Q_unpolled must have shape {(S_l, S_g, S_l)}, got {Q.shape}")
         if np.any(Q < 0) or np.any(np.abs(Q.sum(-1) - 1) > 1e-6):
-            raise ValueError("Q_unpolled rows must be probability rows over the next client state")
+            raise InputError("Q_unpolled rows must be probability rows over the next client state")
         if not (isinstance(self.n_agents, int) and self.n_agents >= 1):
-            raise ValueError(f"n_agents must be a positive integer, got {self.n_agents!r}")
+            raise InputError(f"n_agents must be a positive integer, got {self.n_agents!r}")
         object.__setattr__(self, "Q_unpolled", Q)
 
     def tabular(self, k: int) -> TabularGame:
         """The TabularGame of participation budget k (each client polled with probability k/n)."""
         if not 1 <= k <= self.n_agents:
-            raise ValueError(f"k must satisfy 1 <= k <= n = {self.n_agents}, got {k}")
+            raise InputError(f"k must satisfy 1 <= k <= n = {self.n_agents}, got {k}")
         g, f = self.polled, k / self.n_agents
         P_l = f * g.P_l + (1 - f) * self.Q_unpolled[:, :, None, :]
         return TabularGame(P_g=g.P_g, P_l=P_l, r_g=g.r_g, r_l=f * g.r_l, gamma=g.gamma, init_g=g.init_g,
@@ -168,11 +169,11 @@ class TrainedPolicy:
 def check_policy(policy: TrainedPolicy, *, k: int, game: TabularGame) -> TrainedPolicy:
     """Refuse (ValueError, one line) a policy trained for another k or another game than the one run."""
     if policy.k != k or getattr(policy.pi_g, "k", k) != k:
-        raise ValueError(f"the policy was trained for k = {policy.k}, but the strategy polls k = {k} clients")
+        raise InputError(f"the policy was trained for k = {policy.k}, but the strategy polls k = {k} clients")
     if policy.game_fingerprint != game.fingerprint:
-        raise ValueError(f"the policy was trained on game {policy.game_name or '?'} ({policy.game_fingerprint}), "
+        raise InputError(f"the policy was trained on game {policy.game_name or '?'} ({policy.game_fingerprint}), "
                          f"not on {game.name} ({game.fingerprint})")
     want = (game.n_global_states, game.n_local_states, game.n_local_actions)
     if tuple(policy.pi_l.probs.shape) != want or policy.pi_g.n_global_states != game.n_global_states:
-        raise ValueError(f"the policy's tables have shape {policy.pi_l.probs.shape}, the game needs {want}")
+        raise InputError(f"the policy's tables have shape {policy.pi_l.probs.shape}, the game needs {want}")
     return policy

@@ -19,6 +19,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.federated.clients import HIGH_LOSS, LOW_LOSS, OFFLINE
 from altmarl_ros.federated.game import HOLD, SKIP, TRAIN, UPLOAD, ParticipationGame, quality
 from altmarl_ros.marl.game import TabularGame
@@ -33,7 +34,7 @@ def transitions(logs: list, n: int) -> tuple[Transitions, Transitions]:
     rows = []
     for prev, cur in pairwise(logs):
         if prev.probe is None or cur.probe is None:
-            raise ValueError("a recording run needs the probe of every round (record_probe=True)")
+            raise InputError("a recording run needs the probe of every round (record_probe=True)")
         s_l, s_next = np.array(prev.probe), np.array(cur.probe)
         a_pol = np.full(n, -1)
         polled_answered = dict(zip(cur.polled, cur.actions, strict=True))
@@ -131,7 +132,7 @@ def identify_runs(logs_runs: list[list], nominal: ParticipationGame, *, strength
     """Posteriors from every run in `logs_runs` and the identified game. prior: "nominal" (the nominal
     game's rows, `strength` pseudo-counts) or "uniform" (the runs' own evidence: uniform rows)."""
     if prior not in ("nominal", "uniform"):
-        raise ValueError(f"prior must be 'nominal' or 'uniform', got {prior!r}")
+        raise InputError(f"prior must be 'nominal' or 'uniform', got {prior!r}")
     g, n = nominal.polled, nominal.n_agents
     S_l, S_g, A_l, A_g = g.n_local_states, g.n_global_states, g.n_local_actions, g.n_global_actions
     pairs = [transitions(logs, n) for logs in logs_runs]

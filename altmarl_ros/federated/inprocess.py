@@ -43,7 +43,7 @@ class InProcessBackend(Backend):
 
     def process_message(self, message: Message, context: Context) -> tuple[Message, Context]:
         if self.app_fn is None:
-            raise ValueError("call build() before process_message()")
+            raise RuntimeError("call build() before process_message()")
         return self.app_fn()(message=message, context=context), context
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.federated import data as fdata
 from altmarl_ros.federated.game import TRAIN, TrainedPolicy, check_policy
 from altmarl_ros.marl.game import TabularGame
@@ -61,7 +62,7 @@ def _strategy(spec: RunSpec, fleet: Fleet, test: fdata.Split, policy: TrainedPol
         p_upload = np.full((8, 3), 0.5)
     else:
         if policy is None:
-            raise ValueError("the learned strategy needs a trained policy")
+            raise InputError("the learned strategy needs a trained policy")
         pi_g, pi_l = policy.pi_g, policy.pi_l
 
         def choose(s_g: int, counts: np.ndarray, rng: np.random.Generator) -> int:
@@ -81,15 +82,15 @@ def run_plan(plan: list[RunSpec], fleet: Fleet, *, policy: TrainedPolicy | None 
     ClientApp called in process, `federated.inprocess`: no Ray start-up, for tests). A `policy` is
     checked against `game` (the game it must have been trained on) and every learned run's k first."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     for spec in plan:
         if spec.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {spec.strategy!r}; strategies: {list(STRATEGIES)}")
+            raise InputError(f"unknown strategy {spec.strategy!r}; strategies: {list(STRATEGIES)}")
         if not 1 <= spec.k <= fleet.n_clients:
-            raise ValueError(f"k must satisfy 1 <= k <= n = {fleet.n_clients}, got k = {spec.k}")
+            raise InputError(f"k must satisfy 1 <= k <= n = {fleet.n_clients}, got k = {spec.k}")
         if spec.strategy == "learned":
             if policy is None or game is None:
-                raise ValueError("a learned run needs the trained policy and the game it is meant for")
+                raise InputError("a learned run needs the trained policy and the game it is meant for")
             check_policy(policy, k=spec.k, game=game)
     train, test = fdata.load(fleet.dataset)
     fdata.partition(train, fleet.n_clients, fleet.fleet_seed)  # fail here, not inside a Ray actor
