@@ -1,4 +1,4 @@
-"""`altmarl`: train, evaluate, sweep, plot (ROS-free) and swarm (ROS 2 closed loop).
+"""`altmarl`: train, evaluate, sweep, plot (ROS-free), swarm (ROS 2 closed loop) and federated (Flower).
 
 Examples
 --------
@@ -11,6 +11,7 @@ Examples
     altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
     altmarl swarm --mode physics --n-robots 50 --k 5 --steps 200 --bag --out runs/physics
     altmarl identify --bag runs/physics/bag --out runs/identified.yaml
+    altmarl federated --n 100 --k 10 --seeds 5 --out runs/federated     # needs flwr (bench/README.md 10)
 """
 
 from __future__ import annotations
@@ -282,7 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_arguments(p)
     p.set_defaults(func=video.run)
     _add_swarm(sub.add_parser("swarm", help="run the ROS 2 swarm (simulator + controller + robots) in closed loop"))
+    _add_federated(sub.add_parser("federated", help="federated learning in Flower with a participation budget k: "
+                                  "record runs, identify the participation game, k-sweep on it, learned strategy vs "
+                                  "FedAvg (needs flwr)"))
     return parser
+
+
+def _add_federated(p: argparse.ArgumentParser) -> None:
+    """`altmarl federated` (altmarl_ros.federated.command; flwr is imported only when it runs)."""
+    from altmarl_ros.federated import command
+
+    command.add_arguments(p)
+    p.set_defaults(func=command.run)
 
 
 def _add_swarm(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
                exitcodes, stopflag, domains
     1 marl     marl/                                      the learning library (numpy, scipy)
     2 physics  physics/, bagdata, swarmview, video        the ROS-free engine; the ROS-free bag readers, the video
+    2 federated federated/                                federated learning in Flower (ROS-free; imports marl)
     3 ros      ros/  (ros/backends: no rclpy either)      nodes, bringup, simulator backends, swarm runner
     4 cli      cli, launch/swarm.launch.py                the entry points
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "altmarl_ros"
-LAYERS = {"base": 0, "marl": 1, "physics": 2, "ros": 3, "cli": 4}
+LAYERS = {"base": 0, "marl": 1, "physics": 2, "federated": 2, "ros": 3, "cli": 4}
 BASE_MODULES = {"errors", "paths", "progress", "contract", "zones", "exitcodes", "stopflag", "domains", "__init__"}
 ROS_FREE_READERS = {"bagdata", "swarmview", "video"}  # rosbags and matplotlib, never rclpy
 ROS_PACKAGES = {"rclpy", "launch", "launch_ros", "builtin_interfaces", "geometry_msgs",
@@ -41,7 +42,7 @@ def group(module: str) -> str:
         return "base"
     if head in ROS_FREE_READERS:
         return "physics"
-    if head in ("marl", "physics", "ros", "cli"):
+    if head in ("marl", "physics", "federated", "ros", "cli"):
         return head
     raise AssertionError(f"{module}: not placed in a layer; add it to test_layering's table")
 
