@@ -19,7 +19,7 @@ from altmarl_ros.marl.continuous.settings import ConfigError, config_from_dict, 
 ROOT = Path(__file__).resolve().parents[1]
 K = 5
 SHORT = {  # one round of short best responses: small batches keep the compile and run time low
-    "k": K, "rounds": 1, "loop_episodes": 16,
+    "k": K, "rounds": 1, "loop_episodes": 16, "starts": ["random"],
     "g_step": {"iterations": 6, "envs": 16, "minibatches": 2},
     "l_step": {"iterations": 6, "envs": 8, "learners": 8, "minibatches": 2},
 }
@@ -44,7 +44,7 @@ def test_short_training_beats_random_and_its_start_by_a_clear_margin(trained):
     margin = 0.1 * env.reward_range * env.discount_sum(50)
     se = math.hypot(res.stderr, rnd.stderr)
     assert res.mean - rnd.mean - Z999 * se > margin, (res.mean, rnd.mean, se)
-    g0, l0 = initial_pair(cfg, jax.random.split(jax.random.fold_in(train_key(0), 0))[0])
+    g0, l0 = initial_pair(cfg, K, jax.random.split(jax.random.fold_in(train_key(0), 0))[0], "random")
     start = evaluate_pair(env, g0.pi, l0.pi, K, protocol)
     diff = (res.returns - start.returns).ravel()
     eta = tr.loops[0].eta

@@ -24,7 +24,7 @@ import numpy as np
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
 from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
-from altmarl_ros.marl.continuous.nets import ActorCritic, init_actor_critic
+from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, init_actor_critic
 from altmarl_ros.marl.continuous.settings import ContinuousConfig
 from altmarl_ros.marl.learners.alternate import Comparison, RoundRecord, UpdateRule
 from altmarl_ros.marl.sim import Estimate
@@ -52,11 +52,23 @@ def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[Pair], key: jax.Ar
                                                 key).returns) for g, l_ in pairs])
 
 
-def initial_pair(cfg: ContinuousConfig, key: jax.Array) -> Pair:
-    k_g, k_l = jax.random.split(key)
+START_KINDS = ("random", "l_first")
+
+
+def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "random") -> Pair:
+    """A starting pair. random: freshly initialised networks (near-uniform stochastic policies; their
+    greedy actions are arbitrary). l_first: the same dispatcher, and robots first trained by an L-step
+    against a dispatcher that commits to a uniformly drawn target for each episode (so that the robots'
+    training visits every s_g; the tabular loop's l_first start, averaged over the targets)."""
+    if start not in START_KINDS:
+        raise ValueError(f"unknown start {start!r}; starts are {START_KINDS}")
+    k_g, k_l, k_pre = jax.random.split(key, 3)
     env = cfg.env
-    return (init_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g),
-            init_actor_critic(k_l, 2, env.n_al, cfg.hidden_l))
+    ac_g = init_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
+    ac_l = init_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
+    if start == "l_first":
+        ac_l, _ = br.learn_local(env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_pre, committed=True)
+    return ac_g, ac_l
 
 
 def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
@@ -119,6 +131,7 @@ class Trained(NamedTuple):
     k: int
     seed: int
     chosen: int
+    starts: tuple[str, ...]
     loops: tuple[LoopResult, ...]
     welfare: tuple[Estimate, ...]  # each start's final pair on common selection episodes (training keys)
     seconds: float
@@ -126,14 +139,15 @@ class Trained(NamedTuple):
     def record(self) -> dict[str, object]:
         """JSON-ready summary: rounds with paired comparisons, stop reasons, selection."""
         return {"k": self.k, "seed": self.seed, "chosen_start": self.chosen, "seconds": self.seconds,
-                "starts": [{"stop_reason": lp.stop_reason, "eta": lp.eta, "seconds": lp.seconds,
+                "starts": [{"start": st, "stop_reason": lp.stop_reason, "eta": lp.eta, "seconds": lp.seconds,
                             "welfare": w._asdict(), "rounds": [r.to_dict() for r in lp.history],
-                            "curves": list(lp.curves)} for lp, w in zip(self.loops, self.welfare, strict=True)]}
+                            "curves": list(lp.curves)}
+                           for st, lp, w in zip(self.starts, self.loops, self.welfare, strict=True)]}
 
 
 def train(cfg: ContinuousConfig, k: int, seed: int,
           on_round: Callable[[RoundRecord], None] | None = None) -> Trained:
-    """ALTERNATING-MARL with neural policies at budget k from `cfg.starts` random initial pairs; keeps the
+    """ALTERNATING-MARL with neural policies at budget k from each of `cfg.starts`; keeps the
     start with the best welfare among those at a fixed point (among all when none is), measured on
     common episodes drawn from the training seed's keys (never the evaluation protocol's)."""
     if not 1 <= k <= cfg.env.n_agents:
@@ -141,9 +155,9 @@ def train(cfg: ContinuousConfig, k: int, seed: int,
     t0 = time.perf_counter()
     base = train_key(seed)
     loops = []
-    for s in range(cfg.starts):
+    for s, start in enumerate(cfg.starts):
         k_init, k_loop = jax.random.split(jax.random.fold_in(base, s))
-        loops.append(run_loop(cfg, k, initial_pair(cfg, k_init), k_loop, on_round))
+        loops.append(run_loop(cfg, k, initial_pair(cfg, k, k_init, start), k_loop, on_round))
     welfare: tuple[Estimate, ...]
     if len(loops) == 1:
         welfare = (loops[0].history[-1].value,)
@@ -153,4 +167,5 @@ def train(cfg: ContinuousConfig, k: int, seed: int,
     pool = [i for i, lp in enumerate(loops) if lp.fixed_point] or list(range(len(loops)))
     chosen = max(pool, key=lambda i: welfare[i].mean)
     best = loops[chosen]
-    return Trained(best.ac_g, best.ac_l, k, seed, chosen, tuple(loops), welfare, time.perf_counter() - t0)
+    return Trained(best.ac_g, best.ac_l, k, seed, chosen, tuple(cfg.starts), tuple(loops), welfare,
+                   time.perf_counter() - t0)

@@ -23,7 +23,7 @@ import numpy as np
 
 from altmarl_ros.marl.artifacts import atomic_write_files
 from altmarl_ros.marl.continuous.env import ContinuousWarehouse
-from altmarl_ros.marl.continuous.nets import ActorCritic, flatten, init_actor_critic, unflatten
+from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, flatten, init_actor_critic, unflatten
 
 FORMAT = "altmarl_ros.continuous_policy"
 VERSION = 1
@@ -51,7 +51,8 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 def _templates(env: ContinuousWarehouse, hidden_g: tuple[int, ...],
                hidden_l: tuple[int, ...]) -> tuple[ActorCritic, ActorCritic]:
     key = jax.random.key(0)
-    return (init_actor_critic(key, 1 + env.n_bins, env.n_ga, hidden_g), init_actor_critic(key, 2, env.n_al, hidden_l))
+    return (init_actor_critic(key, 1 + env.n_bins, env.n_ga, hidden_g),
+            init_actor_critic(key, N_FEATURES_L, env.n_al, hidden_l))
 
 
 def _hidden(ac: ActorCritic) -> list[int]:

@@ -90,13 +90,15 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid
     return _to_batch(x, a, logp, v, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None] * r).sum(0)
 
 
-@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
+@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid", "committed"))
 def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
-                  ac_l: ActorCritic, key: jax.Array) -> tuple[ppo.Batch, jnp.ndarray]:
+                  ac_l: ActorCritic, key: jax.Array, committed: bool = False) -> tuple[ppo.Batch, jnp.ndarray]:
     """`cfg.envs` systems x `cfg.horizon` steps, `cfg.learners` representative robots each ->
-    (batch, (envs, learners) discounted r_l returns)."""
+    (batch, (envs, learners) discounted r_l returns). committed: instead of pi_g, a dispatcher that
+    draws a uniform target per system at reset and keeps it (the "l_first" start)."""
     robots = _robots(env, ac_l.pi, grid)
     k_reset, k_pick, k_run = jax.random.split(key, 3)
+    fixed_target = jax.random.randint(jax.random.fold_in(k_pick, 1), (cfg.envs,), 0, env.n_ga)
     state0 = wh.reset(env, k_reset, cfg.envs)
     _, idx = jax.lax.top_k(jax.random.uniform(k_pick, (cfg.envs, env.n_agents)), cfg.learners)
     rows = jnp.arange(cfg.envs)[:, None]
@@ -106,6 +108,7 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid:
         t, key_t = tk
         k_h, k_a, k_s = jax.random.split(key_t, 3)
         a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
+        a_g = fixed_target if committed else a_g
         x = features_l(state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
         a_rep, logp = _sample(k_a, mlp(ac_l.pi, x))
         v = mlp(ac_l.v, with_time(x, t / cfg.horizon))[..., 0]
@@ -142,13 +145,14 @@ def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: 
 
 
 def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
-                ac_l: ActorCritic, key: jax.Array) -> tuple[ActorCritic, StepStats]:
-    """L-step: PPO for pi_l from `ac_l` (continued training) against the frozen greedy pi_g."""
+                ac_l: ActorCritic, key: jax.Array, committed: bool = False) -> tuple[ActorCritic, StepStats]:
+    """L-step: PPO for pi_l from `ac_l` (continued training) against the frozen greedy pi_g (committed:
+    against a dispatcher keeping a uniformly drawn target per episode, see `collect_local`)."""
     opt_state = ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac_l)
     rets, kls = [], []
     for key_i in jax.random.split(key, cfg.iterations):
         k_c, k_u = jax.random.split(key_i)
-        batch, ret = collect_local(env, k, cfg, grid, pi_g, ac_l, k_c)
+        batch, ret = collect_local(env, k, cfg, grid, pi_g, ac_l, k_c, committed)
         ac_l, opt_state, kl = ppo.update(ac_l, opt_state, batch, k_u, cfg)
         rets.append(ret.mean())
         kls.append(kl)

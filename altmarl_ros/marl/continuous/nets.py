@@ -2,8 +2,8 @@
 
 An MLP is a tuple of layers, each a dict {"w": (in, out), "b": (out,)}; hidden layers use tanh. The
 dispatcher's policy pi_g maps (s_g, histogram of k robots) -> logits over the 5 targets; the robots'
-shared policy pi_l maps (s_g, s_l) -> logits over (stay, +, -) (the authors' inputs for pi_l; their pi_g
-reads the histogram only, ours also reads s_g). Critics read the same features plus the time t / H,
+shared policy pi_l maps (s_g, s_l), fed as (s_g, s_l, s_g - s_l), -> logits over (stay, +, -) (the
+authors' inputs for pi_l; their pi_g reads the histogram only, ours also reads s_g). Critics read the same features plus the time t / H,
 because the objective has a finite horizon H. Deployed policies act greedily (argmax), as in the
 authors' evaluation.
 """
@@ -55,10 +55,14 @@ def features_g(s_g: jnp.ndarray, hist: jnp.ndarray) -> jnp.ndarray:
     return jnp.concatenate([s_g[..., None], hist], axis=-1)
 
 
+N_FEATURES_L = 3
+
+
 def features_l(s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
-    """s_g broadcastable to s_l (...,) -> (..., 2)."""
+    """s_g broadcastable to s_l (...,) -> (..., 3): (s_g, s_l, s_g - s_l), a fixed function of the
+    policy's inputs (s_g, s_l) that makes "move towards s_g" linear in the features."""
     s_g, s_l = jnp.broadcast_arrays(s_g, s_l)
-    return jnp.stack([s_g, s_l], axis=-1)
+    return jnp.stack([s_g, s_l, s_g - s_l], axis=-1)
 
 
 def with_time(x: jnp.ndarray, t: jnp.ndarray | float) -> jnp.ndarray:

@@ -27,12 +27,12 @@ from altmarl_ros.marl.continuous.nets import ActorCritic, mlp
 class PPOConfig:
     """One best-response step: `iterations` rounds of (collect `envs` x `horizon`, `epochs` PPO passes)."""
 
-    iterations: int = 10
+    iterations: int = 25
     envs: int = 32
     horizon: int = 50
     epochs: int = 4
     minibatches: int = 4
-    lr: float = 1e-3
+    lr: float = 3e-3
     clip: float = 0.2
     gae_lambda: float = 0.95
     vf_coef: float = 0.5

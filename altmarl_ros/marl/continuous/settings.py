@@ -43,15 +43,16 @@ class ContinuousConfig:
     hidden_l: tuple[int, ...] = (64, 64)
     grid: int = 401
     """Greedy robots tabulated on a grid x grid lattice during training (0: exact network)."""
-    rounds: int = 8
-    starts: int = 1
+    rounds: int = 6
+    starts: tuple[str, ...] = ("l_first",)
+    """Starting pairs (alternate.START_KINDS); the best fixed point on training keys is kept."""
     rule: UpdateRule = field(default_factory=lambda: UpdateRule(kind="two_eta", c=0.002))
     loop_episodes: int = 64
     """Episodes of each paired in-loop evaluation."""
     horizon: int = 50
     """Horizon of the in-loop evaluations and of the training episodes' objective."""
     g_step: PPOConfig = field(default_factory=lambda: PPOConfig(ent_coef=0.01))
-    l_step: PPOConfig = field(default_factory=lambda: PPOConfig(envs=16, learners=16))
+    l_step: PPOConfig = field(default_factory=lambda: PPOConfig(envs=16, learners=16, ent_coef=0.003))
     evaluation: Protocol = field(default_factory=Protocol)
     nash_gap: GapSettings = field(default_factory=GapSettings)
     full_information: bool = True
@@ -63,7 +64,9 @@ class ContinuousConfig:
                 raise ConfigError(f"{key}: {msg}")
 
         need(1 <= self.k <= self.env.n_agents, "k", f"must lie in [1, env.n_agents = {self.env.n_agents}]")
-        for key in ("seeds", "rounds", "starts", "horizon"):
+        need(len(self.starts) >= 1 and all(s in ("random", "l_first") for s in self.starts), "starts",
+             "must list at least one of 'random', 'l_first'")
+        for key in ("seeds", "rounds", "horizon"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
         need(self.loop_episodes >= 2, "loop_episodes", "must be >= 2 (a paired test needs a stderr)")
         need(self.grid == 0 or self.grid >= 2, "grid", "must be 0 (exact) or >= 2")
@@ -99,7 +102,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     elif hint is str:
         ok = isinstance(value, str)
     elif origin is tuple:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+        item = typing.get_args(hint)[0]
+        kinds = (str,) if item is str else (int,) if item is int else (int, float)
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, kinds) and not isinstance(v, bool)
                                                       for v in value)
         value = tuple(value) if ok else value
     else:
