@@ -3,9 +3,9 @@
 An MLP is a tuple of layers, each a dict {"w": (in, out), "b": (out,)}; hidden layers use tanh. The
 dispatcher's policy pi_g maps (s_g, histogram of k robots) -> logits over the 5 targets; the robots'
 shared policy pi_l maps (s_g, s_l), fed as (s_g, s_l, s_g - s_l), -> logits over (stay, +, -) (the
-authors' inputs for pi_l; their pi_g reads the histogram only, ours also reads s_g). Critics read the same features plus the time t / H,
-because the objective has a finite horizon H. Deployed policies act greedily (argmax), as in the
-authors' evaluation.
+authors' inputs for pi_l; their pi_g reads the histogram only, ours also reads s_g). Critics read the
+same features plus the time t / H, because the objective has a finite horizon H. Deployed policies
+act greedily (argmax), as in the authors' evaluation.
 """
 
 from __future__ import annotations
