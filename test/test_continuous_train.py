@@ -18,10 +18,11 @@ from altmarl_ros.marl.continuous.settings import ConfigError, config_from_dict, 
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 5
-SHORT = {  # one round of short best responses: small batches keep the compile and run time low
-    "k": K, "rounds": 1, "loop_episodes": 16, "starts": ["random"],
-    "g_step": {"iterations": 6, "envs": 16, "minibatches": 2},
-    "l_step": {"iterations": 6, "envs": 8, "learners": 8, "minibatches": 2},
+SHORT = {  # one round of short best responses: small batches keep the compile and run time low; the
+    # in-loop evaluations use the protocol's 30 rollouts, so they share its compiled rollout
+    "k": K, "rounds": 1, "loop_episodes": 30, "starts": ["random"], "grid": 101,
+    "g_step": {"iterations": 5, "envs": 16, "minibatches": 2},
+    "l_step": {"iterations": 5, "envs": 8, "learners": 8, "minibatches": 2},
 }
 Z999 = 3.09  # one-sided 99.9 % normal quantile
 

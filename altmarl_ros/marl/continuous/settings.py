@@ -34,6 +34,8 @@ class GapSettings:
 
 @dataclass(frozen=True)
 class ContinuousConfig:
+    kind: str = "continuous"
+    """Marks the file for the CLI (`altmarl train --config ...` dispatches on it)."""
     env: ContinuousWarehouse = field(default_factory=ContinuousWarehouse)
     k: int = 20
     """Default budget of `train` (the CLI's --k overrides)."""
@@ -63,6 +65,7 @@ class ContinuousConfig:
             if not ok:
                 raise ConfigError(f"{key}: {msg}")
 
+        need(self.kind == "continuous", "kind", f"must be 'continuous', got {self.kind!r}")
         need(1 <= self.k <= self.env.n_agents, "k", f"must lie in [1, env.n_agents = {self.env.n_agents}]")
         need(len(self.starts) >= 1 and all(s in ("random", "l_first") for s in self.starts), "starts",
              "must list at least one of 'random', 'l_first'")
