@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
 from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
@@ -61,7 +62,7 @@ def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "ra
     against a dispatcher that commits to a uniformly drawn target for each episode (so that the robots'
     training visits every s_g; the tabular loop's l_first start, averaged over the targets)."""
     if start not in START_KINDS:
-        raise ValueError(f"unknown start {start!r}; starts are {START_KINDS}")
+        raise InputError(f"unknown start {start!r}; starts are {START_KINDS}")
     k_g, k_l, k_pre = jax.random.split(key, 3)
     env = cfg.env
     ac_g = init_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
@@ -151,7 +152,7 @@ def train(cfg: ContinuousConfig, k: int, seed: int,
     start with the best welfare among those at a fixed point (among all when none is), measured on
     common episodes drawn from the training seed's keys (never the evaluation protocol's)."""
     if not 1 <= k <= cfg.env.n_agents:
-        raise ValueError(f"k must lie in [1, n_agents = {cfg.env.n_agents}], got {k}")
+        raise InputError(f"k must lie in [1, n_agents = {cfg.env.n_agents}], got {k}")
     t0 = time.perf_counter()
     base = train_key(seed)
     loops = []

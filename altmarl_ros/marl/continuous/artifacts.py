@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.artifacts import atomic_write_files
 from altmarl_ros.marl.continuous.env import ContinuousWarehouse
 from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, flatten, init_actor_critic, unflatten
@@ -30,7 +31,7 @@ VERSION = 1
 READS = (1,)
 
 
-class ContinuousPolicyError(ValueError):
+class ContinuousPolicyError(UserError, ValueError):
     """A continuous policy artifact is missing, unreadable or incompatible."""
 
 

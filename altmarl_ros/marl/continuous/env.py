@@ -26,6 +26,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from altmarl_ros.errors import InputError
+
 
 @dataclass(frozen=True)
 class ContinuousWarehouse:
@@ -52,7 +54,7 @@ class ContinuousWarehouse:
     def __post_init__(self) -> None:
         def need(ok: bool, key: str, msg: str) -> None:
             if not ok:
-                raise ValueError(f"env.{key}: {msg}")
+                raise InputError(f"env.{key}: {msg}")
 
         need(self.n_agents >= 2, "n_agents", f"must be >= 2, got {self.n_agents}")
         need(self.n_bins >= 2, "n_bins", f"must be >= 2, got {self.n_bins}")

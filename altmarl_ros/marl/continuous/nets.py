@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from altmarl_ros.errors import InputError
+
 MLP = tuple[dict[str, jnp.ndarray], ...]
 
 
@@ -91,9 +93,9 @@ def unflatten(prefix: str, like: Any, arrays: dict[str, np.ndarray]) -> Any:
     leaves = []
     for name, ref in zip(names, jax.tree_util.tree_leaves(like), strict=True):
         if name not in arrays:
-            raise ValueError(f"missing array {name!r}")
+            raise InputError(f"missing array {name!r}")
         if arrays[name].shape != ref.shape:
-            raise ValueError(f"array {name!r} has shape {arrays[name].shape}, expected {ref.shape}")
+            raise InputError(f"array {name!r} has shape {arrays[name].shape}, expected {ref.shape}")
         leaves.append(jnp.asarray(arrays[name], jnp.float32))
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous.nets import ActorCritic, mlp
 
 
@@ -43,13 +44,13 @@ class PPOConfig:
     def validate(self, key: str) -> None:
         for name in ("iterations", "envs", "horizon", "epochs", "minibatches", "learners"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"{key}.{name}: must be an integer >= 1, got {getattr(self, name)!r}")
+                raise InputError(f"{key}.{name}: must be an integer >= 1, got {getattr(self, name)!r}")
         checks = {"lr": self.lr > 0, "clip": 0 < self.clip < 1, "gae_lambda": 0 <= self.gae_lambda <= 1,
                   "vf_coef": self.vf_coef >= 0, "ent_coef": self.ent_coef >= 0,
                   "max_grad_norm": self.max_grad_norm > 0}
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"{key}.{name}: out of range ({getattr(self, name)!r})")
+                raise InputError(f"{key}.{name}: out of range ({getattr(self, name)!r})")
 
 
 class Batch(NamedTuple):

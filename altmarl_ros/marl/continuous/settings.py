@@ -14,13 +14,14 @@ from typing import Any
 
 import yaml
 
+from altmarl_ros.errors import UserError
 from altmarl_ros.marl.continuous.env import ContinuousWarehouse
 from altmarl_ros.marl.continuous.evaluate import Protocol
 from altmarl_ros.marl.continuous.ppo import PPOConfig
 from altmarl_ros.marl.learners.alternate import UpdateRule
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
