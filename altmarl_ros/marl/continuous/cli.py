@@ -12,8 +12,6 @@ tidy CSV rows (k, seed, metric, value, stderr) as the tabular sweep, rewritten a
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,6 @@ def is_continuous(path: str | Path) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and data.get("kind") == "continuous"
-
-
-def _jsonable(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
 
 
 def train_main(config_path: Path, k: int | None, seed: int, out: str | None, evaluate: bool = True) -> int:
@@ -90,8 +84,3 @@ def sweep_main(config_path: Path, ks: list[int], seeds: list[int], out: Path, ga
     print(f"wrote {len(rows)} rows to {out}")
     return 0
 
-
-def add_arguments_note(parser: argparse.ArgumentParser) -> None:
-    """Mention the continuous path in a sub-command's help."""
-    parser.epilog = ((parser.epilog or "") + " A config with `kind: continuous` trains the continuous warehouse "
-                     "with neural policies (config/train_continuous.yaml).")
