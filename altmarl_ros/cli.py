@@ -77,6 +77,10 @@ def _round_printer(progress: Progress) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.continuous.cli import is_continuous, train_main
+
+    if is_continuous(_share_config(args.config)):  # neural policies on the continuous warehouse (issue 17)
+        return train_main(_share_config(args.config), args.k, args.seed, args.out, evaluate=not args.no_eval)
     from altmarl_ros.marl.artifacts import save_policies
     from altmarl_ros.marl.experiments import evaluate_policies, train_policies, with_overrides
 
@@ -144,7 +148,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.continuous.cli import is_continuous, sweep_main
     from altmarl_ros.marl.executors import grid, run_cell, run_sweep
+
+    if is_continuous(_share_config(args.config)):  # in-process cells; the same CSV rows
+        seeds = list(range(args.seed0, args.seed0 + args.seeds))
+        return sweep_main(_share_config(args.config), args.k, seeds, Path(args.out),
+                          args.seeds if args.gap_seeds is None else args.gap_seeds)
 
     if args.backend is not None:  # the flag's old name
         print("altmarl sweep: warning: --backend is deprecated, use --executor", file=sys.stderr)

@@ -1,0 +1,172 @@
+"""The alternating loop with neural policies (PAPER.md 2.4 / 2.6; the tabular loop's rule in
+`marl.learners.alternate`), and multi-start with equilibrium selection.
+
+Each round proposes a dispatcher (G-step: PPO on the subsampled system's return, continued from the
+incumbent pi_g against the frozen robots), then a robot policy (L-step: PPO on the representative-agent
+MDP against the frozen dispatcher). The paired UPDATE rule of the tabular loop decides: the proposal and
+the incumbent play the SAME fresh episodes (same JAX key: same resets, samples and noise), and the
+proposal is accepted iff the one-sided lower confidence bound of the paired improvement exceeds 2 eta,
+eta = c R / ((1 - gamma) sqrt(k)). A round with no acceptance is a fixed point and stops the loop; a
+rejected proposal is retrained next round from the incumbent with fresh keys (not the authors' stall, B7).
+In-loop evaluation keys derive from the training seed, never from the evaluation protocol's keys.
+The in-loop evaluations use the exact networks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from altmarl_ros.errors import InputError
+from altmarl_ros.marl.continuous import env as wh
+from altmarl_ros.marl.continuous import learners as br
+from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
+from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, init_actor_critic
+from altmarl_ros.marl.continuous.settings import ContinuousConfig
+from altmarl_ros.marl.learners.alternate import Comparison, RoundRecord, UpdateRule
+from altmarl_ros.marl.sim import Estimate
+
+Pair = tuple[ActorCritic, ActorCritic]  # (dispatcher, robots)
+
+
+class LoopResult(NamedTuple):
+    ac_g: ActorCritic
+    ac_l: ActorCritic
+    history: tuple[RoundRecord, ...]
+    stop_reason: str  # "fixed_point" | "max_rounds"
+    eta: float
+    seconds: float
+    curves: tuple[dict[str, list[float]], ...]  # per round: the learners' training returns
+
+    @property
+    def fixed_point(self) -> bool:
+        return self.stop_reason == "fixed_point"
+
+
+def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[Pair], key: jax.Array) -> np.ndarray:
+    """(len(pairs), cfg.loop_episodes) discounted returns, every pair on the same episodes."""
+    return np.stack([np.asarray(greedy_rollouts(cfg.env, k, cfg.horizon, cfg.loop_episodes, g.pi, l_.pi,
+                                                key).returns) for g, l_ in pairs])
+
+
+START_KINDS = ("random", "l_first")
+
+
+def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "random") -> Pair:
+    """A starting pair. random: freshly initialised networks (near-uniform stochastic policies; their
+    greedy actions are arbitrary). l_first: the same dispatcher, and robots first trained by an L-step
+    against a dispatcher that commits to a uniformly drawn target for each episode (so that the robots'
+    training visits every s_g; the tabular loop's l_first start, averaged over the targets)."""
+    if start not in START_KINDS:
+        raise InputError(f"unknown start {start!r}; starts are {START_KINDS}")
+    k_g, k_l, k_pre = jax.random.split(key, 3)
+    env = cfg.env
+    ac_g = init_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
+    ac_l = init_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
+    if start == "l_first":
+        ac_l, _ = br.learn_local(env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_pre, committed=True)
+    return ac_g, ac_l
+
+
+def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
+             on_round: Callable[[RoundRecord], None] | None = None) -> LoopResult:
+    """The alternation from `pair` for at most cfg.rounds rounds (UPDATE rule `cfg.rule`, two_eta)."""
+    t_start = time.perf_counter()
+    rule: UpdateRule = cfg.rule
+    eta = rule.eta(k, wh.value_scale(cfg.env))
+    z, threshold = rule.z, 2 * eta
+    ac_g, ac_l = pair
+    versions = [0, 0]
+    counter = [0]
+
+    def fresh_key() -> jax.Array:
+        counter[0] += 1
+        return jax.random.fold_in(key, 1_000_000 + counter[0])
+
+    value = Estimate.of(paired_returns(cfg, k, [(ac_g, ac_l)], fresh_key())[0])
+
+    def compare(player: str, proposal: Pair) -> Comparison:
+        returns = paired_returns(cfg, k, [proposal, (ac_g, ac_l)], fresh_key())
+        diff = Estimate.of(returns[0] - returns[1])
+        lcb, ucb = diff.mean - z * diff.stderr, diff.mean + z * diff.stderr
+        index = 0 if player == "global" else 1
+        new = (versions[0] + (index == 0), versions[1] + (index == 1))
+        return Comparison(player, (versions[0], versions[1]), new, diff, lcb, ucb, threshold, lcb > threshold)
+
+    history: list[RoundRecord] = []
+    curves: list[dict[str, list[float]]] = []
+    stop = "max_rounds"
+    for rnd in range(1, cfg.rounds + 1):
+        t0 = time.perf_counter()
+        k_g, k_l = jax.random.split(jax.random.fold_in(key, rnd))
+        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, cfg.grid, ac_g, ac_l.pi, k_g)
+        cmp_g = compare("global", (cand_g, ac_l))
+        if cmp_g.accepted:
+            ac_g, versions[0] = cand_g, versions[0] + 1
+        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_l)
+        cmp_l = compare("local", (ac_g, cand_l))
+        if cmp_l.accepted:
+            ac_l, versions[1] = cand_l, versions[1] + 1
+        if cmp_g.accepted or cmp_l.accepted:
+            value = Estimate.of(paired_returns(cfg, k, [(ac_g, ac_l)], fresh_key())[0])
+        record = RoundRecord(rnd, (cmp_g, cmp_l), value, time.perf_counter() - t0)
+        history.append(record)
+        curves.append({"g_step_returns": list(stats_g.returns), "l_step_returns": list(stats_l.returns)})
+        if on_round is not None:
+            on_round(record)
+        if not (cmp_g.accepted or cmp_l.accepted):
+            stop = "fixed_point"
+            break
+    return LoopResult(ac_g, ac_l, tuple(history), stop, eta, time.perf_counter() - t_start, tuple(curves))
+
+
+class Trained(NamedTuple):
+    """The outcome of `train`: the selected pair and every start's loop and welfare."""
+
+    ac_g: ActorCritic
+    ac_l: ActorCritic
+    k: int
+    seed: int
+    chosen: int
+    starts: tuple[str, ...]
+    loops: tuple[LoopResult, ...]
+    welfare: tuple[Estimate, ...]  # each start's final pair on common selection episodes (training keys)
+    seconds: float
+
+    def record(self) -> dict[str, object]:
+        """JSON-ready summary: rounds with paired comparisons, stop reasons, selection."""
+        return {"k": self.k, "seed": self.seed, "chosen_start": self.chosen, "seconds": self.seconds,
+                "starts": [{"start": st, "stop_reason": lp.stop_reason, "eta": lp.eta, "seconds": lp.seconds,
+                            "welfare": w._asdict(), "rounds": [r.to_dict() for r in lp.history],
+                            "curves": list(lp.curves)}
+                           for st, lp, w in zip(self.starts, self.loops, self.welfare, strict=True)]}
+
+
+def train(cfg: ContinuousConfig, k: int, seed: int,
+          on_round: Callable[[RoundRecord], None] | None = None) -> Trained:
+    """ALTERNATING-MARL with neural policies at budget k from each of `cfg.starts`; keeps the
+    start with the best welfare among those at a fixed point (among all when none is), measured on
+    common episodes drawn from the training seed's keys (never the evaluation protocol's)."""
+    if not 1 <= k <= cfg.env.n_agents:
+        raise InputError(f"k must lie in [1, n_agents = {cfg.env.n_agents}], got {k}")
+    t0 = time.perf_counter()
+    base = train_key(seed)
+    loops = []
+    for s, start in enumerate(cfg.starts):
+        k_init, k_loop = jax.random.split(jax.random.fold_in(base, s))
+        loops.append(run_loop(cfg, k, initial_pair(cfg, k, k_init, start), k_loop, on_round))
+    welfare: tuple[Estimate, ...]
+    if len(loops) == 1:
+        welfare = (loops[0].history[-1].value,)
+    else:
+        rets = paired_returns(cfg, k, [(lp.ac_g, lp.ac_l) for lp in loops], jax.random.fold_in(base, 999_999))
+        welfare = tuple(Estimate.of(r) for r in rets)
+    pool = [i for i, lp in enumerate(loops) if lp.fixed_point] or list(range(len(loops)))
+    chosen = max(pool, key=lambda i: welfare[i].mean)
+    best = loops[chosen]
+    return Trained(best.ac_g, best.ac_l, k, seed, chosen, tuple(cfg.starts), tuple(loops), welfare,
+                   time.perf_counter() - t0)

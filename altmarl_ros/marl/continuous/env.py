@@ -1,0 +1,169 @@
+"""The continuous warehouse of the authors' function-approximation experiment (PAPER.md 4.3), in JAX.
+
+One dispatcher and n robots on the line [low, high] = [-2, 2]. The dispatcher's action a_g picks one of
+5 targets tau (the centres of 5 equal bins over the line); each robot's action a_l moves it by
+delta in (0, +0.05, -0.05). With eps ~ N(0, 1) drawn fresh for every state variable:
+
+    s_g' = clip(s_g + steer (tau_{a_g} - s_g) + sigma_g eps),   s_l' = clip(s_l + delta_{a_l} + sigma_l eps)
+    r_g  = A_g exp(-(s_g - tau_{a_g})^2 / (2 w_g^2)),  r_l = A_l exp(-(s_l - s_g)^2 / (2 w_l^2)) - c |delta_{a_l}|
+    r    = r_g + (1/n) sum_i r_l(s_l_i, s_g, a_l_i)   (both rewards on the state before the step)
+
+Reset: s_g ~ U(-1, 1); two distinct bins drawn uniformly, floor(0.55 n) robots ~ N(c_main, 0.18^2) and the
+rest ~ N(c_second, 0.18^2), clipped. The dispatcher observes s_g and the normalised 5-bin histogram of k
+robots drawn without replacement afresh at every step (np.histogram's bins: [e_j, e_{j+1}), the last bin
+closed). The authors' code has a local drift term with coefficient 0 (so the order in which s_g and s_l
+are updated does not matter) and does not shuffle the robots after reset in any way that matters here
+(robots are exchangeable and every sample is a fresh uniform subset), so neither appears here.
+
+Shapes: a batch of B independent systems; s_g (B,), s_l (B, n). Randomness: explicit JAX keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from altmarl_ros.errors import InputError
+
+
+@dataclass(frozen=True)
+class ContinuousWarehouse:
+    """The environment's constants (defaults: the authors' `ContinuousWarehouseEnv`), validated."""
+
+    n_agents: int = 500
+    n_bins: int = 5
+    low: float = -2.0
+    high: float = 2.0
+    offsets: tuple[float, ...] = (0.0, 0.05, -0.05)  # delta_{a_l}: stay, right, left
+    steer: float = 0.6
+    sigma_g: float = 0.08
+    sigma_l: float = 0.04
+    r_g_scale: float = 5.0
+    r_g_width: float = 0.30
+    align_scale: float = 10.0
+    align_width: float = 0.20
+    move_cost: float = 5.0
+    start_g: float = 1.0  # s_g(0) ~ U(-start_g, start_g)
+    cluster_sigma: float = 0.18
+    major_share: float = 0.55
+    gamma: float = 0.95
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, key: str, msg: str) -> None:
+            if not ok:
+                raise InputError(f"env.{key}: {msg}")
+
+        need(self.n_agents >= 2, "n_agents", f"must be >= 2, got {self.n_agents}")
+        need(self.n_bins >= 2, "n_bins", f"must be >= 2, got {self.n_bins}")
+        need(self.high > self.low, "high", "must exceed low")
+        need(len(self.offsets) >= 1, "offsets", "needs at least one local action")
+        need(0 < self.steer <= 1, "steer", f"must lie in (0, 1], got {self.steer}")
+        for key in ("sigma_g", "sigma_l", "r_g_width", "align_width", "cluster_sigma"):
+            need(getattr(self, key) > 0, key, "must be > 0")
+        for key in ("r_g_scale", "align_scale", "move_cost", "start_g"):
+            need(getattr(self, key) >= 0, key, "must be >= 0")
+        need(0.5 <= self.major_share < 1, "major_share", "must lie in [0.5, 1)")
+        need(0 <= self.gamma < 1, "gamma", f"must lie in [0, 1), got {self.gamma}")
+
+    @property
+    def n_ga(self) -> int:
+        return self.n_bins
+
+    @property
+    def n_al(self) -> int:
+        return len(self.offsets)
+
+    @property
+    def targets(self) -> jnp.ndarray:
+        """(n_bins,) tau: the bin centres."""
+        w = (self.high - self.low) / self.n_bins
+        return self.low + w * (jnp.arange(self.n_bins, dtype=jnp.float32) + 0.5)
+
+    @property
+    def reward_range(self) -> float:
+        """R: range of the per-step system reward r_g + mean r_l (bounds of the value scale R / (1 - gamma))."""
+        return self.r_g_scale + self.align_scale + self.move_cost * max(abs(d) for d in self.offsets)
+
+    def discount_sum(self, horizon: int) -> float:
+        """sum_{t < horizon} gamma^t."""
+        return (1 - self.gamma**horizon) / (1 - self.gamma)
+
+
+class EnvState(NamedTuple):
+    s_g: jnp.ndarray  # (B,)
+    s_l: jnp.ndarray  # (B, n)
+    mode: jnp.ndarray  # (B,) int: the bin of the larger cluster's centre at reset (the authors' "true mode" label)
+
+
+def reset(env: ContinuousWarehouse, key: jax.Array, batch: int) -> EnvState:
+    """A batch of fresh systems (PAPER.md 4.3 reset)."""
+    k_g, k_pair, k_l = jax.random.split(key, 3)
+    s_g = jax.random.uniform(k_g, (batch,), minval=-env.start_g, maxval=env.start_g)
+    order = jnp.argsort(jax.random.uniform(k_pair, (batch, env.n_bins)), axis=1)  # a uniform permutation
+    main, second = order[:, 0], order[:, 1]
+    n_main = int(env.major_share * env.n_agents)
+    is_main = jnp.arange(env.n_agents) < n_main
+    centre = jnp.where(is_main[None, :], env.targets[main][:, None], env.targets[second][:, None])
+    s_l = centre + env.cluster_sigma * jax.random.normal(k_l, (batch, env.n_agents))
+    return EnvState(s_g, jnp.clip(s_l, env.low, env.high), main)
+
+
+def reward_global(env: ContinuousWarehouse, s_g: jnp.ndarray, a_g: jnp.ndarray) -> jnp.ndarray:
+    """r_g(s_g, a_g), elementwise."""
+    return env.r_g_scale * jnp.exp(-((s_g - env.targets[a_g]) ** 2) / (2 * env.r_g_width**2))
+
+
+def reward_local(env: ContinuousWarehouse, s_l: jnp.ndarray, s_g: jnp.ndarray, a_l: jnp.ndarray) -> jnp.ndarray:
+    """r_l(s_l, s_g, a_l), elementwise (s_g broadcast against s_l by the caller)."""
+    delta = jnp.asarray(env.offsets, dtype=jnp.float32)[a_l]
+    return env.align_scale * jnp.exp(-((s_l - s_g) ** 2) / (2 * env.align_width**2)) - env.move_cost * jnp.abs(delta)
+
+
+class Step(NamedTuple):
+    state: EnvState
+    reward: jnp.ndarray  # (B,) r_g + mean_i r_l
+    r_l: jnp.ndarray  # (B, n) each robot's r_l
+
+
+def step(env: ContinuousWarehouse, state: EnvState, a_g: jnp.ndarray, a_l: jnp.ndarray, key: jax.Array) -> Step:
+    """One transition of B systems: a_g (B,), a_l (B, n) -> next state and the rewards of this step."""
+    k_g, k_l = jax.random.split(key)
+    s_g, s_l = state.s_g, state.s_l
+    r_l = reward_local(env, s_l, s_g[:, None], a_l)
+    reward = reward_global(env, s_g, a_g) + r_l.mean(axis=1)
+    s_g_next = s_g + env.steer * (env.targets[a_g] - s_g) + env.sigma_g * jax.random.normal(k_g, s_g.shape)
+    delta = jnp.asarray(env.offsets, dtype=jnp.float32)[a_l]
+    s_l_next = s_l + delta + env.sigma_l * jax.random.normal(k_l, s_l.shape)
+    nxt = EnvState(jnp.clip(s_g_next, env.low, env.high), jnp.clip(s_l_next, env.low, env.high), state.mode)
+    return Step(nxt, reward, r_l)
+
+
+def bins_of(env: ContinuousWarehouse, s: jnp.ndarray) -> jnp.ndarray:
+    """Histogram bin of each position (np.histogram over linspace(low, high, n_bins + 1)), int, same shape."""
+    w = (env.high - env.low) / env.n_bins
+    return jnp.clip(jnp.floor((s - env.low) / w).astype(jnp.int32), 0, env.n_bins - 1)
+
+
+def histogram(env: ContinuousWarehouse, s_l: jnp.ndarray, k: int, key: jax.Array) -> jnp.ndarray:
+    """(B, n) -> (B, n_bins): normalised histogram of k robots drawn without replacement per system
+    (k >= n: the whole population)."""
+    bins = bins_of(env, s_l)
+    if k < env.n_agents:
+        _, idx = jax.lax.top_k(jax.random.uniform(key, s_l.shape), k)  # a uniform k-subset per row
+        bins = jnp.take_along_axis(bins, idx, axis=1)
+    return jax.nn.one_hot(bins, env.n_bins, dtype=jnp.float32).mean(axis=1)
+
+
+def value_scale(env: ContinuousWarehouse) -> float:
+    """R / (1 - gamma): bounds the range of discounted values (the UPDATE rule's eta scale)."""
+    return env.reward_range / (1 - env.gamma)
+
+
+def full_mode(env: ContinuousWarehouse, s_l: jnp.ndarray) -> jnp.ndarray:
+    """(B, n) -> (B,) the bin holding most robots (ties: lowest bin)."""
+    counts = jax.nn.one_hot(bins_of(env, s_l), env.n_bins, dtype=jnp.float32).sum(axis=1)
+    return jnp.argmax(counts, axis=1)
+

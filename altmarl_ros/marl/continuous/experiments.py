@@ -1,0 +1,78 @@
+"""Cells of a k sweep on the continuous warehouse -> tidy rows (k, seed, metric, value, stderr), the
+columns of the tabular sweep's CSV (`marl.experiments.ROW_FIELDS`).
+
+A cell trains one pair at (k, seed), evaluates it on the authors' protocol (no selection on evaluation
+seeds: every training seed is reported) and, optionally, against the full-information reference of the
+same seed (the same learner with k = n_agents: the dispatcher reads the whole population's histogram),
+paired on the protocol's episodes, and estimates the Nash gaps (`continuous.gaps`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from altmarl_ros.marl.continuous.alternate import Trained, train
+from altmarl_ros.marl.continuous.evaluate import ProtocolResult, evaluate_pair
+from altmarl_ros.marl.continuous.gaps import nash_gaps
+from altmarl_ros.marl.continuous.settings import ContinuousConfig
+from altmarl_ros.marl.sim import Estimate
+
+
+class Row(NamedTuple):
+    k: int
+    seed: int
+    metric: str
+    value: float
+    stderr: float
+
+
+class Reference(NamedTuple):
+    """The full-information reference of one training seed."""
+
+    trained: Trained
+    result: ProtocolResult
+
+
+def ratio_estimate(num: np.ndarray, den: np.ndarray) -> Estimate:
+    """mean(num) / mean(den) over paired samples, delta-method stderr."""
+    a, b = np.asarray(num, np.float64).ravel(), np.asarray(den, np.float64).ravel()
+    r = a.mean() / b.mean()
+    resid = (a - r * b) / b.mean()
+    return Estimate(float(r), float(resid.std(ddof=1) / math.sqrt(a.size)), int(a.size))
+
+
+def full_information(cfg: ContinuousConfig, seed: int) -> Reference:
+    """Train and evaluate the k = n_agents pair of `seed`."""
+    n = cfg.env.n_agents
+    trained = train(cfg, n, seed)
+    return Reference(trained, evaluate_pair(cfg.env, trained.ac_g.pi, trained.ac_l.pi, n, cfg.evaluation))
+
+
+def result_rows(k: int, seed: int, trained: Trained, res: ProtocolResult) -> list[Row]:
+    nan = math.nan
+    loop = trained.loops[trained.chosen]
+    return [Row(k, seed, "reward", res.mean, res.stderr),
+            Row(k, seed, "reward_seed_std", res.seed_std, nan),
+            Row(k, seed, "mode_accuracy", res.mode_accuracy, nan),
+            Row(k, seed, "train_seconds", trained.seconds, nan),
+            Row(k, seed, "rounds", float(len(loop.history)), nan),
+            Row(k, seed, "fixed_point", float(loop.fixed_point), nan)]
+
+
+def run_cell(cfg: ContinuousConfig, k: int, seed: int, *, reference: Reference | None = None,
+             with_gap: bool = False) -> tuple[list[Row], Trained]:
+    """Train at (k, seed), evaluate on the protocol; add the reference's ratio and the gaps if asked."""
+    trained = train(cfg, k, seed)
+    res = evaluate_pair(cfg.env, trained.ac_g.pi, trained.ac_l.pi, k, cfg.evaluation)
+    rows = result_rows(k, seed, trained, res)
+    if reference is not None:
+        ratio = ratio_estimate(res.returns, reference.result.returns)
+        rows += [Row(k, seed, "reward_full_information", reference.result.mean, reference.result.stderr),
+                 Row(k, seed, "ratio_full_information", ratio.mean, ratio.stderr)]
+    if with_gap:
+        gaps = nash_gaps(cfg, k, trained.ac_g, trained.ac_l, seed)
+        rows += [Row(k, seed, name, est.mean, est.stderr) for name, est in gaps._asdict().items()]
+    return rows, trained

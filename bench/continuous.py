@@ -1,0 +1,135 @@
+"""Benchmarks of the continuous warehouse with neural policies (issue 17); figures in bench/README.md.
+
+    python bench/continuous.py random
+        the uniformly random players on the authors' protocol (10 seeds x 30 rollouts, horizon 50)
+    python bench/continuous.py sweep --ks 1 20 75 --seeds 0 1 2 [--gaps] [--full-information] --out CSV
+        train every (k, seed), evaluate on the protocol (every seed reported, none selected), tidy rows
+        (k, seed, metric, value, stderr); a summary per k (mean of the seeds +- stderr over seeds)
+    python bench/continuous.py speed --k 75 --repeats 3 --ref-python /work/venv-ref/bin/python \\
+            --ref-dir /work/ref-altmarl/scripts/function_approximation
+        one training at k alternately by this package and by the authors' code (their defaults: TRPO
+        locals, 10 outer iterations), each in its own process pinned to one thread (XLA / torch);
+        min / median / max wall seconds of the training call and the ratio
+
+The authors' code is run from a checkout outside the project (never copied in); the driver below only
+imports their classes and times their `train()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+OURS = """
+import json, sys, time
+from altmarl_ros.marl.continuous.settings import load_config
+from altmarl_ros.marl.continuous.alternate import train
+cfg = load_config(sys.argv[1]); k = int(sys.argv[2]); seed = int(sys.argv[3])
+t0 = time.perf_counter(); tr = train(cfg, k, seed); t = time.perf_counter() - t0
+print(json.dumps({"seconds": t}))
+"""
+
+THEIRS = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+from continuous_env import ContinuousWarehouseEnv
+from training import AlternatingMARLFA
+alg = AlternatingMARLFA(ContinuousWarehouseEnv(), k=int(sys.argv[2]), gamma=0.95, local_algo="trpo")
+t0 = time.perf_counter(); alg.train(); t = time.perf_counter() - t0
+print(json.dumps({"seconds": t}))
+"""
+
+
+def _run(argv: list[str]) -> float:
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def speed(args: argparse.Namespace) -> None:
+    ours, theirs = [], []
+    for rep in range(args.repeats):
+        ours.append(_run([sys.executable, "-c", OURS, args.config, str(args.k), str(rep)]))
+        theirs.append(_run([args.ref_python, "-c", THEIRS, args.ref_dir, str(args.k)]))
+        print(f"repeat {rep}: ours {ours[-1]:.1f} s, theirs {theirs[-1]:.1f} s", flush=True)
+
+    def mmm(x: list[float]) -> str:
+        return f"{min(x):.1f} / {statistics.median(x):.1f} / {max(x):.1f}"
+
+    ratios = [t / o for o, t in zip(ours, theirs, strict=True)]
+    print(f"k = {args.k}, one thread each, {args.repeats} alternating repeats (min / median / max):")
+    print(f"  ours   {mmm(ours)} s\n  theirs {mmm(theirs)} s\n  theirs / ours {mmm(ratios)}")
+
+
+def random_value(args: argparse.Namespace) -> None:
+    from altmarl_ros.marl.continuous.env import ContinuousWarehouse
+    from altmarl_ros.marl.continuous.evaluate import evaluate_random
+    res = evaluate_random(ContinuousWarehouse())
+    print(json.dumps(res.to_dict()))
+
+
+def sweep(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from altmarl_ros.marl.continuous.experiments import full_information, run_cell
+    from altmarl_ros.marl.continuous.settings import load_config
+    from altmarl_ros.marl.experiments import SweepRow, write_rows
+    cfg = load_config(args.config)
+    rows = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        ref = full_information(cfg, seed) if args.full_information else None
+        if ref is not None:
+            print(f"seed {seed}: full information {ref.result.mean:.1f} +- {ref.result.stderr:.1f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        for k in args.ks:
+            cell, _ = run_cell(cfg, k, seed, reference=ref, with_gap=args.gaps)
+            rows += cell
+            got = {r.metric: r for r in cell}
+            print(f"k {k} seed {seed}: reward {got['reward'].value:.1f} +- {got['reward'].stderr:.1f}, "
+                  f"train {got['train_seconds'].value:.0f} s, rounds {got['rounds'].value:.0f}", flush=True)
+            write_rows(args.out, [SweepRow(*r) for r in rows])
+    for k in args.ks:
+        vals = np.array([r.value for r in rows if r.k == k and r.metric == "reward"])
+        se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else float("nan")
+        print(f"k = {k}: mean of {vals.size} seeds {vals.mean():.1f} +- {se:.1f} (stderr over seeds)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("random")
+    p.set_defaults(fn=random_value)
+    p = sub.add_parser("sweep")
+    p.add_argument("--config", default=str(ROOT / "config" / "train_continuous.yaml"))
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 20, 75])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--gaps", action="store_true")
+    p.add_argument("--full-information", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=sweep)
+    p = sub.add_parser("speed")
+    p.add_argument("--config", default=str(ROOT / "config" / "train_continuous.yaml"))
+    p.add_argument("--k", type=int, default=75)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--ref-python", default="/work/venv-ref/bin/python")
+    p.add_argument("--ref-dir", default="/work/ref-altmarl/scripts/function_approximation")
+    p.set_defaults(fn=speed)
+    args = parser.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
