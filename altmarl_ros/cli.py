@@ -220,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="altmarl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="training config YAML (default: %(default)s)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
