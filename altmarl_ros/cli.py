@@ -103,6 +103,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics: dict[str, Any] = {"train_seconds": trained.train_seconds, "stop_reason": result.stop_reason,
                                "rounds": [r.to_dict() for r in result.history],
                                "selection": trained.selection.to_dict()}
+    if trained.pooled is not None:
+        step = trained.pooled
+        metrics["pooled"] = step.to_dict()
+        print(f"pooled dispatcher (K={step.K}, best from start {step.start}): paired improvement "
+              f"{step.improvement.mean:+.2f} +- {step.improvement.stderr:.2f} over the k-sample pair, LCB "
+              f"{step.lcb:+.2f} vs 2*eta {step.threshold:.2f}: {'kept' if step.kept else 'not kept'}")
     if not args.no_eval:
         final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=args.seed)
         metrics.update(reward=final.reward_mean, reward_std=final.reward_std, reward_stderr=final.reward_stderr,
@@ -121,6 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.artifacts import load_policies
     from altmarl_ros.marl.config import config_from_dict
     from altmarl_ros.marl.experiments import estimate_gaps_for, evaluate_policies, gap_rows, with_overrides
+    from altmarl_ros.marl.policy import TabularGlobalPolicy
 
     artifact = load_policies(args.policy)
     if args.config is None and isinstance(artifact.meta.get("config"), dict):  # the settings it was trained with
@@ -135,6 +142,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               "reward_std": final.reward_std, "reward_stderr": final.reward_stderr,
                               "mode_accuracy": final.mode_accuracy}
     if args.gaps:
+        if not isinstance(artifact.pi_g, TabularGlobalPolicy):
+            raise InputError(f"{args.policy}: --gaps needs a k-sample dispatcher; this artifact's reads pooled "
+                             "samples (the named gaps are defined for Algorithm 4's observation)")
         gaps = estimate_gaps_for(config, artifact.game, artifact.pi_g, artifact.pi_l, seed=args.seed)
         for row in gap_rows(artifact.k, args.seed, gaps):
             report.update({row.metric: row.value, row.metric + "_stderr": row.stderr})

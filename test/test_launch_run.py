@@ -243,6 +243,20 @@ def test_bad_domain_id_is_refused(launch_env, tmp_path):
     assert "process started" not in run.output
 
 
+def test_show_args_lists_every_option(launch_env):
+    """README: `ros2 launch altmarl_ros swarm.launch.py --show-args` lists every SwarmOptions field and the
+    launch-only arguments, each with its description."""
+    from altmarl_ros.ros.bringup import SwarmOptions
+
+    result = subprocess.run([launch_env["ALTMARL_ROS2"], "launch", PACKAGE, "swarm.launch.py", "--show-args"],
+                            env=launch_env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^\s+'(\w+)':", result.stdout, flags=re.M))
+    expected = set(SwarmOptions.field_names()) | {"use_sim_time", "dds_transport", "domain_id", "headless", "world"}
+    assert expected <= listed, sorted(expected - listed)
+    assert "Robots the controller observes per decision step" in result.stdout
+
+
 def test_gazebo_needs_ros_gz(launch_env, tmp_path):
     """sim:=gazebo with every Gazebo argument; here (no ros_gz) the launch stops with the file's own message."""
     prefixes = launch_env["AMENT_PREFIX_PATH"].split(os.pathsep)

@@ -39,10 +39,12 @@ from altmarl_ros.marl.game import GameLabels, TabularGame
 from altmarl_ros.marl.games import floor_from_spec, game_from_spec, is_game_path
 from altmarl_ros.marl.games.floor import FloorMap, ring_floor
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.pooled import PooledGlobalPolicy, pooled_policy
 
 FORMAT = "altmarl_ros.policy"
-VERSION = 3
-READS = (1, 2, 3)  # version 1: no game tables and no .npz hash (the game is rebuilt from its spec); 1, 2: no floor
+VERSION = 3  # written for k-sample dispatchers; POOLED_VERSION for pooled ones (older readers must refuse them)
+POOLED_VERSION = 4  # version 3 + "dispatcher": {"observation": "pooled", "K", "n_agents"} (pooled.PooledGlobalPolicy)
+READS = (1, 2, 3, 4)  # version 1: no game tables and no .npz hash (the game is rebuilt from its spec); 1, 2: no floor
 GAME_TABLES = ("P_g", "P_l", "r_g", "r_l", "init_g")
 FLOOR_ARRAYS = ("local_state_zone", "local_action_goal", "global_action_zone")
 
@@ -55,7 +57,7 @@ class PolicyFileError(UserError, ValueError):
 class PolicyArtifact:
     """A loaded artifact: both policies, the game they were trained on, and the metadata."""
 
-    pi_g: TabularGlobalPolicy
+    pi_g: TabularGlobalPolicy | PooledGlobalPolicy
     pi_l: TabularLocalPolicy
     game: TabularGame
     game_spec: dict[str, Any]
@@ -119,8 +121,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy, *,
-                  game: TabularGame, game_spec: dict[str, Any], floor: FloorMap | None = None, **meta: Any) -> Path:
+def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy | PooledGlobalPolicy,
+                  pi_l: TabularLocalPolicy, *, game: TabularGame, game_spec: dict[str, Any],
+                  floor: FloorMap | None = None, **meta: Any) -> Path:
     """Save to `<stem>.npz` + `<stem>.json`; returns the .npz path.
 
     `game_spec` is {"name": registry name or game-file path, "options": overrides}; `game_from_spec` of
@@ -141,9 +144,10 @@ def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l:
         arrays.update({f"floor_{name}": arr for name, arr in floor.as_arrays().items()})
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     npz_bytes = buffer.getvalue()
+    pooled = isinstance(pi_g, PooledGlobalPolicy)
     header = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": POOLED_VERSION if pooled else VERSION,
         "game": {"name": game_spec["name"], "options": dict(game_spec.get("options", {})),
                  "fingerprint": game.fingerprint, "label": game.name, "gamma": game.gamma,
                  "init_l_concentration": game.init_l_concentration, "labels": game.names._asdict()},
@@ -153,6 +157,8 @@ def save_policies(path: str | os.PathLike[str], pi_g: TabularGlobalPolicy, pi_l:
         "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(),
         **meta,
     }
+    if isinstance(pi_g, PooledGlobalPolicy):
+        header["dispatcher"] = {"observation": "pooled", "K": pi_g.K, "n_agents": pi_g.observer.filter.n_agents}
     json_bytes = (json.dumps(header, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
     atomic_write_files([(npz_path, npz_bytes), (json_path, json_bytes)])  # the .json last (see module doc)
     return npz_path
@@ -214,8 +220,9 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
     if probs.shape != expected_probs:
         raise PolicyFileError(f"{npz_path}: pi_l_probs has shape {probs.shape}, expected {expected_probs}")
     try:
-        pi_g = TabularGlobalPolicy(actions, k, game.n_local_states, game.n_global_actions)
         pi_l = TabularLocalPolicy(probs)
+        pi_g = (_pooled_dispatcher(meta.get("dispatcher"), game, pi_l, actions, k, json_path) if version >= 4 else
+                TabularGlobalPolicy(actions, k, game.n_local_states, game.n_global_actions))
     except (TypeError, ValueError) as exc:
         raise PolicyFileError(f"{npz_path}: {exc}") from exc
     if pi_g.n_global_states != game.n_global_states:
@@ -223,6 +230,20 @@ def load_policies(path: str | os.PathLike[str], *, expect_game: TabularGame | No
                               f"{game.n_global_states}")
     return PolicyArtifact(pi_g, pi_l, game, {"name": spec["name"], "options": spec.get("options", {})}, meta,
                           _artifact_floor(version, floor_arrays, game, npz_path))
+
+
+def _pooled_dispatcher(spec: Any, game: TabularGame, pi_l: TabularLocalPolicy, actions: np.ndarray, k: int,
+                       json_path: Path) -> PooledGlobalPolicy:
+    """Version 4's pooled dispatcher, its filter rebuilt from the game and pi_l (`pooled.pooled_policy`)."""
+    if not isinstance(spec, dict) or spec.get("observation") != "pooled":
+        raise PolicyFileError(f"{json_path}: version 4 needs 'dispatcher': {{'observation': 'pooled', ...}}, "
+                              f"got {spec!r}")
+    K, n = spec.get("K"), spec.get("n_agents")
+    if not (isinstance(K, int) and isinstance(n, int) and not isinstance(K, bool) and not isinstance(n, bool)
+            and K >= 1 and n >= k):
+        raise PolicyFileError(f"{json_path}: dispatcher 'K' and 'n_agents' must be positive integers with "
+                              f"k <= n_agents, got K={K!r}, n_agents={n!r}, k={k}")
+    return pooled_policy(game, pi_l, actions, k=k, K=K, n_agents=n)
 
 
 def _artifact_floor(version: int, arrays: dict[str, np.ndarray] | None, game: TabularGame,

@@ -206,6 +206,24 @@ class FullInfoConfig:
 
 
 @dataclass(frozen=True)
+class PooledConfig:
+    enabled: bool = False
+    """After the alternation, train a dispatcher over the filtered population estimate (`pooled`, beyond the
+    paper): the restricted best response to the final pi_l over that observation, kept by the UPDATE rule."""
+    K: int = 20
+    """Its observation: the filtered histogram rounded to K counts (table of n_count_vectors(K, S_l) entries)."""
+    episodes: int = 256
+    """Episodes per Monte Carlo policy-iteration round (`restricted.mc_best_response`) on the n-agent system, and
+    of the final paired comparison with the k-sample pair."""
+    rounds: int = 8
+    """Policy-iteration rounds at most."""
+
+    def validate(self, key: str) -> None:
+        for name in ("K", "episodes", "rounds"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     horizon: int = 50
     """Steps per episode of the final evaluation (the paper says 100, the authors' figures use 50)."""
@@ -250,6 +268,7 @@ class TrainConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     nash_gap: GapConfig = field(default_factory=GapConfig)
     full_information: FullInfoConfig = field(default_factory=FullInfoConfig)
+    pooled: PooledConfig = field(default_factory=PooledConfig)
 
     def __post_init__(self) -> None:
         _check(self.game in GAMES, "game", f"unknown game {self.game!r}; known: {sorted(GAMES)}")
@@ -261,7 +280,7 @@ class TrainConfig:
         _check(self.n_agents >= 1, "n_agents", "must be >= 1")
         _check(1 <= self.k <= self.n_agents, "k", "must satisfy 1 <= k <= n_agents")
         _check(self.ordering in ORDERINGS, "ordering", f"must be one of {ORDERINGS}")
-        for name in ("g_learn", "l_learn", "loop", "evaluation", "nash_gap", "full_information"):
+        for name in ("g_learn", "l_learn", "loop", "evaluation", "nash_gap", "full_information", "pooled"):
             getattr(self, name).validate(name)
 
     @property

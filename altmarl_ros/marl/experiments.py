@@ -48,6 +48,7 @@ from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
 from altmarl_ros.marl.restricted import restricted_proposal
 
@@ -63,6 +64,7 @@ class TrainResult(NamedTuple):
     selection: Selection  # every start's outcome and which was chosen
     train_seconds: float
     g_learn_calls: int  # G-LEARN computations actually run (each distinct pi_l is solved once)
+    pooled: PooledStep | None = None  # the pooled G-step (config.pooled.enabled), after the alternation
 
 
 class FinalEvaluation(NamedTuple):
@@ -193,6 +195,7 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     """Run ALTERNATING-MARL on the config's game for budget k from every start of config.loop.starts,
     and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
 
+    config.pooled.enabled: then the pooled G-step (`pooled_training`), whose record is `TrainResult.pooled`.
     full_information: train the reference dispatcher that sees the whole population's histogram
     (rounded to config.full_information.k counts) instead of k samples; `k` is then unused. The
     full_information start trains that reference first (same seed). `progress(start, record)` is called
@@ -209,7 +212,28 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
                                 k=k, full_information=True, progress=None).pi_l
     trained = _train(config, game, starts, seed=seed, k=k, full_information=full_information, progress=progress,
                      reference_pi_l=reference_pi_l)
+    if config.pooled.enabled and not full_information:
+        trained = _pooled(config, game, trained, seed=seed, k=k)
     return trained._replace(train_seconds=time.perf_counter() - t0)
+
+
+def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, seed: int, k: int) -> TrainResult:
+    """The pooled training (`pooled_training`) from the alternation's pair; with config.full_information.enabled
+    the reference pair (trained here, same seed) is its second start."""
+    loop = config.loop
+    reference = None
+    if config.full_information.enabled:
+        ref = _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
+                     full_information=True, progress=None)
+        reference = (ref.pi_g.pi_g.actions, config.full_information.k, ref.pi_l)
+    (pi_g, pi_l), step = train_pooled(
+        game, (trained.pi_g, trained.pi_l), config.pooled, learn_local=LocalLearner(game, config.l_learn),
+        n_agents=config.n_agents, horizon=loop.eval_horizon, max_rounds=loop.max_rounds,
+        rule=UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol),
+        value_scale=value_scale(game), seed=_int_seed(seed, 2), reference=reference,
+        evaluate=paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon),
+        decide=paired_evaluator(config, game, episodes=config.pooled.episodes, horizon=loop.eval_horizon))
+    return trained._replace(pi_g=pi_g, pi_l=pi_l, pooled=step)
 
 
 def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, seed: int, k: int,
@@ -350,6 +374,10 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
         SweepRow(k, seed, "fixed_point", float(trained.alternation.fixed_point), nan),
         SweepRow(k, seed, "starts_fixed_point", float(np.mean(fixed)), nan),
     ]
+    if trained.pooled is not None:  # the pooled training's outcome against the k-sample pair (pooled_training)
+        step = trained.pooled
+        rows += [SweepRow(k, seed, "pooled_kept", float(step.kept), nan),
+                 SweepRow(k, seed, "pooled_improvement", step.improvement.mean, step.improvement.stderr)]
     history = trained.alternation.history
     stop = stop_report(trained.alternation.stop_reason, history[-1].comparisons if history else ())
     rows += [SweepRow(k, seed, "stop_flagged", float(stop.flagged), nan),  # an upper bound above 2 eta
@@ -363,7 +391,7 @@ def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
         ratio = ratio_estimate(final.returns, full.returns)
         rows += [SweepRow(k, seed, "reward_full_information", full.reward_mean, full.reward_stderr),
                  SweepRow(k, seed, "ratio_full_information", ratio.mean, ratio.stderr)]
-    if with_gap:
+    if with_gap and isinstance(trained.pi_g, TabularGlobalPolicy):  # the named gaps read k-sample dispatchers
         rows += gap_rows(k, seed, estimate_gaps_for(config, trained.game, trained.pi_g, trained.pi_l, seed=seed,
                                                     oracle_cache=oracle_cache))
     return rows

@@ -27,6 +27,7 @@ dispatcher table pi_g[s_g, rank] can be trained and executed on it (`observe.Obs
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -54,15 +55,21 @@ class PopulationFilter:
     P_tilde: np.ndarray  # (S_l, S_g, S_l) P~_l(s_l' | s_l, s_g)
     n_agents: int
     k: int
-    prior_ess: float
+    init_concentration: float  # the game's Dirichlet(c) initial population (0: i.i.d. uniform robots)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n_agents:
+            raise InputError(f"need 1 <= k <= n_agents, got k={self.k}, n_agents={self.n_agents}")
 
     @classmethod
     def for_game(cls, game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: int, k: int) -> PopulationFilter:
-        if not 1 <= k <= n_agents:
-            raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
-        c = game.init_l_concentration
-        prior = float(n_agents) if c == 0.0 else game.n_local_states * c
-        return cls(marginal_local(game, pi_l.probs).P_tilde, n_agents, k, prior)
+        return cls(marginal_local(game, pi_l.probs).P_tilde, n_agents, k, game.init_l_concentration)
+
+    @property
+    def prior_ess(self) -> float:
+        """The prior's precision: n for i.i.d. uniform robots, S_l c for a Dirichlet(c) population."""
+        c = self.init_concentration
+        return float(self.n_agents) if c == 0.0 else self.P_tilde.shape[0] * c
 
     @property
     def sample_precision(self) -> float:
@@ -141,3 +148,76 @@ def exact_posterior(model: PopulationModel, s_g: np.ndarray, obs: np.ndarray) ->
         out.append(b)
         b = b @ np.asarray(model.T[s_g[t]])
     return np.array(out)
+
+
+@dataclass(frozen=True, eq=False)
+class PooledGlobalPolicy:
+    """A dispatcher over the filtered population estimate: a_g = actions[s_g, rank(round(mu_hat K))].
+
+    Unlike `TabularGlobalPolicy` it has per-episode memory (the `FilterState`): `start(B)` gives it and
+    `act_with` carries it, drawing the k-sample with the same rng calls as `TabularGlobalPolicy.act_on`,
+    so a pooled and a plain dispatcher evaluated from one rng state see the same samples (paired).
+    `decide` is the controller node's form: the k-sample's counts are given, not drawn.
+    """
+
+    actions: np.ndarray  # (S_g, n_count_vectors(K, S_l)) int
+    observer: PooledObserver
+    n_global_actions: int
+
+    def __post_init__(self) -> None:
+        actions = np.array(self.actions, dtype=np.int64)
+        D = self.observer.n_observations
+        if actions.ndim != 2 or actions.shape[1] != D:
+            raise InputError(f"pooled pi_g actions must have shape (S_g, {D}) for K={self.K}; got {actions.shape}")
+        if actions.size and (actions.min() < 0 or actions.max() >= self.n_global_actions):
+            raise InputError(f"pooled pi_g actions must lie in [0, {self.n_global_actions})")
+        actions.setflags(write=False)
+        object.__setattr__(self, "actions", actions)
+
+    @property
+    def k(self) -> int:
+        return self.observer.filter.k
+
+    @property
+    def K(self) -> int:
+        return self.observer.K
+
+    @property
+    def n_local_states(self) -> int:
+        return self.observer.filter.P_tilde.shape[0]
+
+    @property
+    def n_global_states(self) -> int:
+        return self.actions.shape[0]
+
+    def start(self, batch: int) -> FilterState:
+        return self.observer.start(batch)
+
+    def for_population(self, n_agents: int) -> PooledGlobalPolicy:
+        """The same table with its filter for `n_agents` robots (a swarm of another size than training's)."""
+        observer = PooledObserver(dataclasses.replace(self.observer.filter, n_agents=n_agents), self.K)
+        return PooledGlobalPolicy(self.actions, observer, self.n_global_actions)
+
+    def act_with(self, rng: np.random.Generator, memory: FilterState, s_g: np.ndarray,
+                 s_l: np.ndarray) -> tuple[np.ndarray, FilterState]:
+        """(B,) s_g, (B, n) s_l -> ((B,) a_g, the next filter state)."""
+        entry, memory = self.observer.observe(rng, memory, s_g, s_l)
+        return self.actions[np.asarray(s_g), entry], memory
+
+    def decide(self, memory: FilterState, s_g: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, FilterState]:
+        """(B,) s_g and (B, S_l) counts of a k-sample -> ((B,) a_g, the next filter state)."""
+        memory = self.observer.filter.update(memory, s_g, counts)
+        return self.actions[np.asarray(s_g), discretise(memory.mu, self.K)], memory
+
+
+def pooled_policy(game: TabularGame, pi_l: TabularLocalPolicy, actions: np.ndarray, *, k: int, K: int,
+                  n_agents: int) -> PooledGlobalPolicy:
+    """The pooled dispatcher `actions` with its filter for k-samples of `n_agents` robots on pi_l."""
+    observer = PooledObserver(PopulationFilter.for_game(game, pi_l, n_agents=n_agents, k=k), K)
+    return PooledGlobalPolicy(actions, observer, game.n_global_actions)
+
+
+def lift_table(actions: np.ndarray, k: int, K: int, n_local_states: int) -> np.ndarray:
+    """A k-count dispatcher table (S_g, D_k) read on K-count vectors: entry d -> actions[s_g, round(d k / K)]."""
+    grid = cv.enumerate_counts(K, n_local_states)  # (D_K, S_l), row i has rank i
+    return np.asarray(actions)[:, cv.rank(cv.round_to_counts(grid * (k / K), k), k)]

@@ -12,7 +12,7 @@ exists only to reproduce their curves.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -120,9 +120,29 @@ class LocalController(Protocol):
     def sample(self, rng: np.random.Generator, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray: ...
 
 
-def global_action(pi_g: GlobalController, rng: np.random.Generator, state: JointState) -> np.ndarray:
-    """a_g for each row: a TabularGlobalPolicy observes a fresh uniform k-subset (Algorithm 4)."""
-    return pi_g.act_on(rng, state.s_g, state.s_l)
+@runtime_checkable
+class StatefulGlobalController(Protocol):
+    """A global policy with per-episode memory (`pooled.PooledGlobalPolicy`): `start(B)` gives the memory of B
+    episodes, `act_with` returns the actions and the next memory."""
+
+    def start(self, batch: int) -> Any: ...
+
+    def act_with(self, rng: np.random.Generator, memory: Any, s_g: np.ndarray,
+                 s_l: np.ndarray) -> tuple[np.ndarray, Any]: ...
+
+
+def dispatcher_memory(pi_g: GlobalController | StatefulGlobalController, batch: int) -> Any:
+    """The per-episode memory of `batch` episodes (None for a memoryless global policy)."""
+    return pi_g.start(batch) if isinstance(pi_g, StatefulGlobalController) else None
+
+
+def global_action(pi_g: GlobalController | StatefulGlobalController, rng: np.random.Generator, memory: Any,
+                  s_g: np.ndarray, s_l: np.ndarray) -> tuple[np.ndarray, Any]:
+    """(B,) a_g and the next memory: a TabularGlobalPolicy observes a fresh uniform k-subset (Algorithm 4), a
+    stateful one (`pooled`) also folds it into its memory."""
+    if isinstance(pi_g, StatefulGlobalController):
+        return pi_g.act_with(rng, memory, s_g, s_l)
+    return pi_g.act_on(rng, s_g, s_l), None
 
 
 def population_mode(s_l: np.ndarray, n_local_states: int) -> np.ndarray:
@@ -141,7 +161,8 @@ class Episodes(NamedTuple):
     s_l0: np.ndarray  # (E,) agent 0's initial local state
 
 
-def run_episodes(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
+def run_episodes(game: TabularGame, pi_g: GlobalController | StatefulGlobalController, pi_l: LocalController,
+                 rng: np.random.Generator,
                  *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
                  batch_size: int = 64, mode_accuracy: bool = True) -> Episodes:
     """THE episode loop (Algorithm 4 on n agents), shared by `evaluate` and the gap estimators, so that
@@ -162,12 +183,13 @@ def run_episodes(game: TabularGame, pi_g: GlobalController, pi_l: LocalControlle
         B = min(batch_size, n_episodes - start)
         rows = slice(start, start + B)
         state = reset(game, env_rng, n_agents=n_agents, batch=B)
+        memory = dispatcher_memory(pi_g, B)
         s_l0[rows] = state.s_l[:, 0]
         total, plain, mine, correct = np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B)
         discount = 1.0
         for t in range(horizon):
             path[rows, t] = state.s_g
-            a_g = global_action(pi_g, obs_rng, state)
+            a_g, memory = global_action(pi_g, obs_rng, memory, state.s_g, state.s_l)
             if hits is not None:
                 correct += a_g == population_mode(state.s_l, game.n_local_states)
             a_l = pi_l.sample(act_rng, state.s_g, state.s_l)
@@ -184,8 +206,8 @@ def run_episodes(game: TabularGame, pi_g: GlobalController, pi_l: LocalControlle
     return Episodes(returns, step_rewards, hits, own, path, s_l0)
 
 
-def evaluate(game: TabularGame, pi_g: GlobalController, pi_l: LocalController, rng: np.random.Generator,
-             *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
+def evaluate(game: TabularGame, pi_g: GlobalController | StatefulGlobalController, pi_l: LocalController,
+             rng: np.random.Generator, *, n_agents: int, horizon: int, n_episodes: int, ordering: Ordering = "paper",
              batch_size: int = 64) -> Evaluation:
     """Discounted return of (pi_g, pi_l) on the full n-agent system, by Monte Carlo over episodes
     (`run_episodes`).

@@ -17,6 +17,7 @@ import numpy as np
 from altmarl_ros.marl import sim as marl_sim
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.pooled import PooledGlobalPolicy
 
 
 class Reference(NamedTuple):
@@ -28,15 +29,17 @@ class Reference(NamedTuple):
     episodes: int
 
 
-def episode_rewards(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
+def episode_rewards(game: TabularGame, pi_g: TabularGlobalPolicy | PooledGlobalPolicy | None, pi_l: TabularLocalPolicy,
                     rng: np.random.Generator, *, n_agents: int, steps: int, episodes: int) -> np.ndarray:
     """(episodes,) mean per-step reward of each episode. pi_g None = uniformly random global actions."""
     controller = RandomGlobalPolicy(game.n_global_actions) if pi_g is None else pi_g
+    if isinstance(controller, PooledGlobalPolicy):  # its filter for this many robots, as the controller node does
+        controller = controller.for_population(n_agents)
     return marl_sim.evaluate(game, controller, pi_l, rng, n_agents=n_agents, horizon=steps, n_episodes=episodes,
                              ordering="paper").step_rewards
 
 
-def reference(game: TabularGame, pi_g: TabularGlobalPolicy | None, pi_l: TabularLocalPolicy,
+def reference(game: TabularGame, pi_g: TabularGlobalPolicy | PooledGlobalPolicy | None, pi_l: TabularLocalPolicy,
               rng: np.random.Generator, *, n_agents: int, steps: int, episodes: int) -> Reference:
     x = episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, steps=steps, episodes=episodes)
     std = float(x.std(ddof=1)) if x.size > 1 else float("nan")

@@ -19,6 +19,11 @@ A sampled pose is fresh when its stamp is at or after the tick's; the controller
 missing (or NaN) ones are left out and the observed counts are rescaled to k (largest remainder).
 With no usable pose at all it repeats its last command. Nothing blocks, nothing raises.
 
+A pooled policy artifact (`marl/pooled.py`, beyond the paper) makes the dispatcher read a filtered estimate of
+the population's histogram instead of the fresh counts: the controller keeps the filter state and folds each
+step's (rescaled) k-sample counts into it. The observation mode (which poses it reads, at most 2k
+subscriptions when rotating) is unchanged; a step without any usable pose leaves the filter as it was.
+
 `clock: timer` (Gazebo or hardware, where no simulator clocks the swarm): the controller ticks itself
 every `step_period` s and evolves the global state (the active zone) with the game's P_g.
 """
@@ -37,6 +42,7 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiAr
 
 from altmarl_ros import contract
 from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.pooled import PooledGlobalPolicy
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
     ParameterError,
@@ -80,6 +86,9 @@ class ControllerNode(Node):
         self.zones = resolve_zones(zones_path)
         artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
         self.pi_g, self.game = artifact.pi_g, artifact.game
+        if isinstance(self.pi_g, PooledGlobalPolicy):  # its filter, for this swarm's n robots
+            self.pi_g = self.pi_g.for_population(self.n)
+        self.memory = self.pi_g.start(1) if isinstance(self.pi_g, PooledGlobalPolicy) else None
         self.zone_state = artifact.floor.zone_state if artifact.floor is not None else None  # zone -> s_l
         self.S_l = self.game.n_local_states
         self.rng = np.random.default_rng(seed)
@@ -227,7 +236,7 @@ class ControllerNode(Node):
         else:
             counts = None
         if counts is not None:
-            a_g = int(self.pi_g.act(np.array([tick.s_g]), counts[None, :])[0])
+            a_g = self._act(tick.s_g, counts)
         else:
             # no observation yet: hold the last command, else "activate s_g" where that is an action
             a_g = self.last_a_g if self.last_a_g is not None else tick.s_g % self.game.n_global_actions
@@ -250,6 +259,14 @@ class ControllerNode(Node):
         diag = DiagnosticArray(status=[status])
         diag.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(diag)
+
+    def _act(self, s_g: int, counts: np.ndarray) -> int:
+        """pi_g on this step's (S_l,) counts of k; a pooled dispatcher folds them into its filter first."""
+        if isinstance(self.pi_g, PooledGlobalPolicy):
+            assert self.memory is not None  # set with the pooled policy
+            actions, self.memory = self.pi_g.decide(self.memory, np.array([s_g]), counts[None, :])
+            return int(actions[0])
+        return int(self.pi_g.act(np.array([s_g]), counts[None, :])[0])
 
     def _on_command(self, msg: String) -> None:
         if msg.data in (topics.START, topics.STOP):

@@ -2,7 +2,9 @@
 
 - global: "hold the active zone while the sample shows a robot there, else move it to the sample's
   most common zone" (ties to the lowest zone);
-- local: "move one zone toward s_g along the ring" (stay when there).
+- local: "move one zone toward s_g along the ring" (stay when there);
+- pooled global (`save_pooled_heuristic`): the same global rule read on the filtered population estimate
+  rounded to K counts (`marl/pooled.py`) instead of the fresh sample.
 They are a sensible, deterministic baseline, not the trained ALTERNATING-MARL policies.
 """
 
@@ -18,6 +20,7 @@ from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.games.warehouse import MOVES, ring_distance
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.pooled import pooled_policy
 
 
 def hold_or_mode_global_policy(game: TabularGame, k: int) -> TabularGlobalPolicy:
@@ -42,3 +45,12 @@ def save_heuristic(path: str | Path, *, k: int, r_g: str = "constant") -> Path:
     game = make_game("warehouse", r_g=r_g)
     return save_policies(path, hold_or_mode_global_policy(game, k), follow_local_policy(game), game=game,
                          game_spec={"name": "warehouse", "options": {"r_g": r_g}}, trainer="heuristic")
+
+
+def save_pooled_heuristic(path: str | Path, *, k: int, K: int, n_agents: int, r_g: str = "constant") -> Path:
+    """The heuristic pair with a pooled dispatcher (hold-or-mode on the filtered estimate rounded to K counts)."""
+    game = make_game("warehouse", r_g=r_g)
+    pi_l = follow_local_policy(game)
+    pi_g = pooled_policy(game, pi_l, hold_or_mode_global_policy(game, K).actions, k=k, K=K, n_agents=n_agents)
+    return save_policies(path, pi_g, pi_l, game=game, game_spec={"name": "warehouse", "options": {"r_g": r_g}},
+                         trainer="heuristic")

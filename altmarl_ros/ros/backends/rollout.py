@@ -17,11 +17,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from altmarl_ros.marl import sim
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.marl.identify import Transitions
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.sim import GlobalController
+from altmarl_ros.marl.sim import GlobalController, StatefulGlobalController
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros.backends.physics import PhysicsBackend
 from altmarl_ros.zones import Zones
@@ -41,9 +42,10 @@ def fixed_params(**overrides: Any):
     return param
 
 
-def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: TabularLocalPolicy, *, n_agents: int,
-            steps: int, seed: int, decision_period: float, control_period: float = 0.1,
-            goal_spacing: float = GOAL_SPACING, floor: FloorMap | None = None, **physics: Any) -> Episode:
+def episode(game: TabularGame, zones: Zones, pi_g: GlobalController | StatefulGlobalController,
+            pi_l: TabularLocalPolicy, *, n_agents: int, steps: int, seed: int, decision_period: float,
+            control_period: float = 0.1, goal_spacing: float = GOAL_SPACING, floor: FloorMap | None = None,
+            **physics: Any) -> Episode:
     """One lockstep episode in physics. `seed` fixes the start state and the environment's draws (P_g) as
     sim_node's `seed` does (the same start as a swarm run with that seed); the controller's subsets and the
     robots' action draws use their own streams, so two policies run from one seed share the start and the
@@ -56,12 +58,14 @@ def episode(game: TabularGame, zones: Zones, pi_g: GlobalController, pi_l: Tabul
     robots = np.arange(n_agents)
     rewards = np.empty(steps)
     rec: dict[str, list[Any]] = {key: [] for key in Transitions._fields}
+    memory = sim.dispatcher_memory(pi_g, 1)
     for t in range(steps):
         snap = backend.observe()
         if t:
             rec["s_g_next"].append(snap.s_g)
             rec["s_l_next"].append(snap.s_l.copy())
-        a_g = int(pi_g.act_on(obs_rng, np.array([snap.s_g]), snap.s_l[None, :])[0])
+        actions, memory = sim.global_action(pi_g, obs_rng, memory, np.array([snap.s_g]), snap.s_l[None, :])
+        a_g = int(actions[0])
         a_l = pi_l.sample(act_rng, np.array([snap.s_g]), snap.s_l[None, :])[0]
         out = backend.apply(a_g, a_l)
         rewards[t] = out.reward
