@@ -20,7 +20,7 @@ import pytest
 
 from altmarl_ros.marl.artifacts import load_policies
 
-N, K_SAMPLE, K_GRID, STEPS = 20, 3, 9, 700
+N, K_SAMPLE, K_GRID, STEPS = 20, 3, 9, 1000
 Z_ALPHA, Z_POWER, SHIFT = 3.29, 0.84, 0.5  # as test_grid_game
 
 
