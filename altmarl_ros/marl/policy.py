@@ -88,7 +88,8 @@ class TabularLocalPolicy:
 
     def actions_from(self, u: np.ndarray, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
         """Inverse-CDF actions from given uniforms: (B, n) u, (B,) s_g, (B, n) s_l -> (B, n) a_l."""
-        cum = self._cum[np.asarray(s_g)[:, None], s_l]  # (B, n, A_l)
+        S_l, A_l = self._cum.shape[1:]
+        cum = self._cum.reshape(-1, A_l).take(np.asarray(s_g)[:, None] * S_l + s_l, axis=0)  # (B, n, A_l)
         a_l = np.zeros(s_l.shape, dtype=np.int64)
         for j in range(cum.shape[-1] - 1):
             a_l += u >= cum[..., j]
