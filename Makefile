@@ -14,7 +14,12 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 LAUNCH_KIT ?= ../shared/vendor/ros2-launch
 LAUNCH_STAMP := $(VENV)/.launch-installed
 
-.PHONY: setup launch-tools run test lint train sweep clean
+# Flower (flwr) cannot share .venv (it needs protobuf < 7 and pins ray 2.55.1): its own venv, for the federated
+# package and its Flower test only (requirements-flower.txt). `make test` builds it and runs that test there.
+FL_VENV := .venv-fl
+FL_STAMP := $(FL_VENV)/.installed
+
+.PHONY: setup launch-tools flower run test lint train sweep clean
 
 setup: $(STAMP)
 
@@ -36,10 +41,20 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	$(VENV)/bin/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
+flower: $(FL_STAMP)
+
+$(FL_STAMP): requirements-flower.txt setup.py setup.cfg
+	test -x $(FL_VENV)/bin/python || $(PYTHON) -m venv $(FL_VENV)
+	$(FL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FL_VENV)/bin/python -m pip install --quiet -r requirements-flower.txt
+	$(FL_VENV)/bin/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $(FL_STAMP)
+
 run: setup
 	$(VENV)/bin/altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
 
-test: setup launch-tools
+test: setup launch-tools flower
+	$(FL_VENV)/bin/python -m pytest -q test/test_federated_flower.py
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup
@@ -54,4 +69,4 @@ sweep: setup
 	$(VENV)/bin/altmarl plot runs/sweep.csv --out runs/plots
 
 clean:
-	rm -rf $(VENV) build install log runs *.egg-info
+	rm -rf $(VENV) $(FL_VENV) build install log runs *.egg-info

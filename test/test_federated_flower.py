@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("flwr")
+pytest.importorskip("flwr", reason="flwr lives in .venv-fl: `make test` runs this module there (make flower)")
 
 import itertools
 

@@ -138,8 +138,9 @@ class _Recording:
             self.node_partition[msg.metadata.src_node_id] = int(msg.content["metrics"]["partition"])
         return ok, bad
 
-    def probe_messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                       grid: Grid) -> Iterable[Message]:
+    # Flower's evaluate round is the probe (every client reports its state); the mixin precedes FedAvg in the MRO
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
         if not self.record_probe:
             return []
         cfg = self._config(config, arrays.to_numpy_ndarrays())
@@ -147,13 +148,14 @@ class _Recording:
         record = RecordDict({"arrays": arrays, "config": cfg})
         return [Message(content=record, message_type="evaluate", dst_node_id=node) for node in grid.get_node_ids()]
 
-    def probe_result(self, replies: Iterable[Message]) -> None:
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         ok, _ = self._read(replies)
         states = [-1] * int(self.fleet_cfg["n-clients"])
         for msg in ok:
             states[int(msg.content["metrics"]["partition"])] = int(msg.content["metrics"]["state"])
         if self.logs:
             self.logs[-1].probe = states
+        return None
 
     def log_round(self, t: int, s_g: int, a_g: int, ok: list[Message], bad: list[Message], uploads: int,
                   params: list[np.ndarray]) -> None:
@@ -210,14 +212,6 @@ class PolicyStrategy(_Recording, FedAvg):
         self.phase = a_g
         return arrays, MetricRecord({"uploads": len(uploads)})
 
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                           grid: Grid) -> Iterable[Message]:
-        return self.probe_messages(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        self.probe_result(replies)
-        return None
-
 
 class RecordedFedAvg(_Recording, FedAvg):
     """Flower's FedAvg sampling k of the n clients uniformly (its own `sample_nodes`), every polled
@@ -247,14 +241,6 @@ class RecordedFedAvg(_Recording, FedAvg):
         params = (arrays if arrays is not None else self._current).to_numpy_ndarrays()
         self.log_round(server_round, self._s_g, TRAIN, ok, bad, len(ok), params)
         return arrays, metrics
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                           grid: Grid) -> Iterable[Message]:
-        return self.probe_messages(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        self.probe_result(replies)
-        return None
 
 
 __all__ = ["HOLD", "PolicyStrategy", "RecordedFedAvg", "RoundLog", "client_app", "fleet"]
