@@ -49,12 +49,14 @@ def stationary_distribution(T: np.ndarray, *, tol: float = 1e-13, max_squarings:
     (S, S) matrix: the stationary distribution when it is unique (else the uniform start's limit).
 
     By repeated squaring, L^(2^j) until its entries move less than `tol`: 2^j steps in j matrix products, so a
-    slowly mixing chain (a near-absorbing state: 1e5 power-iteration steps or more) costs ~17-40 products.
+    slowly mixing chain (a near-absorbing state: 1e5 power-iteration steps or more) costs ~17-40 products; a
+    chain that has not mixed after 2^64 steps returns the distribution after them.
     Damping removes periodicity and keeps the stationary distribution.
     """
     L = 0.5 * (np.eye(T.shape[0]) + T)
     for _ in range(max_squarings):
         L2 = L @ L
+        L2 /= L2.sum(1, keepdims=True)  # rows summing to 1 + 1e-16 would otherwise grow like (1 + 1e-16)^(2^j)
         done = np.abs(L2 - L).max() < tol
         L = L2
         if done:
