@@ -64,7 +64,7 @@ class TrainResult(NamedTuple):
     selection: Selection  # every start's outcome and which was chosen
     train_seconds: float
     g_learn_calls: int  # G-LEARN computations actually run (each distinct pi_l is solved once)
-    pooled: PooledStep | None = None  # the pooled G-step (config.pooled.enabled), after the alternation
+    pooled: PooledStep | None = None  # the pooled training (config.pooled.enabled), after the alternation
 
 
 class FinalEvaluation(NamedTuple):
@@ -195,7 +195,7 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     """Run ALTERNATING-MARL on the config's game for budget k from every start of config.loop.starts,
     and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
 
-    config.pooled.enabled: then the pooled G-step (`pooled_training`), whose record is `TrainResult.pooled`.
+    config.pooled.enabled: then the pooled training (`pooled_training`), whose record is `TrainResult.pooled`.
     full_information: train the reference dispatcher that sees the whole population's histogram
     (rounded to config.full_information.k counts) instead of k samples; `k` is then unused. The
     full_information start trains that reference first (same seed). `progress(start, record)` is called

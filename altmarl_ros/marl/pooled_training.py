@@ -13,9 +13,9 @@ Start pairs: the k-sample pair (its table read on K-count vectors, `pooled.lift_
 the full-information reference pair (its dispatcher read on the filtered estimate, with its robots). Why
 the second: against robots trained for a k-sample dispatcher that holds one zone, no dispatcher gains
 much (measured at k = 5: even full information +0.6), while the reference pair with its dispatcher
-reading the filtered estimate is already +4.6 over the k-sample pair. The best final pair (common fresh
-episodes) replaces the k-sample pair only if its paired improvement's lower confidence bound is above
-2 eta(k) (`PooledStep.kept`).
+reading the filtered estimate is already +4.6 over the k-sample pair. The best final pair (chosen on common
+fresh episodes) replaces the k-sample pair only if its paired improvement, on other fresh episodes, has a
+lower confidence bound above 2 eta(k) (`PooledStep.kept`).
 """
 
 from __future__ import annotations
@@ -106,13 +106,13 @@ def train_pooled(game: TabularGame, k_sample_pair: tuple[TabularGlobalPolicy, Ta
                                rule=rule, max_rounds=max_rounds, k=k, value_scale=value_scale,
                                eval_seed=int(seeds[-2]))
     names = list(runs)
-    returns = decide([k_sample_pair] + [(runs[nm].pi_g, runs[nm].pi_l) for nm in names], int(seeds[-1]))
-    gains = returns[1:] - returns[0]
-    best = int(gains.mean(-1).argmax())
-    improvement = Estimate.of(gains[best])
+    choose = decide([(runs[nm].pi_g, runs[nm].pi_l) for nm in names], int(seeds[-1])).mean(-1)
+    best = int(choose.argmax())  # chosen on these episodes, judged on fresh ones (no winner's curse)
+    winner = runs[names[best]]
+    returns = decide([(winner.pi_g, winner.pi_l), k_sample_pair], int(seeds[-1]) + 1)
+    improvement = Estimate.of(returns[0] - returns[1])
     lcb = improvement.mean - rule.z * improvement.stderr
     threshold = 2 * rule.eta(k, value_scale)
     kept = bool(lcb > threshold)
-    winner = runs[names[best]]
     pair = (winner.pi_g, winner.pi_l) if kept else k_sample_pair
     return pair, PooledStep(kept, names[best], improvement, lcb, threshold, runs, K)
