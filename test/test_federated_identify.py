@@ -18,7 +18,7 @@ from altmarl_ros.federated.game import (
     participation_to_dict,
     read_participation,
 )
-from altmarl_ros.federated.identify import fit_upload_value, identify_runs
+from altmarl_ros.federated.identify import fit_upload_value, identify_runs, predictive_p_values
 from altmarl_ros.federated.runner import Fleet, RunSpec, run_plan
 from altmarl_ros.marl.games.files import GameFileError
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
@@ -153,3 +153,22 @@ def test_reduction_matches_a_simulated_round_of_polling() -> None:
         freq = np.bincount(nxt.ravel(), minlength=3) / nxt.size
         se = np.sqrt(red.P_l[s_l, s_g, a_l] * (1 - red.P_l[s_l, s_g, a_l]) / nxt.size)
         assert np.all(np.abs(freq - red.P_l[s_l, s_g, a_l]) <= 4 * se + 1e-12)
+
+
+def test_predictive_p_values_are_calibrated_and_catch_a_wrong_row() -> None:
+    """Held-out rows drawn from the identified posterior's predictive: about 5 % of them have p < 0.05 (the
+    check is calibrated); a held-out row from another distribution gets p < 0.01."""
+    from altmarl_ros.marl.identify import dirichlet_posterior
+
+    rng = np.random.default_rng(3)
+    R, S = 400, 4
+    truth = rng.dirichlet(np.ones(S), size=R)
+    counts = np.array([rng.multinomial(60, p) for p in truth])
+    post = dirichlet_posterior(counts, np.full((R, S), 1 / S), strength=1.0)
+    a = post.alpha + post.counts
+    held = np.array([rng.multinomial(40, rng.dirichlet(ai)) for ai in a])
+    p = predictive_p_values(post, held, (np.arange(R),), draws=500, seed=1)
+    assert 0.02 <= (p < 0.05).mean() <= 0.09, (p < 0.05).mean()  # binomial(400, 0.05): 0.05 +- 0.011
+    wrong = held.copy()
+    wrong[0] = np.roll(counts[0] * 40 // max(counts[0].sum(), 1), 1) + np.array([40, 0, 0, 0])
+    assert predictive_p_values(post, wrong, (np.array([0]),), draws=2000, seed=2)[0] < 0.01
