@@ -2,10 +2,10 @@
 FedAvg in Flower (n = 100, k = 10). Runs in the Flower venv (flwr pins ray 2.55.1, protobuf < 7:
 bench/README.md), with PYTHONPATH at the checkout:
 
-    /work/venv-fl/bin/python bench/federated_flower.py record   --out bench/results/federated
-    /work/venv-fl/bin/python bench/federated_flower.py identify --out bench/results/federated
-    /work/venv-fl/bin/python bench/federated_flower.py sweep    --out bench/results/federated
-    /work/venv-fl/bin/python bench/federated_flower.py compare  --out bench/results/federated
+    .venv-fl/bin/python bench/federated_flower.py record   --out bench/results/federated
+    .venv-fl/bin/python bench/federated_flower.py identify --out bench/results/federated
+    .venv-fl/bin/python bench/federated_flower.py sweep    --out bench/results/federated
+    .venv-fl/bin/python bench/federated_flower.py compare  --out bench/results/federated
 """
 
 from __future__ import annotations
