@@ -160,6 +160,12 @@ POSE_QOS_PROFILES = {
     "sensor_data": Qos(1, reliable=False),
 }
 ANSWER_QOS = Qos(10)
+# Readers of the swarm-wide topics that one node should own but any node can write (a rogue, another swarm): a
+# keyless topic's keep_last(depth) history is shared by all writers, so with depth 1 a burst of other samples
+# evicts the owner's unread tick (seen in test_runtime_faults: robots missed ticks under 50 Hz garbage, the
+# swarm crawled at one step per timeout). Deeper reader histories only; writers and matching are unchanged.
+TICK_READER_QOS = Qos(64, transient_local=True)
+COMMAND_READER_QOS = Qos(256)
 # one shared topic for every robot host, several batches each per step: deep enough never to overwrite, and
 # transient-local so that a batch published before the simulator's subscription matched still arrives
 GOALS_QOS = Qos(1024, transient_local=True)

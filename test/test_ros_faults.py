@@ -43,7 +43,7 @@ def _after(metrics: list[dict], step: int) -> list[dict]:
 # (whose host was killed, so they cannot lose a race) up to 5 steps ahead, an out-of-range command, a
 # malformed tick, a batch for a robot that does not exist and a malformed batch.
 ROGUE = """
-import math, pathlib, sys
+import math, pathlib, sys, time
 import numpy as np, rclpy
 from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Int32MultiArray, Int64MultiArray
@@ -63,8 +63,13 @@ batch = node.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_Q
 while not all(pub.get_subscription_count() > 0 for pub in (goal, cmd, tick, batch)) or not latest[0]:
     rclpy.spin_once(node, timeout_sec=0.05)
 pathlib.Path(sys.argv[1]).touch()
+due = time.monotonic()
 while True:
-    rclpy.spin_once(node, timeout_sec=0.02)
+    # every 20 ms by the clock: spin_once returns at once when a message is waiting, and this node hears its own
+    # ticks, so pacing by spin_once alone made an unbounded flood (thousands of messages a second)
+    due += 0.02
+    while (left := due - time.monotonic()) > 0:
+        rclpy.spin_once(node, timeout_sec=left)
     step = latest[0] + 1
     pose.publish(topics.pose_msg(math.nan, math.nan, 0.0, 0, "world"))
     for ahead in range(5):

@@ -114,7 +114,7 @@ class ControllerNode(Node):
             self.poll_pub = self.create_publisher(Int32MultiArray, topics.POLL, topics.LATCHED_QOS)
             self.create_subscription(Float64MultiArray, topics.POLL_POSES, self._on_poll_reply, topics.POLL_POSES_QOS)
         if self.clock == contract.ControllerClock.TICK:
-            self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
+            self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.TICK_READER_QOS)
         else:
             self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)

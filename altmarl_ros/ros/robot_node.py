@@ -105,7 +105,8 @@ class RobotNode(Node):
         else:
             self.pose_subs = [self.poses.subscribe(PoseStamped, p + topics.POSE, functools.partial(self._on_pose, i))
                               for i, p in enumerate(prefixes)]
-        self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.LATCHED_QOS)
+        self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick,
+                                                 topics.TICK_READER_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_command, topics.LATCHED_QOS)
         self.create_timer(0.05, self._on_timer)
         self.goals_pub = (self.create_publisher(Int32MultiArray, topics.ZONE_GOALS, topics.GOALS_QOS)

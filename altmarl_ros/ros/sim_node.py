@@ -134,7 +134,7 @@ class SimNode(Node):
                              for j, r in enumerate(self.names)]
         self.create_subscription(Int32MultiArray, topics.ZONE_GOALS, self._on_goals, topics.GOALS_QOS)
         self.command_sub = self.create_subscription(Int32MultiArray, topics.ZONE_COMMAND, self._on_command,
-                                                    topics.ANSWER_QOS)
+                                                    topics.COMMAND_READER_QOS)
         self.create_subscription(String, topics.SWARM_COMMAND, self._on_swarm_command, topics.LATCHED_QOS)
         self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
         self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
