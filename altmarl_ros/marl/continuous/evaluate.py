@@ -10,6 +10,7 @@ Every rollout is one `lax.scan` over time, jitted, vectorised over (rollout, rob
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -37,19 +38,16 @@ class Rollouts(NamedTuple):
     mode_accuracy: jnp.ndarray  # (R,) fraction of steps with a_g == the bin holding most robots
 
 
-@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts"))
-def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, pi_l: MLP,
-                    key: jax.Array) -> Rollouts:
-    """R = n_rollouts systems of n robots under greedy (pi_g, pi_l); pi_g sees s_g and k sampled robots."""
+def _rollouts(env: wh.ContinuousWarehouse, horizon: int, n_rollouts: int, key: jax.Array,
+              act: Callable[[wh.EnvState, jax.Array], tuple[jnp.ndarray, jnp.ndarray, jax.Array]]) -> Rollouts:
+    """The one rollout loop: `act(state, key_t)` -> (a_g (R,), a_l (R, n), the step's environment key)."""
     k_reset, k_run = jax.random.split(key)
     state0 = wh.reset(env, k_reset, n_rollouts)
 
     def body(carry: tuple[wh.EnvState, jnp.ndarray, jnp.ndarray], t_key: tuple[jnp.ndarray, jax.Array]):
         state, ret, hits = carry
         t, key_t = t_key
-        k_h, k_s = jax.random.split(key_t)
-        a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
-        a_l = greedy(pi_l, features_l(state.s_g[:, None], state.s_l))
+        a_g, a_l, k_s = act(state, key_t)
         hits = hits + (a_g == wh.full_mode(env, state.s_l))
         out = wh.step(env, state, a_g, a_l, k_s)
         return (out.state, ret + env.gamma**t * out.reward, hits), None
@@ -58,28 +56,31 @@ def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollout
     init = (state0, jnp.zeros(n_rollouts), jnp.zeros(n_rollouts))
     (_, ret, hits), _ = jax.lax.scan(body, init, (ts, jax.random.split(k_run, horizon)))
     return Rollouts(ret, hits / horizon)
+
+
+@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts"))
+def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, pi_l: MLP,
+                    key: jax.Array) -> Rollouts:
+    """R = n_rollouts systems of n robots under greedy (pi_g, pi_l); pi_g sees s_g and k sampled robots."""
+
+    def act(state: wh.EnvState, key_t: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
+        k_h, k_s = jax.random.split(key_t)
+        a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
+        return a_g, greedy(pi_l, features_l(state.s_g[:, None], state.s_l)), k_s
+
+    return _rollouts(env, horizon, n_rollouts, key, act)
 
 
 @partial(jax.jit, static_argnames=("env", "horizon", "n_rollouts"))
 def random_rollouts(env: wh.ContinuousWarehouse, horizon: int, n_rollouts: int, key: jax.Array) -> Rollouts:
     """Both players uniformly random at every step (the authors' `uniform_baseline.py`)."""
-    k_reset, k_run = jax.random.split(key)
-    state0 = wh.reset(env, k_reset, n_rollouts)
 
-    def body(carry: tuple[wh.EnvState, jnp.ndarray, jnp.ndarray], t_key: tuple[jnp.ndarray, jax.Array]):
-        state, ret, hits = carry
-        t, key_t = t_key
+    def act(state: wh.EnvState, key_t: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
         k_g, k_l, k_s = jax.random.split(key_t, 3)
-        a_g = jax.random.randint(k_g, (n_rollouts,), 0, env.n_ga)
-        a_l = jax.random.randint(k_l, state.s_l.shape, 0, env.n_al)
-        hits = hits + (a_g == wh.full_mode(env, state.s_l))
-        out = wh.step(env, state, a_g, a_l, k_s)
-        return (out.state, ret + env.gamma**t * out.reward, hits), None
+        return (jax.random.randint(k_g, (n_rollouts,), 0, env.n_ga),
+                jax.random.randint(k_l, state.s_l.shape, 0, env.n_al), k_s)
 
-    ts = jnp.arange(horizon, dtype=jnp.float32)
-    init = (state0, jnp.zeros(n_rollouts), jnp.zeros(n_rollouts))
-    (_, ret, hits), _ = jax.lax.scan(body, init, (ts, jax.random.split(k_run, horizon)))
-    return Rollouts(ret, hits / horizon)
+    return _rollouts(env, horizon, n_rollouts, key, act)
 
 
 class Protocol(NamedTuple):
