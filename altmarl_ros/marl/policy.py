@@ -15,6 +15,17 @@ from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 
 
+def dispatcher_table(actions: np.ndarray, D: int, n_global_actions: int, what: str, entries: str) -> np.ndarray:
+    """A dispatcher's (S_g, D) action table as read-only int64, or InputError naming `what` and its `entries`."""
+    table = np.array(actions, dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != D:
+        raise InputError(f"{what} actions must have shape (S_g, {D}) for {entries}; got {table.shape}")
+    if table.size and (table.min() < 0 or table.max() >= n_global_actions):
+        raise InputError(f"{what} actions must lie in [0, {n_global_actions}), got [{table.min()}, {table.max()}]")
+    table.setflags(write=False)
+    return table
+
+
 @dataclass(frozen=True, eq=False)
 class TabularGlobalPolicy:
     """pi_g: actions[s_g, rank(d)] -> a_g for count vectors d of k samples over S_l states."""
@@ -25,18 +36,9 @@ class TabularGlobalPolicy:
     n_global_actions: int
 
     def __post_init__(self) -> None:
-        actions = np.array(self.actions, dtype=np.int64)
         D = cv.n_count_vectors(self.k, self.n_local_states)
-        if actions.ndim != 2 or actions.shape[1] != D:
-            raise InputError(
-                f"pi_g actions must have shape (S_g, {D}) for k={self.k}, S_l={self.n_local_states}; "
-                f"got {actions.shape}"
-            )
-        if actions.size and (actions.min() < 0 or actions.max() >= self.n_global_actions):
-            raise InputError(f"pi_g actions must lie in [0, {self.n_global_actions}), got "
-                             f"[{actions.min()}, {actions.max()}]")
-        actions.setflags(write=False)
-        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "actions", dispatcher_table(self.actions, D, self.n_global_actions, "pi_g",
+                                                             f"k={self.k}, S_l={self.n_local_states}"))
 
     @property
     def n_global_states(self) -> int:

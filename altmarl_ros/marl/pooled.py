@@ -36,7 +36,7 @@ import numpy as np
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
-from altmarl_ros.marl.policy import TabularLocalPolicy
+from altmarl_ros.marl.policy import TabularLocalPolicy, dispatcher_table
 from altmarl_ros.marl.population import PopulationModel
 
 
@@ -165,14 +165,8 @@ class PooledGlobalPolicy:
     n_global_actions: int
 
     def __post_init__(self) -> None:
-        actions = np.array(self.actions, dtype=np.int64)
-        D = self.observer.n_observations
-        if actions.ndim != 2 or actions.shape[1] != D:
-            raise InputError(f"pooled pi_g actions must have shape (S_g, {D}) for K={self.K}; got {actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= self.n_global_actions):
-            raise InputError(f"pooled pi_g actions must lie in [0, {self.n_global_actions})")
-        actions.setflags(write=False)
-        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "actions", dispatcher_table(self.actions, self.observer.n_observations,
+                                                             self.n_global_actions, "pooled pi_g", f"K={self.K}"))
 
     @property
     def k(self) -> int:
