@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from altmarl_ros import exitcodes
+from altmarl_ros import exitcodes, stopflag
 from altmarl_ros.contract import SimMode
 from altmarl_ros.progress import Progress
 from altmarl_ros.ros.backends import drives
@@ -67,6 +67,17 @@ def _stall_unit(options: SwarmOptions) -> float:
     return max(options.step_timeout, 5.0 * options.step_period if drives(options.mode) else 0.0)
 
 
+def _spin(executor) -> None:
+    """One executor turn. After Ctrl-C an error from rclpy (peers shutting down, or the KeyboardInterrupt raised
+    inside a take, seen as pybind11's "Unable to convert call argument") is the interrupt, as in `run_node`."""
+    try:
+        executor.spin_once(timeout_sec=0.05)
+    except Exception:
+        if not stopflag.requested:
+            raise
+        raise KeyboardInterrupt from None
+
+
 def _spin_until_done(executor, monitor, is_done: Callable[[], bool], check_failures: Callable[[], None],
                      outcome: RunOutcome, options: SwarmOptions) -> None:
     total, step_timeout = options.steps, _stall_unit(options)
@@ -75,7 +86,7 @@ def _spin_until_done(executor, monitor, is_done: Callable[[], bool], check_failu
     last_steps = -1
     try:
         while not is_done():
-            executor.spin_once(timeout_sec=0.05)
+            _spin(executor)
             check_failures()
             if any(f.startswith("sim") for f in outcome.failures):
                 return
@@ -90,7 +101,7 @@ def _spin_until_done(executor, monitor, is_done: Callable[[], bool], check_failu
                 return
         end = time.monotonic() + 1.0  # let the last metrics and diagnostics arrive
         while time.monotonic() < end and (monitor.steps < total or len(monitor.controller) < total):
-            executor.spin_once(timeout_sec=0.05)
+            _spin(executor)
         progress.update(monitor.steps)
     finally:
         progress.close()
