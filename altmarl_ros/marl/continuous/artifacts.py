@@ -21,18 +21,13 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from altmarl_ros.errors import UserError
 from altmarl_ros.marl.artifacts import atomic_write_files
-from altmarl_ros.marl.continuous.env import ContinuousWarehouse
+from altmarl_ros.marl.continuous.deploy import FORMAT, artifact_paths, read_artifact
+from altmarl_ros.marl.continuous.deploy import ContinuousPolicyError as ContinuousPolicyError  # re-exported
 from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, flatten, init_actor_critic, unflatten
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
 
-FORMAT = "altmarl_ros.continuous_policy"
-VERSION = 1
-READS = (1,)
-
-
-class ContinuousPolicyError(UserError, ValueError):
-    """A continuous policy artifact is missing, unreadable or incompatible."""
+VERSION = 1  # written; `deploy.READS` lists what is read
 
 
 class ContinuousArtifact(NamedTuple):
@@ -41,12 +36,6 @@ class ContinuousArtifact(NamedTuple):
     env: ContinuousWarehouse
     k: int
     meta: dict[str, Any]
-
-
-def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    p = Path(path)
-    stem = p.with_suffix("") if p.suffix in (".npz", ".json") else p
-    return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
 def _templates(env: ContinuousWarehouse, hidden_g: tuple[int, ...],
@@ -63,7 +52,7 @@ def _hidden(ac: ActorCritic) -> list[int]:
 def save(path: str | os.PathLike[str], ac_g: ActorCritic, ac_l: ActorCritic, *, env: ContinuousWarehouse, k: int,
          **meta: Any) -> Path:
     """Write the artifact; returns the .npz path. `meta` must be JSON-serialisable."""
-    npz_path, json_path = _paths(path)
+    npz_path, json_path = artifact_paths(path)
     arrays = {**flatten("g", ac_g), **flatten("l", ac_l)}
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
@@ -77,35 +66,9 @@ def save(path: str | os.PathLike[str], ac_g: ActorCritic, ac_l: ActorCritic, *, 
 
 
 def load(path: str | os.PathLike[str]) -> ContinuousArtifact:
-    """Read and validate an artifact (see the module doc)."""
-    npz_path, json_path = _paths(path)
-
-    def fail(msg: str) -> ContinuousPolicyError:
-        return ContinuousPolicyError(f"{json_path}: {msg}")
-
-    try:
-        header = json.loads(json_path.read_text())
-        npz_bytes = npz_path.read_bytes()
-    except (OSError, json.JSONDecodeError) as exc:
-        raise fail(f"cannot read the artifact ({exc})") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise fail(f"not a {FORMAT} file")
-    if header.get("version") not in READS:
-        raise fail(f"version {header.get('version')!r} is not readable (reads {READS})")
-    if hashlib.sha256(npz_bytes).hexdigest() != header.get("npz_sha256"):
-        raise fail(f"torn pair: {npz_path.name} does not match the hash recorded in the .json")
-    try:
-        env_fields = dict(header["env"])
-        env_fields["offsets"] = tuple(env_fields["offsets"])
-        env = ContinuousWarehouse(**env_fields)
-        tpl_g, tpl_l = _templates(env, tuple(header["hidden_g"]), tuple(header["hidden_l"]))
-        with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-        ac_g = ActorCritic(*unflatten("g", tpl_g, arrays))
-        ac_l = ActorCritic(*unflatten("l", tpl_l, arrays))
-        k = int(header["k"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise fail(f"invalid content ({exc})") from exc
-    if not 1 <= k <= env.n_agents:
-        raise fail(f"k = {k} outside [1, n_agents = {env.n_agents}]")
-    return ContinuousArtifact(ac_g, ac_l, env, k, header)
+    """Read and validate an artifact (`deploy.read_artifact`: format, version, hash, shapes) into JAX networks."""
+    f = read_artifact(path)
+    tpl_g, tpl_l = _templates(f.env, tuple(f.header["hidden_g"]), tuple(f.header["hidden_l"]))
+    ac_g = ActorCritic(*unflatten("g", tpl_g, f.arrays))
+    ac_l = ActorCritic(*unflatten("l", tpl_l, f.arrays))
+    return ContinuousArtifact(ac_g, ac_l, f.env, f.k, f.header)

@@ -20,76 +20,17 @@ Shapes: a batch of B independent systems; s_g (B,), s_l (B, n). Randomness: expl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from altmarl_ros.errors import InputError
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
 
 
-@dataclass(frozen=True)
-class ContinuousWarehouse:
-    """The environment's constants (defaults: the authors' `ContinuousWarehouseEnv`), validated."""
-
-    n_agents: int = 500
-    n_bins: int = 5
-    low: float = -2.0
-    high: float = 2.0
-    offsets: tuple[float, ...] = (0.0, 0.05, -0.05)  # delta_{a_l}: stay, right, left
-    steer: float = 0.6
-    sigma_g: float = 0.08
-    sigma_l: float = 0.04
-    r_g_scale: float = 5.0
-    r_g_width: float = 0.30
-    align_scale: float = 10.0
-    align_width: float = 0.20
-    move_cost: float = 5.0
-    start_g: float = 1.0  # s_g(0) ~ U(-start_g, start_g)
-    cluster_sigma: float = 0.18
-    major_share: float = 0.55
-    gamma: float = 0.95
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, key: str, msg: str) -> None:
-            if not ok:
-                raise InputError(f"env.{key}: {msg}")
-
-        need(self.n_agents >= 2, "n_agents", f"must be >= 2, got {self.n_agents}")
-        need(self.n_bins >= 2, "n_bins", f"must be >= 2, got {self.n_bins}")
-        need(self.high > self.low, "high", "must exceed low")
-        need(len(self.offsets) >= 1, "offsets", "needs at least one local action")
-        need(0 < self.steer <= 1, "steer", f"must lie in (0, 1], got {self.steer}")
-        for key in ("sigma_g", "sigma_l", "r_g_width", "align_width", "cluster_sigma"):
-            need(getattr(self, key) > 0, key, "must be > 0")
-        for key in ("r_g_scale", "align_scale", "move_cost", "start_g"):
-            need(getattr(self, key) >= 0, key, "must be >= 0")
-        need(0.5 <= self.major_share < 1, "major_share", "must lie in [0.5, 1)")
-        need(0 <= self.gamma < 1, "gamma", f"must lie in [0, 1), got {self.gamma}")
-
-    @property
-    def n_ga(self) -> int:
-        return self.n_bins
-
-    @property
-    def n_al(self) -> int:
-        return len(self.offsets)
-
-    @property
-    def targets(self) -> jnp.ndarray:
-        """(n_bins,) tau: the bin centres."""
-        w = (self.high - self.low) / self.n_bins
-        return self.low + w * (jnp.arange(self.n_bins, dtype=jnp.float32) + 0.5)
-
-    @property
-    def reward_range(self) -> float:
-        """R: range of the per-step system reward r_g + mean r_l (bounds of the value scale R / (1 - gamma))."""
-        return self.r_g_scale + self.align_scale + self.move_cost * max(abs(d) for d in self.offsets)
-
-    def discount_sum(self, horizon: int) -> float:
-        """sum_{t < horizon} gamma^t."""
-        return (1 - self.gamma**horizon) / (1 - self.gamma)
+def tau(env: ContinuousWarehouse) -> jnp.ndarray:
+    """(n_bins,) the targets as a JAX array (indexable by traced actions)."""
+    return jnp.asarray(env.targets)
 
 
 class EnvState(NamedTuple):
@@ -106,14 +47,14 @@ def reset(env: ContinuousWarehouse, key: jax.Array, batch: int) -> EnvState:
     main, second = order[:, 0], order[:, 1]
     n_main = int(env.major_share * env.n_agents)
     is_main = jnp.arange(env.n_agents) < n_main
-    centre = jnp.where(is_main[None, :], env.targets[main][:, None], env.targets[second][:, None])
+    centre = jnp.where(is_main[None, :], tau(env)[main][:, None], tau(env)[second][:, None])
     s_l = centre + env.cluster_sigma * jax.random.normal(k_l, (batch, env.n_agents))
     return EnvState(s_g, jnp.clip(s_l, env.low, env.high), main)
 
 
 def reward_global(env: ContinuousWarehouse, s_g: jnp.ndarray, a_g: jnp.ndarray) -> jnp.ndarray:
     """r_g(s_g, a_g), elementwise."""
-    return env.r_g_scale * jnp.exp(-((s_g - env.targets[a_g]) ** 2) / (2 * env.r_g_width**2))
+    return env.r_g_scale * jnp.exp(-((s_g - tau(env)[a_g]) ** 2) / (2 * env.r_g_width**2))
 
 
 def reward_local(env: ContinuousWarehouse, s_l: jnp.ndarray, s_g: jnp.ndarray, a_l: jnp.ndarray) -> jnp.ndarray:
@@ -134,7 +75,7 @@ def step(env: ContinuousWarehouse, state: EnvState, a_g: jnp.ndarray, a_l: jnp.n
     s_g, s_l = state.s_g, state.s_l
     r_l = reward_local(env, s_l, s_g[:, None], a_l)
     reward = reward_global(env, s_g, a_g) + r_l.mean(axis=1)
-    s_g_next = s_g + env.steer * (env.targets[a_g] - s_g) + env.sigma_g * jax.random.normal(k_g, s_g.shape)
+    s_g_next = s_g + env.steer * (tau(env)[a_g] - s_g) + env.sigma_g * jax.random.normal(k_g, s_g.shape)
     delta = jnp.asarray(env.offsets, dtype=jnp.float32)[a_l]
     s_l_next = s_l + delta + env.sigma_l * jax.random.normal(k_l, s_l.shape)
     nxt = EnvState(jnp.clip(s_g_next, env.low, env.high), jnp.clip(s_l_next, env.low, env.high), state.mode)

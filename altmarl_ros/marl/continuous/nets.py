@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from altmarl_ros.errors import InputError
+from altmarl_ros.marl.continuous.deploy import N_FEATURES_L as N_FEATURES_L  # one definition, jax-free
 
 MLP = tuple[dict[str, jnp.ndarray], ...]
 
@@ -55,9 +56,6 @@ def init_actor_critic(key: jax.Array, n_in: int, n_actions: int, hidden: tuple[i
 def features_g(s_g: jnp.ndarray, hist: jnp.ndarray) -> jnp.ndarray:
     """s_g (...,), hist (..., n_bins) -> (..., 1 + n_bins)."""
     return jnp.concatenate([s_g[..., None], hist], axis=-1)
-
-
-N_FEATURES_L = 3
 
 
 def features_l(s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
