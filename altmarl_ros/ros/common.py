@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import rclpy
 import rclpy.exceptions
@@ -22,8 +22,10 @@ from rclpy.parameter import Parameter
 from altmarl_ros import stopflag
 from altmarl_ros.errors import UserError, is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
+from altmarl_ros.marl.continuous.deploy import Deployed, is_continuous_artifact, load_deployed
 from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.paths import PACKAGE, share_path
+from altmarl_ros.ros.corridor import CORRIDOR_ZONES, CorridorFrame
 from altmarl_ros.zones import Zones, load_zones
 
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
@@ -96,6 +98,24 @@ def resolve_policy(path: str, *, k: int | None = None, n_zones: int | None = Non
     if n_zones is not None:
         check_floor(artifact.floor, n_zones, f"policy file {file}: game {artifact.game.name}")
     return artifact
+
+
+class ContinuousDeployment(NamedTuple):
+    """A continuous policy (issue 17) on its corridor: the greedy networks, the zones, the metres <-> states map."""
+
+    policy: Deployed
+    zones: Zones
+    frame: CorridorFrame
+
+
+def resolve_continuous(policy_path: str, zones_path: str, *, k: int | None = None) -> ContinuousDeployment | None:
+    """The continuous policy artifact at `policy_path` on its corridor (zones default: the package's
+    config/zones_corridor.yaml); None when `policy_path` is not a continuous artifact (a tabular one, or '')."""
+    if not policy_path or not is_continuous_artifact(policy_path):
+        return None
+    policy = load_deployed(policy_path, expect_k=k)
+    zones = load_zones(Path(zones_path) if zones_path else share_path(CORRIDOR_ZONES))
+    return ContinuousDeployment(policy, zones, CorridorFrame.of(zones, policy.env))
 
 
 def check_floor(floor: FloorMap | None, n_zones: int, where: str) -> FloorMap:

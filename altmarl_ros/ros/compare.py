@@ -10,11 +10,13 @@ against `episode_std` (plus the NumPy mean's own stderr).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
 from altmarl_ros.marl import sim as marl_sim
+from altmarl_ros.marl.continuous.deploy import Deployed, rollout_rewards
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policy import RandomGlobalPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled import PooledGlobalPolicy
@@ -41,7 +43,20 @@ def episode_rewards(game: TabularGame, pi_g: TabularGlobalPolicy | PooledGlobalP
 
 def reference(game: TabularGame, pi_g: TabularGlobalPolicy | PooledGlobalPolicy | None, pi_l: TabularLocalPolicy,
               rng: np.random.Generator, *, n_agents: int, steps: int, episodes: int) -> Reference:
-    x = episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, steps=steps, episodes=episodes)
+    return _reference(episode_rewards(game, pi_g, pi_l, rng, n_agents=n_agents, steps=steps, episodes=episodes))
+
+
+def continuous_reference(policy: Deployed, rng: np.random.Generator, *, random: bool, n_agents: int, k: int,
+                         steps: int, episodes: int) -> Reference:
+    """The same statistic for a continuous policy (`continuous.deploy.rollout_rewards`, the corridor backend's
+    dynamics) on n_agents robots; `random`: both players uniformly random instead."""
+    env = dataclasses.replace(policy.env, n_agents=n_agents)
+    rewards = rollout_rewards(None if random else policy, env, rng, k=k, steps=steps, episodes=episodes)
+    return _reference(rewards.mean(axis=1))
+
+
+def _reference(x: np.ndarray) -> Reference:
+    """Reference of (episodes,) per-episode mean rewards."""
     std = float(x.std(ddof=1)) if x.size > 1 else float("nan")
     return Reference(float(x.mean()), std / np.sqrt(x.size), std, int(x.size))
 

@@ -42,6 +42,7 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiAr
 
 from altmarl_ros import contract
 from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.continuous import deploy
 from altmarl_ros.marl.pooled import PooledGlobalPolicy
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
@@ -49,6 +50,7 @@ from altmarl_ros.ros.common import (
     PoseSubscriber,
     declare,
     declare_string_list,
+    resolve_continuous,
     resolve_policy,
     resolve_zones,
     robot_list,
@@ -83,15 +85,23 @@ class ControllerNode(Node):
         self.n = len(self.names)
         if self.k > self.n:
             raise ParameterError(f"{NODE_NAME}: parameter 'k'={self.k} exceeds the number of robots {self.n}")
-        self.zones = resolve_zones(zones_path)
-        artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
-        self.pi_g, self.game = artifact.pi_g, artifact.game
-        if isinstance(self.pi_g, PooledGlobalPolicy):  # its filter, for this swarm's n robots
-            self.pi_g = self.pi_g.for_population(self.n)
-        self.memory = self.pi_g.start(1) if isinstance(self.pi_g, PooledGlobalPolicy) else None
-        self.zone_state = artifact.floor.zone_state if artifact.floor is not None else None  # zone -> s_l
-        self.S_l = self.game.n_local_states
         self.rng = np.random.default_rng(seed)
+        self.continuous = resolve_continuous(self.policy_path, zones_path, k=self.k)
+        if self.continuous is not None:  # zones are the histogram's bins; the tick carries s_g's code
+            self.zones, env = self.continuous.zones, self.continuous.policy.env
+            self.zone_state = np.arange(env.n_bins)
+            self.S_l, self.n_global_states, self.n_global_actions = env.n_bins, deploy.n_codes(env), env.n_ga
+            self.pi_g, self.memory = None, None
+        else:
+            self.zones = resolve_zones(zones_path)
+            artifact = resolve_policy(self.policy_path, k=self.k, n_zones=self.zones.n_zones)
+            self.pi_g, self.game = artifact.pi_g, artifact.game
+            if isinstance(self.pi_g, PooledGlobalPolicy):  # its filter, for this swarm's n robots
+                self.pi_g = self.pi_g.for_population(self.n)
+            self.memory = self.pi_g.start(1) if isinstance(self.pi_g, PooledGlobalPolicy) else None
+            self.zone_state = artifact.floor.zone_state if artifact.floor is not None else None  # zone -> s_l
+            self.S_l = self.game.n_local_states
+            self.n_global_states, self.n_global_actions = self.game.n_global_states, self.game.n_global_actions
         # Latest pose per robot: stamp (ns, -1 = none) and local state (its zone's; -1 = none / NaN).
         self.stamp = np.full(self.n, -1, dtype=np.int64)
         self.zone = np.full(self.n, -1, dtype=np.int64)
@@ -118,12 +128,26 @@ class ControllerNode(Node):
         else:
             self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
-            self.s_g = int(self.rng.choice(self.game.n_global_states, p=self.game.init_g))
+            self.s_g = self._initial_s_g()
             self.create_timer(step_period, self._self_tick)
         self.create_timer(0.01, self._check_pending)
         self.n_entities = len(self.subs) + 6
         self.get_logger().info(f"{self.n} robots, k={self.k}, observation={self.observation}, clock={self.clock}, "
                                f"policy={self.policy_path or 'default'}")
+
+    def _initial_s_g(self) -> int:
+        """clock=timer: s_g(0) ~ the game's init_g (continuous: U(-start_g, start_g), as its code)."""
+        if self.continuous is not None:
+            env = self.continuous.policy.env
+            return deploy.encode_s_g(env, self.rng.uniform(-env.start_g, env.start_g))
+        return int(self.rng.choice(self.game.n_global_states, p=self.game.init_g))
+
+    def _next_s_g(self, s_g: int, a_g: int) -> int:
+        """clock=timer: s_g' ~ P_g(. | s_g, a_g) (continuous: the environment's s_g dynamics, on codes)."""
+        if self.continuous is not None:
+            env = self.continuous.policy.env
+            return deploy.encode_s_g(env, deploy.next_s_g(env, self.rng, deploy.decode_s_g(env, s_g), a_g))
+        return int(self.rng.choice(self.game.n_global_states, p=self.game.P_g[s_g, a_g]))
 
     def _local_state(self, zone: np.ndarray) -> np.ndarray:
         """Zones -> local states (the artifact's floor map)."""
@@ -179,7 +203,7 @@ class ControllerNode(Node):
     # --- decisions ----------------------------------------------------------------------------
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
-            tick = topics.parse_tick(msg, self.game.n_global_states)
+            tick = topics.parse_tick(msg, self.n_global_states)
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
@@ -193,7 +217,7 @@ class ControllerNode(Node):
         if not self.running:
             return
         if self.last_a_g is not None:
-            self.s_g = int(self.rng.choice(self.game.n_global_states, p=self.game.P_g[self.s_g, self.last_a_g]))
+            self.s_g = self._next_s_g(self.s_g, self.last_a_g)
         stamp = self.get_clock().now().nanoseconds
         tick = topics.Tick(self.last_step + 1, self.s_g, stamp)
         self.state_pub.publish(Int32(data=self.s_g))
@@ -239,7 +263,7 @@ class ControllerNode(Node):
             a_g = self._act(tick.s_g, counts)
         else:
             # no observation yet: hold the last command, else "activate s_g" where that is an action
-            a_g = self.last_a_g if self.last_a_g is not None else tick.s_g % self.game.n_global_actions
+            a_g = self.last_a_g if self.last_a_g is not None else self._default_action(tick.s_g)
         self.last_a_g = a_g
         self.cmd_pub.publish(topics.answer_msg(tick.step, a_g, "a_g"))
         latency_ms = 1e3 * (time.monotonic() - t0)
@@ -260,8 +284,20 @@ class ControllerNode(Node):
         diag.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(diag)
 
+    def _default_action(self, s_g: int) -> int:
+        """Before any observation: 'activate s_g' where that is an action (continuous: the target of s_g's bin)."""
+        if self.continuous is not None:
+            env = self.continuous.policy.env
+            return int(deploy.bins(env, deploy.decode_s_g(env, s_g)))
+        return s_g % self.n_global_actions
+
     def _act(self, s_g: int, counts: np.ndarray) -> int:
-        """pi_g on this step's (S_l,) counts of k; a pooled dispatcher folds them into its filter first."""
+        """pi_g on this step's (S_l,) counts of k; a pooled dispatcher folds them into its filter first; a
+        continuous one reads s_g's value and the histogram counts / k."""
+        if self.continuous is not None:
+            env = self.continuous.policy.env
+            hist = counts[None, :] / self.k
+            return int(self.continuous.policy.dispatch(deploy.decode_s_g(env, np.array([s_g])), hist)[0])
         if isinstance(self.pi_g, PooledGlobalPolicy):
             assert self.memory is not None  # set with the pooled policy
             actions, self.memory = self.pi_g.decide(self.memory, np.array([s_g]), counts[None, :])

@@ -28,6 +28,7 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros.contract import ROBOT_NODE, robot_index
+from altmarl_ros.marl.continuous import deploy
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
@@ -35,10 +36,12 @@ from altmarl_ros.ros.common import (
     check_floor,
     declare,
     declare_string_list,
+    resolve_continuous,
     resolve_policy,
     resolve_zones,
     run_node,
 )
+from altmarl_ros.ros.corridor import CORRIDOR_TOLERANCE, corridor_drive
 
 
 class RobotNode(Node):
@@ -48,14 +51,17 @@ class RobotNode(Node):
         super().__init__(node_name, **kwargs)
         robots = declare_string_list(self, "robots", "robots hosted by this node; empty = the namespace's robot")
         self.policy_path = declare(self, "policy_path", "", "policy artifact (.npz); '' = share/policies/default.npz")
-        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml")
+        zones_path = declare(self, "zones_path", "", "zones YAML; '' = share/config/zones.yaml (continuous policy: "
+                             "share/config/zones_corridor.yaml)")
         seed = declare(self, "seed", 0, "seed of the local action sampler", low=0)
         self.drive = declare(self, "drive", False, "publish go-to-goal cmd_vel (kinematic sim, Gazebo, hardware)")
         self.answer_wait = declare(self, "answer_wait", 0.5, "s to wait for a fresh pose after a tick", low=0.0,
                                    high=60.0)
         self.max_speed = declare(self, "max_speed", 0.8, "m/s linear speed limit", low=0.0, high=10.0)
         self.max_turn = declare(self, "max_turn", 2.0, "rad/s angular speed limit", low=0.0, high=20.0)
-        self.goal_tolerance = declare(self, "goal_tolerance", 0.3, "m; stop within this of the goal point",
+        self.continuous = resolve_continuous(self.policy_path, zones_path)
+        self.goal_tolerance = declare(self, "goal_tolerance", 0.3 if self.continuous is None else CORRIDOR_TOLERANCE,
+                                      "m; stop within this of the goal point (0.02 with a continuous policy)",
                                       low=0.0, high=10.0)
         self.goal_spacing = declare(self, "goal_spacing", GOAL_SPACING, "m between robots' parking slots in a zone; "
                                     "0 = every robot drives to the zone's centre", low=0.0, high=5.0)
@@ -64,11 +70,15 @@ class RobotNode(Node):
         self.batch_offset = declare(self, "batch_offset", -1, "registry index of the first hosted robot: answers "
                                     "go batched on /swarm/zone_goals; -1 = one zone_goal message per robot", low=-1)
         self.poses = PoseSubscriber(self)
-        self.zones = resolve_zones(zones_path)
-        artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
-        self.pi_l = artifact.pi_l
-        # what local states and actions mean on the floor: zone -> s_l, (s_l, a_l) -> goal zone
-        self.floor = check_floor(artifact.floor, self.zones.n_zones, f"policy file {self.policy_path or 'default'}")
+        if self.continuous is not None:  # s_l is the robot's x on the corridor; the tick carries s_g's code
+            self.zones, self.n_global_states = self.continuous.zones, deploy.n_codes(self.continuous.policy.env)
+        else:
+            self.zones = resolve_zones(zones_path)
+            artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
+            self.pi_l, self.n_global_states = artifact.pi_l, artifact.pi_l.probs.shape[0]
+            # what local states and actions mean on the floor: zone -> s_l, (s_l, a_l) -> goal zone
+            self.floor = check_floor(artifact.floor, self.zones.n_zones,
+                                     f"policy file {self.policy_path or 'default'}")
         self.rng = np.random.default_rng(seed)
         if robots:
             self.names = robots
@@ -84,6 +94,7 @@ class RobotNode(Node):
         self.pose_stamp = np.full(n, -1, dtype=np.int64)
         self.pose_time = np.full(n, -np.inf)  # monotonic receipt time
         self.goal = np.full(n, -1, dtype=np.int64)
+        self.target_x = np.full(n, np.nan)  # continuous: where the last answer sends each robot (m)
         self.answered = np.ones(n, dtype=bool)
         self.tick: topics.Tick | None = None
         self.tick_time = 0.0
@@ -191,7 +202,7 @@ class RobotNode(Node):
 
     def _on_tick(self, msg: Int64MultiArray) -> None:
         try:
-            tick = topics.parse_tick(msg, self.pi_l.probs.shape[0])
+            tick = topics.parse_tick(msg, self.n_global_states)
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
@@ -248,9 +259,15 @@ class RobotNode(Node):
     def _answer(self, idx: np.ndarray) -> None:
         tick = self.tick
         assert tick is not None  # answers are only given for a received tick
-        s_l = self.floor.local_state(self.zones.zone_of(self.pose_xy[idx]))
-        a_l = self.pi_l.sample(self.rng, np.array([tick.s_g]), s_l[None, :])[0]
-        goals = self.floor.goal_zone(s_l, a_l)
+        if self.continuous is not None:  # greedy a_l = pi_l(s_g, s_l) at the robot's x; the answer is a_l
+            policy, frame = self.continuous.policy, self.continuous.frame
+            x = self.pose_xy[idx, 0]
+            goals = policy.local_actions(deploy.decode_s_g(policy.env, tick.s_g), frame.s_of(x))
+            self.target_x[idx] = frame.target_x(x, goals)
+        else:
+            s_l = self.floor.local_state(self.zones.zone_of(self.pose_xy[idx]))
+            a_l = self.pi_l.sample(self.rng, np.array([tick.s_g]), s_l[None, :])[0]
+            goals = self.floor.goal_zone(s_l, a_l)
         self.goal[idx] = goals
         self.answered[idx] = True
         if self.goals_pub is not None:
@@ -268,9 +285,13 @@ class RobotNode(Node):
         idx = idx[self.goal[idx] >= 0]
         if not idx.size:
             return
-        target = self.zones.goal_points(self.goal[idx], self.slot[idx], self.goal_spacing)
-        cmd = go_to_goal(self.pose_xy[idx], self.pose_yaw[idx], target,
-                         max_speed=self.max_speed, max_turn=self.max_turn, tolerance=self.goal_tolerance)
+        if self.continuous is not None:  # along the corridor, forward or backward
+            cmd = corridor_drive(self.pose_xy[idx], self.pose_yaw[idx], self.target_x[idx],
+                                 max_speed=self.max_speed, max_turn=self.max_turn, tolerance=self.goal_tolerance)
+        else:
+            target = self.zones.goal_points(self.goal[idx], self.slot[idx], self.goal_spacing)
+            cmd = go_to_goal(self.pose_xy[idx], self.pose_yaw[idx], target,
+                             max_speed=self.max_speed, max_turn=self.max_turn, tolerance=self.goal_tolerance)
         for i, (v, w) in zip(idx.tolist(), cmd.tolist(), strict=True):
             msg = Twist()
             msg.linear.x, msg.angular.z = v, w

@@ -43,11 +43,12 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiAr
 from altmarl_ros import contract, exitcodes
 from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.ros import topics
-from altmarl_ros.ros.backends import backend_class
+from altmarl_ros.ros.backends import backend_class, continuous_backend_class
 from altmarl_ros.ros.clash import RivalWatch
 from altmarl_ros.ros.common import (
     check_floor,
     declare,
+    resolve_continuous,
     resolve_policy,
     resolve_zones,
     run_node,
@@ -81,9 +82,17 @@ class SimNode(Node):
         self.params = p = SimParams.read(self, NODE_NAME)
         self.names = list(p.robots)
         self.n = n = len(self.names)
-        self.zones, self.game, self.game_spec, self.floor = _load_game(p)
-        self.backend = backend_class(p.mode)(self.game, self.zones, n, lambda *a, **kw: declare(self, *a, **kw),
-                                             self.floor)
+        param = functools.partial(declare, self)
+        continuous = None if p.game else resolve_continuous(p.policy_path, p.zones_path)
+        if continuous is not None:  # a continuous policy (issue 17): its warehouse on a corridor
+            self.zones, self.game_spec = continuous.zones, continuous.policy.game_spec
+            self.backend = continuous_backend_class(p.mode)(continuous.policy, self.zones, n, param)
+            self.floor = self.backend.answers  # the answered values are the local actions themselves
+            self.n_global_actions, game_name = continuous.policy.env.n_ga, "continuous_warehouse"
+        else:
+            self.zones, game, self.game_spec, self.floor = _load_game(p)
+            self.backend = backend_class(p.mode)(game, self.zones, n, param, self.floor)
+            self.n_global_actions, game_name = game.n_global_actions, game.name
         self.drives = self.backend.drives
         self.snap = self.backend.reset(np.random.default_rng(p.seed))
         self.cmd = np.zeros((n, 2))  # latest (v, w) per robot
@@ -112,7 +121,7 @@ class SimNode(Node):
             self.bag = BagRecorder(p.bag_path)
         self._create_interfaces()
         self._publish_poses()  # latched: late joiners see where the robots are before the first step
-        self.get_logger().info(f"{n} robots, mode={p.mode}, lockstep={p.lockstep}, game={self.game.name}, "
+        self.get_logger().info(f"{n} robots, mode={p.mode}, lockstep={p.lockstep}, game={game_name}, "
                                f"steps={p.steps or 'unlimited'}")
 
     def _create_interfaces(self) -> None:
@@ -204,10 +213,10 @@ class SimNode(Node):
             return
         if self.bag is not None:
             self.bag.write(topics.ZONE_COMMAND, msg)
-        verdict = self.ledger.take_command(answer.step, answer.value, self.game.n_global_actions)
+        verdict = self.ledger.take_command(answer.step, answer.value, self.n_global_actions)
         if verdict is Verdict.OUT_OF_RANGE:
             self._warn_once(f"a_g{answer.value}", f"zone command {answer.value} out of range "
-                            f"[0, {self.game.n_global_actions}); holding the last command")
+                            f"[0, {self.n_global_actions}); holding the last command")
         if self._verdict(verdict, answer.step, "zone command"):
             self.ctrl_rtt = 1e3 * (time.monotonic() - self.step_t0)
             self._maybe_finish()
@@ -358,7 +367,8 @@ class SimNode(Node):
         self.metrics_pub.publish(metrics)
         if self.bag is not None:
             self.bag.write(topics.METRICS, metrics)
-        self.markers.stage(time.monotonic(), s_g=s_g, a_g=closed.a_g, xy=self.snap.xy, zone=s_l, goal=ledger.goals,
+        active, goal_zones = self.backend.marker_view(self.snap, ledger.goals)
+        self.markers.stage(time.monotonic(), s_g=active, a_g=closed.a_g, xy=self.snap.xy, zone=s_l, goal=goal_zones,
                            stamp=topics.ns_to_stamp(self.sim_ns), bag=self.bag)  # built after the next tick
         self._step_finished(closed, step_seconds)
 

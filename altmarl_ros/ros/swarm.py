@@ -27,9 +27,11 @@ from altmarl_ros import stopflag
 from altmarl_ros.contract import Fidelity, ObservationMode, values
 from altmarl_ros.domains import DomainError, claim_domain
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, load_policies, save_policies
+from altmarl_ros.marl.continuous.deploy import Deployed, is_continuous_artifact, load_deployed
 from altmarl_ros.ros.backends import MODES
 from altmarl_ros.ros.bringup import controller_record_path
 from altmarl_ros.ros.dds import TRANSPORTS, use_profile
+from altmarl_ros.zones import load_zones
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- policies ---------------------------------------------------------------------------------
-def obtain_policy(args: argparse.Namespace, out: Path) -> tuple[Path, PolicyArtifact]:
-    """Load --policy, or train one (saved as DIR/policy.npz)."""
+def obtain_policy(args: argparse.Namespace, out: Path) -> tuple[Path, PolicyArtifact | Deployed]:
+    """Load --policy, or train one (saved as DIR/policy.npz). A continuous policy (issue 17) runs on its corridor:
+    --zones defaults to the package's config/zones_corridor.yaml, and its mode must have a corridor backend."""
+    if args.policy and is_continuous_artifact(args.policy):
+        from altmarl_ros.ros.backends import continuous_backend_class
+        from altmarl_ros.ros.common import share_path
+        from altmarl_ros.ros.corridor import CORRIDOR_ZONES, CorridorFrame
+
+        policy = load_deployed(args.policy, expect_k=args.k)
+        args.zones = args.zones or str(share_path(CORRIDOR_ZONES))
+        CorridorFrame.of(load_zones(args.zones), policy.env)  # refuse a zones file that is no corridor, now
+        continuous_backend_class(args.mode)  # ... and a mode without a corridor backend
+        return Path(args.policy), policy
     if args.policy:
         path = Path(args.policy)
         return path, load_policies(path, expect_k=args.k)
@@ -159,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy_path, artifact = obtain_policy(args, out)
         options = swarm_options(args, policy_path, out)
-    except (PolicyFileError, ValueError) as exc:
+    except (PolicyFileError, ValueError) as exc:  # ContinuousPolicyError and InputError are ValueErrors
         print(f"altmarl swarm: {exc}", file=sys.stderr)
         return 2
     if options.bag_path and Path(options.bag_path).exists():

@@ -18,6 +18,7 @@ import numpy as np
 
 from altmarl_ros.contract import SimMode
 from altmarl_ros.marl.artifacts import PolicyArtifact
+from altmarl_ros.marl.continuous.deploy import Deployed
 from altmarl_ros.ros.bringup import SwarmOptions, controller_record_path
 from altmarl_ros.ros.dds import ENV_VAR
 from altmarl_ros.ros.swarm_runner import RunOutcome
@@ -60,17 +61,25 @@ def read_records(out: Path, outcome: RunOutcome) -> tuple[dict[str, Any] | None,
     return sim_record, per_step, controller
 
 
-def compare_rewards(args: argparse.Namespace, artifact: PolicyArtifact, rewards: np.ndarray) -> RewardComparison:
+def compare_rewards(args: argparse.Namespace, artifact: PolicyArtifact | Deployed,
+                    rewards: np.ndarray) -> RewardComparison:
     """The closed loop's mean reward vs NumPy episodes of the same length (same policies, and random ones)."""
-    from altmarl_ros.ros.compare import batch_means_stderr, random_policies, reference
+    from altmarl_ros.ros.compare import batch_means_stderr, continuous_reference, random_policies, reference
 
-    game, rng = artifact.game, np.random.default_rng(args.seed + 7)
+    rng = np.random.default_rng(args.seed + 7)
     horizon = max(rewards.size, 1)
-    ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, steps=horizon,
-                    episodes=args.numpy_episodes)
     # the random loop's episode spread is far smaller than the policies' (a baseline, not the tested value)
-    rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, steps=horizon,
-                    episodes=max(10, args.numpy_episodes // 4))
+    random_episodes = max(10, args.numpy_episodes // 4)
+    if isinstance(artifact, Deployed):
+        common = dict(n_agents=args.n_robots, k=args.k, steps=horizon)
+        ref = continuous_reference(artifact, rng, random=False, episodes=args.numpy_episodes, **common)
+        rnd = continuous_reference(artifact, rng, random=True, episodes=random_episodes, **common)
+    else:
+        game = artifact.game
+        ref = reference(game, artifact.pi_g, artifact.pi_l, rng, n_agents=args.n_robots, steps=horizon,
+                        episodes=args.numpy_episodes)
+        rnd = reference(game, None, random_policies(game), rng, n_agents=args.n_robots, steps=horizon,
+                        episodes=random_episodes)
     closed = float(rewards.mean()) if rewards.size else math.nan
     spread = math.sqrt(ref.episode_std ** 2 + ref.stderr ** 2)
     return RewardComparison(
@@ -105,7 +114,7 @@ def answer_totals(per_step: list[dict], sim_record: dict[str, Any]) -> AnswerTot
                         duplicate_answers=total("duplicate_answers"))
 
 
-def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path, artifact: PolicyArtifact,
+def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path, artifact: PolicyArtifact | Deployed,
               out: Path, outcome: RunOutcome) -> SwarmSummary:
     """The run's summary from its records (see the module docstring)."""
     record, per_step, controller = read_records(out, outcome)

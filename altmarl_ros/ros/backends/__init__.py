@@ -44,5 +44,25 @@ def backend_class(mode: str):
     return cls
 
 
+# Continuous policies (issue 17; `corridor`): the continuous warehouse on a corridor, per mode.
+CONTINUOUS_BACKENDS: dict[str, str] = {
+    SimMode.MODEL: "altmarl_ros.ros.backends.corridor:CorridorModelBackend",
+    SimMode.KINEMATIC: "altmarl_ros.ros.backends.corridor:CorridorKinematicBackend",
+}
+
+
+def continuous_backend_class(mode: str):
+    """The corridor backend of `mode` for continuous policies (ValueError naming the modes that have one)."""
+    if mode not in CONTINUOUS_BACKENDS:
+        raise ValueError(f"mode {mode!r} has no backend for continuous policies (no corridor world for it yet); "
+                         f"use one of {sorted(CONTINUOUS_BACKENDS)}")
+    module, _, name = CONTINUOUS_BACKENDS[mode].partition(":")
+    cls = getattr(import_module(module), name)
+    if cls.drives != BACKENDS[mode].drives:
+        raise TypeError(f"{CONTINUOUS_BACKENDS[mode]}.drives is {cls.drives}, mode {mode!r} says "
+                        f"{BACKENDS[mode].drives}")
+    return cls
+
+
 def drives(mode: str) -> bool:
     return BACKENDS[mode].drives

@@ -95,6 +95,10 @@ class SimBackend(ABC):
         """Move every robot under cmd (n, 2) = (v m/s, w rad/s) for dt s of simulated time (drives only)."""
         raise NotImplementedError(f"{type(self).__name__} does not drive robots by cmd_vel")
 
+    def marker_view(self, snap: Snapshot, goals: np.ndarray) -> tuple[int, np.ndarray]:
+        """(active zone, (n,) goal zones, -1 unknown) of a step for the markers: s_g and the answered goals."""
+        return snap.s_g, goals
+
     def step_metrics(self) -> dict[str, float]:
         """Extra per-step record fields (e.g. physics: collisions in the last drive interval); {} by default."""
         return {}

@@ -49,9 +49,16 @@ class KinematicBackend(SimBackend):
         return self.xy, self.yaw
 
     def integrate(self, cmd: np.ndarray, dt: float) -> None:
-        v = np.clip(cmd[:, 0], -self.max_speed, self.max_speed)
-        self.yaw = np.angle(np.exp(1j * (self.yaw + cmd[:, 1] * dt)))
-        step = np.stack([v * np.cos(self.yaw), v * np.sin(self.yaw)], -1) * dt
-        step += self.noise_std * math.sqrt(dt) * self.rng.standard_normal((self.n, 2))
-        bound = self.zones.arena_half_size - ARENA_MARGIN
-        self.xy = np.clip(self.xy + step, -bound, bound)
+        self.xy, self.yaw = unicycle_step(self.xy, self.yaw, cmd, dt, rng=self.rng, noise_std=self.noise_std,
+                                          max_speed=self.max_speed, bound=self.zones.arena_half_size - ARENA_MARGIN)
+
+
+def unicycle_step(xy: np.ndarray, yaw: np.ndarray, cmd: np.ndarray, dt: float, *, rng: np.random.Generator,
+                  noise_std: float, max_speed: float, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2) xy, (n,) yaw under cmd (n, 2) = (v, w) for dt s: v clamped to max_speed, Gaussian position noise
+    of noise_std m/sqrt(s), positions kept within +-bound -> the new (xy, yaw)."""
+    v = np.clip(cmd[:, 0], -max_speed, max_speed)
+    yaw = np.angle(np.exp(1j * (yaw + cmd[:, 1] * dt)))
+    step = np.stack([v * np.cos(yaw), v * np.sin(yaw)], -1) * dt
+    step += noise_std * math.sqrt(dt) * rng.standard_normal(xy.shape)
+    return np.clip(xy + step, -bound, bound), yaw
