@@ -18,6 +18,7 @@ from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
 from altmarl_ros.zones import Zones
 
 CORRIDOR_ZONES = "config/zones_corridor.yaml"  # the package's default zones for continuous policies
+CORRIDOR_STEP_PERIOD = 1.0  # s of simulated time per decision when robots drive: a 0.125 m move settles in ~0.9 s
 CORRIDOR_TOLERANCE = 0.02  # m: robot_node's default goal_tolerance with a continuous policy (a move is 0.125 m)
 LANE_FRACTION = 0.8  # lanes within +- this fraction of zone_radius of the axis
 

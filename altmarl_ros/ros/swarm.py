@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="robots hosted by one robot_node process (1 = one namespaced node per robot)")
     parser.add_argument("--free-running", action="store_true", help="real-time steps instead of lockstep")
     parser.add_argument("--step-period", type=float, default=None,
-                        help="s per step (minimum in lockstep); default 0 (model) or 2.0 (kinematic)")
+                        help="s per step (minimum in lockstep); default 0 (model) or 2.0 (kinematic; 1.0 with a "
+                        "continuous policy)")
     parser.add_argument("--step-timeout", type=float, default=1.0, help="s before missing answers are dropped")
     parser.add_argument("--startup-timeout", type=float, default=60.0,
                         help="s for every node to match and answer the first step (default 60)")
@@ -96,12 +97,13 @@ def obtain_policy(args: argparse.Namespace, out: Path) -> tuple[Path, PolicyArti
     if args.policy and is_continuous_artifact(args.policy):
         from altmarl_ros.ros.backends import continuous_backend_class
         from altmarl_ros.ros.common import share_path
-        from altmarl_ros.ros.corridor import CORRIDOR_ZONES, CorridorFrame
+        from altmarl_ros.ros.corridor import CORRIDOR_STEP_PERIOD, CORRIDOR_ZONES, CorridorFrame
 
         policy = load_deployed(args.policy, expect_k=args.k)
         args.zones = args.zones or str(share_path(CORRIDOR_ZONES))
         CorridorFrame.of(load_zones(args.zones), policy.env)  # refuse a zones file that is no corridor, now
-        continuous_backend_class(args.mode)  # ... and a mode without a corridor backend
+        if continuous_backend_class(args.mode).drives and args.step_period is None:  # (refuses a mode without one)
+            args.step_period = CORRIDOR_STEP_PERIOD
         return Path(args.policy), policy
     if args.policy:
         path = Path(args.policy)
