@@ -199,6 +199,31 @@ def test_physics_with_polling_and_own_policy(launch_env, tmp_path):
     assert (r["steps"], r["mode"], r.get("physics_fidelity")) == (8, "physics", "planar")
 
 
+def test_continuous_policy_on_the_corridor(launch_env, ros_domain, tmp_path):
+    """policy:=<continuous artifact> (issue 17): every node reads it with NumPy, the corridor zones are the default,
+    and the record's mean reward passes the z-test against the NumPy twin of the same policies (n, k, T)."""
+    import jax
+
+    from altmarl_ros.marl.continuous import artifacts, deploy
+    from altmarl_ros.marl.continuous.handwritten import handwritten_pair
+    from altmarl_ros.ros.compare import continuous_reference
+
+    env = deploy.ContinuousWarehouse()
+    policy = artifacts.save(tmp_path / "continuous", *handwritten_pair(env, jax.random.key(0)), env=env, k=10)
+    record = tmp_path / "record.json"
+    run = ros2_launch(launch_env, [f"policy:={policy}", "k:=10", "n_robots:=40", "steps:=300",
+                                   "robots_per_process:=20", "step_timeout:=5.0", "startup_timeout:=90",
+                                   f"record_path:={record}", f"domain_id:={ros_domain}"], tmp_path / "launch.log")
+    assert run.code == 0, run.output[-4000:]
+    r = _record(record)
+    assert (r["steps"], r["n_robots"], r["game"]["name"]) == (300, 40, "continuous_warehouse")
+    assert r["dropped_answers"] == r["controller_dropped"] == r["bad_answers"] == 0
+    ref = continuous_reference(deploy.load_deployed(policy), np.random.default_rng(12), random=False, n_agents=40,
+                               k=10, steps=300, episodes=100)
+    z = (r["mean_reward"] - ref.mean) / float(np.hypot(ref.episode_std, ref.stderr))
+    assert abs(z) <= Z_ALPHA, (z, r["mean_reward"], ref.mean)
+
+
 def _fails_fast(run: Run) -> None:
     assert run.code != 0, f"a failed run exited 0:\n{run.output[-3000:]}"
     assert run.seconds < FAIL_FAST, f"took {run.seconds:.0f} s to fail:\n{run.output[-3000:]}"
