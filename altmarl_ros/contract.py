@@ -24,6 +24,11 @@ A decision step t is announced by a tick carrying s_g(t) and the stamp of the st
 (zone goal or zone command) carries t so that a late answer is never applied to a later step. A pose is
 *fresh* for a tick when its stamp is at or after the tick's stamp. Local actions travel as goal zones:
 what a_l means on the floor comes from the policy artifact's floor map (`marl.games.floor.FloorMap`).
+
+Continuous policies (issue 17, `marl/continuous`, on config/zones_corridor.yaml): the tick's s_g is the fixed-point
+code of the continuous global state (`continuous.deploy.encode_s_g`: micro-units above the line's low end), and a
+robot's answer (zone_goal / zone_goals) is its local action a_l itself (0 stay, 1 and 2 the two moves); the zones
+are the histogram's bins, so zone counts are k times the histogram the dispatcher reads.
 """
 
 from __future__ import annotations

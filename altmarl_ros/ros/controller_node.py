@@ -24,6 +24,9 @@ the population's histogram instead of the fresh counts: the controller keeps the
 step's (rescaled) k-sample counts into it. The observation mode (which poses it reads, at most 2k
 subscriptions when rotating) is unchanged; a step without any usable pose leaves the filter as it was.
 
+A continuous policy artifact (issue 17, `marl/continuous/deploy.py`, NumPy only) reads the corridor's zones as its
+histogram bins: a_g = pi_g(s_g, counts / k), s_g decoded from the tick's fixed-point code.
+
 `clock: timer` (Gazebo or hardware, where no simulator clocks the swarm): the controller ticks itself
 every `step_period` s and evolves the global state (the active zone) with the game's P_g.
 """

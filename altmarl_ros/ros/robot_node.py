@@ -12,6 +12,10 @@ With `drive`, each robot steers toward its goal zone's centre on `cmd_vel` (go-t
 control; with `goal_spacing` > 0 toward its own parking slot in that zone, slot i for `robot_<i>`) and
 publishes a zero Twist on 'stop', on stale input and on shutdown.
 
+With a continuous policy artifact (issue 17) a robot's s_l is its x on the corridor (`ros.corridor`), it acts
+greedily, a_l = pi_l(s_g, s_l), answers a_l itself, and when driving goes forward or backward along the corridor
+to x + offsets[a_l] (goal_tolerance 0.02 m by default).
+
 Topic names are relative: hosting one robot, the node runs in the robot's namespace and uses
 `pose`, `cmd_vel`, `zone_goal`; hosting many, it uses `robot_<i>/pose` etc.
 """

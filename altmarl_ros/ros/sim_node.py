@@ -5,7 +5,8 @@ state and a tick [t, s_g, stamp]; it collects the robots' zone goals and the con
 command for step t; then it hands the joint action to the simulator backend chosen by `mode`
 (`altmarl_ros.ros.backends`: `model` draws the next zones exactly from the game's P_g and P_l, so the
 closed loop can be compared with the NumPy evaluation; `kinematic` integrates unicycles from their
-cmd_vel at `physics_rate` and derives zones from positions). This node keeps only the ROS side:
+cmd_vel at `physics_rate` and derives zones from positions; a continuous policy artifact selects the corridor
+backends of `backends.corridor`, whose answers are local actions). This node keeps only the ROS side:
 topics, the clock, lockstep, drops and records. Decision steps of driving backends are every
 `step_period` s of simulated time.
 
