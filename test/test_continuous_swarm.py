@@ -5,10 +5,13 @@ artifact>` on the corridor (config/zones_corridor.yaml).
 per-step reward is z-tested against the NumPy reference of the same policies (`continuous.deploy.rollout_rewards`,
 60 episodes of the same length), as test_ros_closed_loop does for tabular policies, with enough steps to detect
 a shift of SHIFT at power 0.8; and it is far above the random players. (2) Kinematic mode in separate processes
-(each node loads the artifact itself), n = 100, 0.5 s of simulated time per step: robots drive along the corridor by cmd_vel and the loop beats
-the random players. (3) Refusals before anything starts: a mode without a corridor backend, a zones file that is
-no corridor, a policy trained for another k. The policies are the hand-written pair in the trained policies'
-class (`continuous.handwritten`): this tests the deployment, not training.
+(each node loads the artifact itself), n = 100, 0.5 s of simulated time per step: robots drive along the
+corridor by cmd_vel and the loop beats the random players. (3) Physics mode (MuJoCo robots in the warehouse's
+walls), n = 30: the loop beats the random players run in the same physics (the summary's one-sided test).
+(4) Refusals before anything starts: a zones file that is no corridor, a policy trained for another k.
+
+The policies are the hand-written pair in the trained policies' class (`continuous.handwritten`): this tests the
+deployment, not training.
 """
 
 from __future__ import annotations
@@ -63,9 +66,8 @@ def model_run(ros_domain, policy, tmp_path_factory):
 def kinematic_run(ros_domain, policy, tmp_path_factory):
     out = tmp_path_factory.mktemp("kinematic")
     result = swarm("--policy", str(policy), "--n-robots", str(KIN_N), "--k", str(K), "--steps", str(KIN_STEPS),
-                   "--mode", "kinematic", "--step-period", "0.5", "--robots-per-process", "50", "--numpy-episodes", "40",
-                   "--seed", "2",
-                   "--out", str(out))
+                   "--mode", "kinematic", "--step-period", "0.5", "--robots-per-process", "50",
+                   "--numpy-episodes", "40", "--seed", "2", "--out", str(out))
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return json.loads((out / "summary.json").read_text())
 
@@ -111,8 +113,21 @@ def test_kinematic_robots_drive_and_beat_random(kinematic_run):
     assert s["closed_loop_reward"] - s["random_policy_reward"] > Z_ALPHA * spread, s
 
 
+def test_physics_robots_beat_random_in_the_same_physics(ros_domain, policy, tmp_path):
+    """MuJoCo robots on the corridor: the loop's reward beats the random players' in the same physics by the
+    summary's conservative one-sided 1 % test (z > 2.82, batch-means stderrs); every answer arrived."""
+    pytest.importorskip("mujoco", reason="mode physics needs MuJoCo")
+    result = swarm("--policy", str(policy), "--n-robots", "30", "--k", str(K), "--steps", "30", "--mode", "physics",
+                   "--robots-per-process", "15", "--numpy-episodes", "20", "--physics-baseline-episodes", "2",
+                   "--seed", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["steps"] == 30 and s["dropped_answers"] == 0 and s["bad_answers"] == 0
+    assert s["physics_fidelity"] == "planar" and s["max_overlap_m"] < 0.05
+    assert s["physics_vs_random_z"] > 2.82, s
+
+
 @pytest.mark.parametrize("extra, message", [
-    (["--mode", "physics"], "no backend for continuous policies"),
     (["--zones", str(ROOT / "config/zones.yaml")], "corridor zones file"),
     (["--k", "5"], "trained for k = 20"),
 ])

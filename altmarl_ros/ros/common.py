@@ -23,6 +23,8 @@ from altmarl_ros import stopflag
 from altmarl_ros.errors import UserError, is_user_error
 from altmarl_ros.marl.artifacts import PolicyArtifact, PolicyFileError, atomic_write_text, load_policies
 from altmarl_ros.marl.continuous.deploy import Deployed, is_continuous_artifact, load_deployed
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.marl.games.floor import FloorMap
 from altmarl_ros.paths import PACKAGE, share_path
 from altmarl_ros.ros.corridor import CORRIDOR_ZONES, CorridorFrame
@@ -116,6 +118,21 @@ def resolve_continuous(policy_path: str, zones_path: str, *, k: int | None = Non
     policy = load_deployed(policy_path, expect_k=k)
     zones = load_zones(Path(zones_path) if zones_path else share_path(CORRIDOR_ZONES))
     return ContinuousDeployment(policy, zones, CorridorFrame.of(zones, policy.env))
+
+
+def resolve_game(policy_path: str, zones_path: str, game_name: str, game_options: dict[str, Any],
+                 who: str) -> tuple[Zones, TabularGame, dict[str, Any], FloorMap]:
+    """(zones, game, game_spec, floor) of a simulated tabular run: the registry game named `game_name`, else the
+    policy artifact's; `floor` says what local states and actions mean on the floor (zones of states, goal zones)."""
+    zones = resolve_zones(zones_path)
+    if game_name:
+        game = make_game(game_name, **game_options)
+        game_spec = {"name": game_name, "options": game_options}
+        floor = floor_from_spec(game_spec, game)
+    else:
+        artifact = resolve_policy(policy_path, n_zones=zones.n_zones)
+        game, game_spec, floor = artifact.game, artifact.game_spec, artifact.floor
+    return zones, game, game_spec, check_floor(floor, zones.n_zones, f"{who}: game {game.name}")
 
 
 def check_floor(floor: FloorMap | None, n_zones: int, where: str) -> FloorMap:

@@ -64,9 +64,9 @@ class RobotNode(Node):
         self.max_speed = declare(self, "max_speed", 0.8, "m/s linear speed limit", low=0.0, high=10.0)
         self.max_turn = declare(self, "max_turn", 2.0, "rad/s angular speed limit", low=0.0, high=20.0)
         self.continuous = resolve_continuous(self.policy_path, zones_path)
-        self.goal_tolerance = declare(self, "goal_tolerance", 0.3 if self.continuous is None else CORRIDOR_TOLERANCE,
-                                      "m; stop within this of the goal point (0.02 with a continuous policy)",
-                                      low=0.0, high=10.0)
+        tolerance = 0.3 if self.continuous is None else CORRIDOR_TOLERANCE
+        self.goal_tolerance = declare(self, "goal_tolerance", tolerance, "m; stop within this of the goal point "
+                                      "(default 0.02 with a continuous policy)", low=0.0, high=10.0)
         self.goal_spacing = declare(self, "goal_spacing", GOAL_SPACING, "m between robots' parking slots in a zone; "
                                     "0 = every robot drives to the zone's centre", low=0.0, high=5.0)
         self.stale_timeout = declare(self, "stale_timeout", 1.0, "s without a pose before the robot stops",
@@ -81,8 +81,7 @@ class RobotNode(Node):
             artifact = resolve_policy(self.policy_path, n_zones=self.zones.n_zones)
             self.pi_l, self.n_global_states = artifact.pi_l, artifact.pi_l.probs.shape[0]
             # what local states and actions mean on the floor: zone -> s_l, (s_l, a_l) -> goal zone
-            self.floor = check_floor(artifact.floor, self.zones.n_zones,
-                                     f"policy file {self.policy_path or 'default'}")
+            self.floor = check_floor(artifact.floor, self.zones.n_zones, f"policy file {self.policy_path or 'default'}")
         self.rng = np.random.default_rng(seed)
         if robots:
             self.names = robots

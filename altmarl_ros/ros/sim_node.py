@@ -42,39 +42,16 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, Int64MultiArray, String
 
 from altmarl_ros import contract, exitcodes
-from altmarl_ros.marl.games import floor_from_spec, make_game
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.backends import backend_class, continuous_backend_class
 from altmarl_ros.ros.clash import RivalWatch
-from altmarl_ros.ros.common import (
-    check_floor,
-    declare,
-    resolve_continuous,
-    resolve_policy,
-    resolve_zones,
-    run_node,
-    write_json,
-)
+from altmarl_ros.ros.common import declare, resolve_continuous, resolve_game, run_node, write_json
 from altmarl_ros.ros.markers import MarkerPublisher
 from altmarl_ros.ros.sim_params import SimParams
 from altmarl_ros.ros.sim_summary import sim_summary
 from altmarl_ros.ros.step_ledger import ClosedStep, ControlCycles, Phase, StepLedger, Verdict
 
 NODE_NAME = contract.SIM_NODE
-
-
-def _load_game(params: SimParams):
-    """(zones, game, game_spec, floor) of the run: the registry game named by `game`, else the policy
-    artifact's; `floor` says what local states and actions mean on the floor (zones of states, goal zones)."""
-    zones = resolve_zones(params.zones_path)
-    if params.game:
-        game = make_game(params.game, **params.game_options)
-        game_spec = {"name": params.game, "options": params.game_options}
-        floor = floor_from_spec(game_spec, game)
-    else:
-        artifact = resolve_policy(params.policy_path, n_zones=zones.n_zones)
-        game, game_spec, floor = artifact.game, artifact.game_spec, artifact.floor
-    return zones, game, game_spec, check_floor(floor, zones.n_zones, f"{NODE_NAME}: game {game.name}")
 
 
 class SimNode(Node):
@@ -91,7 +68,8 @@ class SimNode(Node):
             self.floor = self.backend.answers  # the answered values are the local actions themselves
             self.n_global_actions, game_name = continuous.policy.env.n_ga, "continuous_warehouse"
         else:
-            self.zones, game, self.game_spec, self.floor = _load_game(p)
+            self.zones, game, self.game_spec, self.floor = resolve_game(p.policy_path, p.zones_path, p.game,
+                                                                       p.game_options, NODE_NAME)
             self.backend = backend_class(p.mode)(game, self.zones, n, param, self.floor)
             self.n_global_actions, game_name = game.n_global_actions, game.name
         self.drives = self.backend.drives

@@ -141,7 +141,7 @@ def summarize(args: argparse.Namespace, options: SwarmOptions, policy_path: Path
                         poses=poses, robots=robots, outcome=run, physics=physics, per_step=tuple(per_step))
 
 
-def physics_report(args: argparse.Namespace, options: SwarmOptions, artifact: PolicyArtifact,
+def physics_report(args: argparse.Namespace, options: SwarmOptions, artifact: PolicyArtifact | Deployed,
                    sim_record: dict[str, Any], rewards: np.ndarray) -> PhysicsReport:
     """Physics run extras: the simulator's physics report, and the random policies in the same physics.
 
@@ -162,11 +162,14 @@ def physics_report(args: argparse.Namespace, options: SwarmOptions, artifact: Po
     steps = max(len(rewards), 1)
     baseline = []
     for e in range(args.physics_baseline_episodes):
-        run = episode(artifact.game, zones, random_global(artifact.game), random_local(artifact.game),
-                      floor=artifact.floor, n_agents=args.n_robots, steps=steps, seed=args.seed + e,
-                      decision_period=options.step_period,
+        common = dict(n_agents=args.n_robots, steps=steps, seed=args.seed + e, decision_period=options.step_period,
                       control_period=1.0 / options.physics_rate, fidelity=options.fidelity)
-        baseline.append(run.rewards)
+        if isinstance(artifact, Deployed):
+            from altmarl_ros.ros.backends import corridor_physics
+            baseline.append(corridor_physics.episode(artifact, zones, random=True, k=args.k, **common))
+        else:
+            baseline.append(episode(artifact.game, zones, random_global(artifact.game), random_local(artifact.game),
+                                    floor=artifact.floor, **common).rewards)
     per_episode = np.array([b.mean() for b in baseline])
     # independent episodes: the mean's stderr combines each episode's batch-means stderr
     random_se = float(np.sqrt(sum(batch_means_stderr(b) ** 2 for b in baseline)) / len(baseline))

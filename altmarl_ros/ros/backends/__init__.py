@@ -48,14 +48,15 @@ def backend_class(mode: str):
 CONTINUOUS_BACKENDS: dict[str, str] = {
     SimMode.MODEL: "altmarl_ros.ros.backends.corridor:CorridorModelBackend",
     SimMode.KINEMATIC: "altmarl_ros.ros.backends.corridor:CorridorKinematicBackend",
+    SimMode.PHYSICS: "altmarl_ros.ros.backends.corridor_physics:CorridorPhysicsBackend",
 }
 
 
 def continuous_backend_class(mode: str):
     """The corridor backend of `mode` for continuous policies (ValueError naming the modes that have one)."""
     if mode not in CONTINUOUS_BACKENDS:
-        raise ValueError(f"mode {mode!r} has no backend for continuous policies (no corridor world for it yet); "
-                         f"use one of {sorted(CONTINUOUS_BACKENDS)}")
+        raise ValueError(f"mode {mode!r} has no backend for continuous policies; use one of "
+                         f"{sorted(CONTINUOUS_BACKENDS)}")
     module, _, name = CONTINUOUS_BACKENDS[mode].partition(":")
     cls = getattr(import_module(module), name)
     if cls.drives != BACKENDS[mode].drives:

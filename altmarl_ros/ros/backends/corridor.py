@@ -10,6 +10,8 @@ tick's fixed-point code of s_g (`continuous.deploy.encode_s_g`); the continuous 
 - `CorridorKinematicBackend` (mode `kinematic`): unicycles driven by their cmd_vel (`kinematic.unicycle_step`);
   s_l is read from x at the start of each decision step; s_g follows the environment's P_g; the reward is the
   environment's r for the observed positions and the answered actions.
+- `corridor_physics.CorridorPhysicsBackend` (mode `physics`, MuJoCo; its own module so that the other modes never
+  import MuJoCo).
 """
 
 from __future__ import annotations
@@ -110,3 +112,4 @@ class CorridorKinematicBackend(CorridorBackend):
     def integrate(self, cmd: np.ndarray, dt: float) -> None:
         self.xy, self.yaw = unicycle_step(self.xy, self.yaw, cmd, dt, rng=self.rng, noise_std=self.noise_std,
                                           max_speed=self.max_speed, bound=self.zones.arena_half_size - 0.2)
+
