@@ -66,13 +66,16 @@ def main() -> None:
     for mode, n, steps in specs:
         mine = [row for row in rows if row["mode"] == mode]
         rate = sorted(row["steps_per_second"] for row in mine)
-        print(f"| {mode} | {n} | {steps} | {', '.join(f'{row['closed_loop_reward']:.2f}' for row in mine)} | "
-              f"{', '.join(f'{row['numpy_reward']:.2f}' for row in mine)} | "
-              f"{', '.join(f'{row['agreement_z']:+.2f}' for row in mine) if mode == 'model' else '-'} | "
+        z = _each(mine, "agreement_z", "+.2f") if mode == "model" else "-"
+        print(f"| {mode} | {n} | {steps} | {_each(mine, 'closed_loop_reward', '.2f')} | "
+              f"{_each(mine, 'numpy_reward', '.2f')} | {z} | "
               f"{statistics.mean(row['random_policy_reward'] for row in mine):.2f} | "
               f"{sum(row['dropped_answers'] + row['controller_dropped'] for row in mine)} | "
               f"{rate[0]:.1f} / {statistics.median(rate):.1f} / {rate[-1]:.1f} |")
 
+
+def _each(rows: list[dict], field: str, spec: str) -> str:
+    return ", ".join(format(row[field], spec) for row in rows)
 
 if __name__ == "__main__":
     main()
