@@ -6,10 +6,12 @@
         train every (k, seed), evaluate on the protocol (every seed reported, none selected), tidy rows
         (k, seed, metric, value, stderr); a summary per k (mean of the seeds +- stderr over seeds)
     python bench/continuous.py speed --k 75 --repeats 3 --ref-python /work/venv-ref/bin/python \\
-            --ref-dir /work/ref-altmarl/scripts/function_approximation
+            --ref-dir /work/ref-altmarl/scripts/function_approximation [--cache DIR]
         one training at k alternately by this package and by the authors' code (their defaults: TRPO
         locals, 10 outer iterations), each in its own process pinned to one thread (XLA / torch);
-        min / median / max wall seconds of the training call and the ratio
+        min / median / max wall seconds of the training call (ours: cold, XLA compilation included) and
+        the ratio, with the load average. --cache DIR: our processes share JAX's persistent compilation
+        cache in DIR (filled by the first repeat), so later repeats skip XLA compilation
 
 The authors' code is run from a checkout outside the project (never copied in); the driver below only
 imports their classes and times their `train()`.
@@ -52,24 +54,31 @@ print(json.dumps({"seconds": t}))
 """
 
 
-def _run(argv: list[str]) -> float:
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT)}
+def _run(argv: list[str], extra_env: dict[str, str] | None = None) -> float:
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
 
 
+def _load() -> str:
+    return "load average " + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def speed(args: argparse.Namespace) -> None:
+    cache = ({"JAX_COMPILATION_CACHE_DIR": args.cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"} if args.cache else None)
     ours, theirs = [], []
     for rep in range(args.repeats):
-        ours.append(_run([sys.executable, "-c", OURS, args.config, str(args.k), str(rep)]))
+        ours.append(_run([sys.executable, "-c", OURS, args.config, str(args.k), str(rep)], cache))
         theirs.append(_run([args.ref_python, "-c", THEIRS, args.ref_dir, str(args.k)]))
-        print(f"repeat {rep}: ours {ours[-1]:.1f} s, theirs {theirs[-1]:.1f} s", flush=True)
+        print(f"repeat {rep}: ours {ours[-1]:.1f} s, theirs {theirs[-1]:.1f} s ({_load()})", flush=True)
 
     def mmm(x: list[float]) -> str:
         return f"{min(x):.1f} / {statistics.median(x):.1f} / {max(x):.1f}"
 
     ratios = [t / o for o, t in zip(ours, theirs, strict=True)]
-    print(f"k = {args.k}, one thread each, {args.repeats} alternating repeats (min / median / max):")
+    print(f"k = {args.k}, one thread each, {args.repeats} alternating repeats (min / median / max), "
+          f"compilation cache: {args.cache or 'none (cold)'}:")
     print(f"  ours   {mmm(ours)} s\n  theirs {mmm(theirs)} s\n  theirs / ours {mmm(ratios)}")
 
 
@@ -88,6 +97,7 @@ def sweep(args: argparse.Namespace) -> None:
     from altmarl_ros.marl.experiments import SweepRow, write_rows
     cfg = load_config(args.config)
     rows = []
+    t_sweep = time.perf_counter()
     for seed in args.seeds:
         t0 = time.perf_counter()
         ref = full_information(cfg, seed) if args.full_information else None
@@ -101,10 +111,15 @@ def sweep(args: argparse.Namespace) -> None:
             print(f"k {k} seed {seed}: reward {got['reward'].value:.1f} +- {got['reward'].stderr:.1f}, "
                   f"train {got['train_seconds'].value:.0f} s, rounds {got['rounds'].value:.0f}", flush=True)
             write_rows(args.out, [SweepRow(*r) for r in rows])
+    print(f"sweep wall time {time.perf_counter() - t_sweep:.0f} s ({_load()})")
     for k in args.ks:
-        vals = np.array([r.value for r in rows if r.k == k and r.metric == "reward"])
-        se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else float("nan")
-        print(f"k = {k}: mean of {vals.size} seeds {vals.mean():.1f} +- {se:.1f} (stderr over seeds)")
+        parts = []
+        for metric in ("reward", "ratio_full_information"):
+            vals = np.array([r.value for r in rows if r.k == k and r.metric == metric])
+            if vals.size:
+                se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else float("nan")
+                parts.append(f"{metric} {vals.mean():.3f} +- {se:.3f}")
+        print(f"k = {k}: mean of {len(args.seeds)} seeds (stderr over seeds): " + ", ".join(parts))
 
 
 def main() -> None:
@@ -126,6 +141,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--ref-python", default="/work/venv-ref/bin/python")
     p.add_argument("--ref-dir", default="/work/ref-altmarl/scripts/function_approximation")
+    p.add_argument("--cache", default=None, help="JAX persistent compilation cache directory (ours only)")
     p.set_defaults(fn=speed)
     args = parser.parse_args()
     args.fn(args)

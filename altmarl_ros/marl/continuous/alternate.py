@@ -9,23 +9,27 @@ proposal is accepted iff the one-sided lower confidence bound of the paired impr
 eta = c R / ((1 - gamma) sqrt(k)). A round with no acceptance is a fixed point and stops the loop; a
 rejected proposal is retrained next round from the incumbent with fresh keys (not the authors' stall, B7).
 In-loop evaluation keys derive from the training seed, never from the evaluation protocol's keys.
-The in-loop evaluations use the exact networks.
+In the in-loop evaluations the robots act by their greedy pi_l tabulated on the training grid (`grid`,
+as in the best-response steps): a gather per step instead of n network passes; the protocol's
+evaluation uses the exact networks.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
 from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
-from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, init_actor_critic
+from altmarl_ros.marl.continuous.nets import MLP, N_FEATURES_L, ActorCritic
 from altmarl_ros.marl.continuous.settings import ContinuousConfig
 from altmarl_ros.marl.learners.alternate import Comparison, RoundRecord, UpdateRule
 from altmarl_ros.marl.sim import Estimate
@@ -48,9 +52,31 @@ class LoopResult(NamedTuple):
 
 
 def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[Pair], key: jax.Array) -> np.ndarray:
-    """(len(pairs), cfg.loop_episodes) discounted returns, every pair on the same episodes."""
+    """(len(pairs), cfg.loop_episodes) discounted returns, every pair on the same episodes (robots
+    tabulated on `cfg.grid`)."""
     return np.stack([np.asarray(greedy_rollouts(cfg.env, k, cfg.horizon, cfg.loop_episodes, g.pi, l_.pi,
-                                                key).returns) for g, l_ in pairs])
+                                                key, cfg.grid).returns) for g, l_ in pairs])
+
+
+def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float) -> MLP:
+    """`nets.init_mlp`'s scheme (orthogonal weights, gain sqrt(2) inside and `out_scale` on the last layer,
+    zero biases) drawn with NumPy on the host: the device version compiles one program per weight shape,
+    ~4 s of a single-threaded run's compilation."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        gain = out_scale if i == len(sizes) - 2 else float(np.sqrt(2.0))
+        q, r = np.linalg.qr(rng.standard_normal((max(n_in, n_out), min(n_in, n_out))))
+        q = q * np.sign(np.diag(r))
+        w = q if n_in >= n_out else q.T
+        layers.append({"w": jnp.asarray(gain * w, jnp.float32), "b": jnp.zeros((n_out,), jnp.float32)})
+    return tuple(layers)
+
+
+def host_actor_critic(key: jax.Array, n_in: int, n_actions: int, hidden: tuple[int, ...]) -> ActorCritic:
+    """`nets.init_actor_critic` (policy near-uniform, critic over n_in + 1 features) via `host_mlp`,
+    seeded by the key's bits."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    return ActorCritic(host_mlp(rng, (n_in, *hidden, n_actions), 0.01), host_mlp(rng, (n_in + 1, *hidden, 1), 1.0))
 
 
 START_KINDS = ("random", "l_first")
@@ -65,8 +91,8 @@ def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "ra
         raise InputError(f"unknown start {start!r}; starts are {START_KINDS}")
     k_g, k_l, k_pre = jax.random.split(key, 3)
     env = cfg.env
-    ac_g = init_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
-    ac_l = init_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
+    ac_g = host_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
+    ac_l = host_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
     if start == "l_first":
         ac_l, _ = br.learn_local(env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_pre, committed=True)
     return ac_g, ac_l

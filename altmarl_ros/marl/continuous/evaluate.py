@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from altmarl_ros.marl.continuous import env as wh
-from altmarl_ros.marl.continuous.nets import MLP, features_g, features_l, greedy
+from altmarl_ros.marl.continuous.nets import MLP, features_g, features_l, greedy, robot_table, table_lookup
 
 EVAL_DOMAIN = 0x5EED_E7A1  # evaluation keys: fold_in(key(EVAL_DOMAIN), seed)
 TRAIN_DOMAIN = 0x7EA1_0001  # training keys: fold_in(key(TRAIN_DOMAIN), seed)
@@ -58,15 +58,29 @@ def _rollouts(env: wh.ContinuousWarehouse, horizon: int, n_rollouts: int, key: j
     return Rollouts(ret, hits / horizon)
 
 
-@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts"))
+def greedy_robots(env: wh.ContinuousWarehouse, pi_l: MLP,
+                  grid: int) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
+    """The greedy robots as a function (s_g (B, 1), s_l (B, n)) -> (B, n) actions. grid = 0: the exact
+    network; grid > 0: its greedy actions tabulated on a grid x grid lattice of (s_g, s_l) (nearest
+    point, `nets.robot_table`), computed here once, so that each step costs a gather, not n passes."""
+    if grid <= 0:
+        return lambda s_g, s_l: greedy(pi_l, features_l(s_g, s_l))
+    table = robot_table(pi_l, env.low, env.high, grid)
+    return lambda s_g, s_l: table_lookup(table, env.low, env.high, s_g, s_l)
+
+
+@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts", "grid"))
 def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, pi_l: MLP,
-                    key: jax.Array) -> Rollouts:
-    """R = n_rollouts systems of n robots under greedy (pi_g, pi_l); pi_g sees s_g and k sampled robots."""
+                    key: jax.Array, grid: int = 0) -> Rollouts:
+    """R = n_rollouts systems of n robots under greedy (pi_g, pi_l); pi_g sees s_g and k sampled robots.
+    Robots: `greedy_robots` (grid = 0, the exact network, on the protocol; grid > 0 in the in-loop
+    comparisons of training)."""
+    robots = greedy_robots(env, pi_l, grid)
 
     def act(state: wh.EnvState, key_t: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
         k_h, k_s = jax.random.split(key_t)
         a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
-        return a_g, greedy(pi_l, features_l(state.s_g[:, None], state.s_l)), k_s
+        return a_g, robots(state.s_g[:, None], state.s_l), k_s
 
     return _rollouts(env, horizon, n_rollouts, key, act)
 

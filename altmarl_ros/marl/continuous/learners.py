@@ -7,14 +7,14 @@ horizon. Not the authors' supervised step on start-state labels.
 
 L-step (L-LEARN on the representative-agent MDP, Algorithm 2): the dispatcher's greedy pi_g (with its
 k-sample) is frozen; in each system `learners` robots drawn at random are representative agents acting
-with the stochastic pi_l(a_l | s_g, s_l), all others act greedily with the current pi_l (the deployed
-policy); PPO on the representative agents' own r_l. Every representative agent is an unbiased sample of
-the representative-agent MDP, because a robot influences s_g only through its 1/n share of the
-dispatcher's k-sample.
+with the stochastic pi_l(a_l | s_g, s_l), all others act greedily with the incumbent pi_l (the step's
+start: the population whose MDP the step solves); PPO on the representative agents' own r_l. Every
+representative agent is an unbiased sample of the representative-agent MDP, because a robot influences
+s_g only through its 1/n share of the dispatcher's k-sample.
 
 `grid` > 0: the frozen or non-learning robots act by the greedy pi_l tabulated on a grid x grid lattice of
-(s_g, s_l) (nearest point), so simulating 500 robots costs a gather, not 500 network passes; grid = 0:
-the exact network. Evaluations on the protocol always use the exact network.
+(s_g, s_l) (nearest point), computed once per step, so simulating 500 robots costs a gather, not 500
+network passes; grid = 0: the exact network. Each step (all its PPO iterations) is one jitted `lax.scan`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import ppo
+from altmarl_ros.marl.continuous.evaluate import greedy_robots
 from altmarl_ros.marl.continuous.nets import (
     MLP,
     ActorCritic,
@@ -35,18 +36,8 @@ from altmarl_ros.marl.continuous.nets import (
     features_l,
     greedy,
     mlp,
-    robot_table,
-    table_lookup,
     with_time,
 )
-
-
-def _robots(env: wh.ContinuousWarehouse, pi_l: MLP, grid: int):
-    """The greedy robots as a function (s_g (B, 1), s_l (B, n)) -> (B, n) actions."""
-    if grid <= 0:
-        return lambda s_g, s_l: greedy(pi_l, features_l(s_g, s_l))
-    table = robot_table(pi_l, env.low, env.high, grid)
-    return lambda s_g, s_l: table_lookup(table, env.low, env.high, s_g, s_l)
 
 
 def _sample(key: jax.Array, logits: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -65,12 +56,10 @@ def _to_batch(x: jnp.ndarray, a: jnp.ndarray, logp: jnp.ndarray, v: jnp.ndarray,
     return ppo.Batch(flat(x), flat(x_v), flat(a), flat(logp), flat(adv), flat(ret))
 
 
-@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
-def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, ac_g: ActorCritic,
-                   pi_l: MLP, key: jax.Array) -> tuple[ppo.Batch, jnp.ndarray]:
-    """`cfg.envs` systems x `cfg.horizon` steps of the stochastic pi_g against greedy robots ->
-    (batch, (envs,) discounted system returns)."""
-    robots = _robots(env, pi_l, grid)
+def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots, ac_g: ActorCritic,
+                   key: jax.Array) -> tuple[ppo.Batch, jnp.ndarray]:
+    """`cfg.envs` systems x `cfg.horizon` steps of the stochastic pi_g against the greedy `robots`
+    (`evaluate.greedy_robots`) -> (batch, (envs,) discounted system returns). Traced inside `_global_step`."""
     k_reset, k_run = jax.random.split(key)
     scale = 1.0 / env.reward_range
 
@@ -90,13 +79,12 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid
     return _to_batch(x, a, logp, v, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None] * r).sum(0)
 
 
-@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid", "committed"))
-def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
-                  ac_l: ActorCritic, key: jax.Array, committed: bool = False) -> tuple[ppo.Batch, jnp.ndarray]:
-    """`cfg.envs` systems x `cfg.horizon` steps, `cfg.learners` representative robots each ->
-    (batch, (envs, learners) discounted r_l returns). committed: instead of pi_g, a dispatcher that
-    draws a uniform target per system at reset and keeps it (the "l_first" start)."""
-    robots = _robots(env, ac_l.pi, grid)
+def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots, pi_g: MLP,
+                  ac_l: ActorCritic, key: jax.Array, committed: jnp.ndarray) -> tuple[ppo.Batch, jnp.ndarray]:
+    """`cfg.envs` systems x `cfg.horizon` steps, `cfg.learners` representative robots each acting with the
+    stochastic pi_l, the others with the greedy `robots` -> (batch, (envs, learners) discounted r_l
+    returns). committed (bool scalar, traced): instead of pi_g, a dispatcher that draws a uniform target
+    per system at reset and keeps it (the "l_first" start). Traced inside `_local_step`."""
     k_reset, k_pick, k_run = jax.random.split(key, 3)
     fixed_target = jax.random.randint(jax.random.fold_in(k_pick, 1), (cfg.envs,), 0, env.n_ga)
     state0 = wh.reset(env, k_reset, cfg.envs)
@@ -108,7 +96,7 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid:
         t, key_t = tk
         k_h, k_a, k_s = jax.random.split(key_t, 3)
         a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
-        a_g = fixed_target if committed else a_g
+        a_g = jnp.where(committed, fixed_target, a_g)
         x = features_l(state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
         a_rep, logp = _sample(k_a, mlp(ac_l.pi, x))
         v = mlp(ac_l.v, with_time(x, t / cfg.horizon))[..., 0]
@@ -130,30 +118,55 @@ class StepStats(NamedTuple):
     kls: tuple[float, ...]
 
 
+def _ppo_iterations(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, collect) -> tuple[ActorCritic, tuple]:
+    """`cfg.iterations` PPO iterations as one `lax.scan`: collect(ac, key) -> (batch, returns), then
+    `ppo.update`; -> (trained ac, ((iterations,) mean returns, (iterations,) mean KLs))."""
+    opt_state = ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac)
+
+    def iteration(carry, key_i: jax.Array):
+        ac, opt_state = carry
+        k_c, k_u = jax.random.split(key_i)
+        batch, ret = collect(ac, k_c)
+        ac, opt_state, kl = ppo.update(ac, opt_state, batch, k_u, cfg)
+        return (ac, opt_state), (ret.mean(), kl)
+
+    (ac, _), curves = jax.lax.scan(iteration, (ac, opt_state), jax.random.split(key, cfg.iterations))
+    return ac, curves
+
+
+@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
+def _global_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, ac_g: ActorCritic,
+                 pi_l: MLP, key: jax.Array) -> tuple[ActorCritic, tuple]:
+    robots = greedy_robots(env, pi_l, grid)
+    return _ppo_iterations(cfg, ac_g, key, lambda ac, k_c: collect_global(env, k, cfg, robots, ac, k_c))
+
+
+@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
+def _local_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
+                ac_l: ActorCritic, key: jax.Array, committed: jnp.ndarray) -> tuple[ActorCritic, tuple]:
+    robots = greedy_robots(env, ac_l.pi, grid)
+    return _ppo_iterations(cfg, ac_l, key,
+                           lambda ac, k_c: collect_local(env, k, cfg, robots, pi_g, ac, k_c, committed))
+
+
+def _stats(curves: tuple[jnp.ndarray, jnp.ndarray]) -> StepStats:
+    rets, kls = curves
+    return StepStats(tuple(np.asarray(rets).tolist()), tuple(np.asarray(kls).tolist()))
+
+
 def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, ac_g: ActorCritic,
                  pi_l: MLP, key: jax.Array) -> tuple[ActorCritic, StepStats]:
-    """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy pi_l."""
-    opt_state = ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac_g)
-    rets, kls = [], []
-    for key_i in jax.random.split(key, cfg.iterations):
-        k_c, k_u = jax.random.split(key_i)
-        batch, ret = collect_global(env, k, cfg, grid, ac_g, pi_l, k_c)
-        ac_g, opt_state, kl = ppo.update(ac_g, opt_state, batch, k_u, cfg)
-        rets.append(ret.mean())
-        kls.append(kl)
-    return ac_g, StepStats(tuple(np.asarray(rets).tolist()), tuple(np.asarray(kls).tolist()))
+    """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy pi_l; the whole
+    step (every iteration's collection and update) is one compiled program."""
+    ac_g, curves = _global_step(env, k, cfg, grid, ac_g, pi_l, key)
+    return ac_g, _stats(curves)
 
 
 def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
                 ac_l: ActorCritic, key: jax.Array, committed: bool = False) -> tuple[ActorCritic, StepStats]:
     """L-step: PPO for pi_l from `ac_l` (continued training) against the frozen greedy pi_g (committed:
-    against a dispatcher keeping a uniformly drawn target per episode, see `collect_local`)."""
-    opt_state = ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac_l)
-    rets, kls = [], []
-    for key_i in jax.random.split(key, cfg.iterations):
-        k_c, k_u = jax.random.split(key_i)
-        batch, ret = collect_local(env, k, cfg, grid, pi_g, ac_l, k_c, committed)
-        ac_l, opt_state, kl = ppo.update(ac_l, opt_state, batch, k_u, cfg)
-        rets.append(ret.mean())
-        kls.append(kl)
-    return ac_l, StepStats(tuple(np.asarray(rets).tolist()), tuple(np.asarray(kls).tolist()))
+    against a dispatcher keeping a uniformly drawn target per episode, see `collect_local`). The robots
+    that are not learning act with the greedy pi_l of the step's start (the incumbent population, whose
+    representative-agent MDP the step solves); one compiled program for both kinds of dispatcher."""
+    ac_l, curves = _local_step(env, k, cfg, grid, pi_g, ac_l, key, jnp.asarray(committed))
+    return ac_l, _stats(curves)

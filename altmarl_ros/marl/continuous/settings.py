@@ -44,7 +44,7 @@ class ContinuousConfig:
     """Training seeds per k in sweeps (every one is reported; none is selected)."""
     hidden_g: tuple[int, ...] = (64, 64)
     hidden_l: tuple[int, ...] = (64, 64)
-    grid: int = 401
+    grid: int = 201
     """Greedy robots tabulated on a grid x grid lattice during training (0: exact network)."""
     rounds: int = 6
     starts: tuple[str, ...] = ("l_first",)
@@ -55,7 +55,7 @@ class ContinuousConfig:
     horizon: int = 50
     """Horizon of the in-loop evaluations and of the training episodes' objective."""
     g_step: PPOConfig = field(default_factory=lambda: PPOConfig(ent_coef=0.01))
-    l_step: PPOConfig = field(default_factory=lambda: PPOConfig(envs=16, learners=16, ent_coef=0.003))
+    l_step: PPOConfig = field(default_factory=lambda: PPOConfig(envs=8, learners=8, ent_coef=0.003))
     evaluation: Protocol = field(default_factory=Protocol)
     nash_gap: GapSettings = field(default_factory=GapSettings)
     full_information: bool = True
