@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 
 from altmarl_ros.errors import InputError
-from altmarl_ros.marl import sim
+from altmarl_ros.marl import population_sim, sim
 from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import (
     ConfigError,
@@ -95,12 +95,13 @@ def value_scale(game: TabularGame) -> float:
 
 def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, horizon: int):
     """evaluate(pairs, seed) -> (len(pairs), episodes) returns, every pair on the episodes of `seed`
-    (sim.evaluate draws the environment, observation and action streams from a fresh generator)."""
+    (`population_sim.evaluate`, the simulator by counts, draws its streams from a fresh generator: the pairs
+    share their initial states and global-transition uniforms)."""
 
     def evaluate(pairs, seed: int) -> np.ndarray:
-        return np.stack([sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seed), n_agents=config.n_agents,
-                                      horizon=horizon, n_episodes=episodes,
-                                      ordering=config.ordering).returns  # type: ignore[arg-type]
+        return np.stack([population_sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seed),
+                                                 n_agents=config.n_agents, horizon=horizon, n_episodes=episodes,
+                                                 ordering=config.ordering).returns  # type: ignore[arg-type]
                          for pi_g, pi_l in pairs])
 
     return evaluate
@@ -265,14 +266,15 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
 
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,
                       seed: int) -> FinalEvaluation:
-    """Final evaluation: config.evaluation.seeds independent seeds x episodes on n agents. The same
-    `seed` gives every policy the same episodes (common random numbers), so `returns` pair up."""
+    """Final evaluation: config.evaluation.seeds independent seeds x episodes on n agents, simulated by
+    counts (`population_sim`). The same `seed` gives every policy the same initial states and global-transition
+    uniforms (common random numbers), so `returns` pair up."""
     ev = config.evaluation
     means, returns, hits = [], [], []
     for seq in _streams(seed, ev.seeds):
-        result = sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seq), n_agents=config.n_agents,
-                              horizon=ev.horizon, n_episodes=ev.episodes,
-                              ordering=config.ordering)  # type: ignore[arg-type]
+        result = population_sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seq), n_agents=config.n_agents,
+                                         horizon=ev.horizon, n_episodes=ev.episodes,
+                                         ordering=config.ordering)  # type: ignore[arg-type]
         means.append(result.reward.mean)
         returns.append(result.returns)
         hits.append(result.mode_accuracy.mean)
