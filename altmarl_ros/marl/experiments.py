@@ -95,14 +95,13 @@ def value_scale(game: TabularGame) -> float:
 
 def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, horizon: int):
     """evaluate(pairs, seed) -> (len(pairs), episodes) returns, every pair on the episodes of `seed`
-    (`population_sim.evaluate`, the simulator by counts, draws its streams from a fresh generator: the pairs
-    share their initial states and global-transition uniforms)."""
+    (`population_sim.run_count_episodes`, the simulator by counts: the pairs side by side on common random
+    numbers from a fresh generator)."""
 
     def evaluate(pairs, seed: int) -> np.ndarray:
-        return np.stack([population_sim.evaluate(game, pi_g, pi_l, np.random.default_rng(seed),
-                                                 n_agents=config.n_agents, horizon=horizon, n_episodes=episodes,
+        return population_sim.run_count_episodes(game, pairs, np.random.default_rng(seed), n_agents=config.n_agents,
+                                                 horizon=horizon, n_episodes=episodes,
                                                  ordering=config.ordering).returns  # type: ignore[arg-type]
-                         for pi_g, pi_l in pairs])
 
     return evaluate
 
