@@ -44,7 +44,7 @@ class ContinuousConfig:
     """Training seeds per k in sweeps (every one is reported; none is selected)."""
     hidden_g: tuple[int, ...] = (64, 64)
     hidden_l: tuple[int, ...] = (64, 64)
-    grid: int = 201
+    grid: int = 401
     """Greedy robots tabulated on a grid x grid lattice during training (0: exact network)."""
     rounds: int = 6
     starts: tuple[str, ...] = ("l_first",)
