@@ -123,7 +123,7 @@ def test_physics_robots_beat_random_in_the_same_physics(ros_domain, policy, tmp_
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["steps"] == 30 and s["dropped_answers"] == 0 and s["bad_answers"] == 0
-    assert s["physics_fidelity"] == "planar" and s["max_overlap_m"] < 0.05
+    assert s["physics_fidelity"] == "planar" and s["max_overlap_m"] < 0.05 and 0 <= s["spawn_displacement_m"] < 1
     assert s["physics_vs_random_z"] > 2.82, s
 
 

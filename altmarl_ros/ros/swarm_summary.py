@@ -22,7 +22,8 @@ from altmarl_ros.marl.artifacts import atomic_write_text
 PHYSICS_KEYS = ("sim_seconds", "real_time_factor", "engine_real_time_factor", "physics_fidelity", "physics_timestep",
                 "collisions", "wall_contacts", "robots_stuck", "robots_stuck_note", "goal_zone_moves",
                 "goal_zone_reached", "goal_zone_reached_fraction", "mean_time_to_goal_zone_s",
-                "mean_time_to_goal_zone_note", "max_overlap_m", "min_tilt", "spawn_overflow", "cmd_vel_dropped")
+                "mean_time_to_goal_zone_note", "max_overlap_m", "min_tilt", "spawn_overflow", "cmd_vel_dropped",
+                "spawn_displacement_m", "spawn_displacement_note")  # the last two: continuous policies (corridor)
 FLAT = {"flatten": True}  # field metadata: a dict whose items are top-level keys
 
 
