@@ -199,6 +199,8 @@ def report_lines(summary: SwarmSummary, out: Path) -> list[str]:
                      f"{sim.get('real_time_factor', math.nan):.2f}, random policies in physics "
                      f"{p.random_policy_reward_physics:.3f} +- {p.random_policy_reward_physics_stderr:.3f} "
                      f"(z = {p.physics_vs_random_z:.1f}), collisions {sim.get('collisions')}, robot-steps "
-                     f"stuck {sim.get('robots_stuck')}, mean time to goal zone "
-                     f"{sim.get('mean_time_to_goal_zone_s', math.nan):.2f} s")
+                     f"stuck {sim.get('robots_stuck')}, " + (
+                         f"start places {sim['spawn_displacement_m']:.2f} m from the drawn x on average"
+                         if "spawn_displacement_m" in sim else  # a continuous policy's corridor
+                         f"mean time to goal zone {sim.get('mean_time_to_goal_zone_s', math.nan):.2f} s"))
     return lines
