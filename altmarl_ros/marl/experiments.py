@@ -266,8 +266,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,
                       seed: int) -> FinalEvaluation:
     """Final evaluation: config.evaluation.seeds independent seeds x episodes on n agents, simulated by
-    counts (`population_sim`). The same `seed` gives every policy the same initial states and global-transition
-    uniforms (common random numbers), so `returns` pair up."""
+    counts (`population_sim`). The same `seed` gives every policy the same initial states and the same uniforms
+    for the global transitions and the k-samples (common random numbers), so `returns` pair up."""
     ev = config.evaluation
     means, returns, hits = [], [], []
     for seq in _streams(seed, ev.seeds):

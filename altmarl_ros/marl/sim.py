@@ -174,6 +174,8 @@ def run_episodes(game: TabularGame, pi_g: GlobalController | StatefulGlobalContr
     `rng` is split into three streams, for the environment, the global observation and the local
     actions, so that two runs from the same rng state share their randomness even when their global
     controllers observe differently. `mode_accuracy=False` skips the population-mode count (no draws).
+    What needs no agent identity (no tagged robot, no agent 0 record) has the same law by counts, at a cost
+    independent of n: `population_sim.run_count_episodes` (the trainer's evaluations).
     """
     if ordering not in ORDERINGS:
         raise InputError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
