@@ -164,7 +164,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if is_continuous(_share_config(args.config)):  # in-process cells; the same CSV rows
         seeds = list(range(args.seed0, args.seed0 + args.seeds))
         return sweep_main(_share_config(args.config), args.k, seeds, Path(args.out),
-                          args.seeds if args.gap_seeds is None else args.gap_seeds)
+                          args.seeds if args.gap_seeds is None else args.gap_seeds, workers=args.workers)
+    if args.workers != 1:
+        raise InputError("--workers is for continuous configs; tabular sweeps scale with --executor ray")
 
     if args.backend is not None:  # the flag's old name
         print("altmarl sweep: warning: --backend is deprecated, use --executor", file=sys.stderr)
@@ -269,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://head:10001); default: "
                    "start Ray on this machine")
     p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
+    p.add_argument("--workers", type=_positive_int, default=1, help="continuous configs: run the cells on this "
+                   "many processes of this machine, one XLA thread each (default: %(default)s)")
     p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,5,10")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per k (default: %(default)s)")
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")

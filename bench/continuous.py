@@ -92,26 +92,24 @@ def random_value(args: argparse.Namespace) -> None:
 def sweep(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from altmarl_ros.marl.continuous.experiments import full_information, run_cell
+    from altmarl_ros.marl.continuous.experiments import sweep_cells
     from altmarl_ros.marl.continuous.settings import load_config
     from altmarl_ros.marl.experiments import SweepRow, write_rows
     cfg = load_config(args.config)
-    rows = []
+    rows: list = []
     t_sweep = time.perf_counter()
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        ref = full_information(cfg, seed) if args.full_information else None
-        if ref is not None:
-            print(f"seed {seed}: full information {ref.result.mean:.1f} +- {ref.result.stderr:.1f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        for k in args.ks:
-            cell, _ = run_cell(cfg, k, seed, reference=ref, with_gap=args.gaps)
-            rows += cell
-            got = {r.metric: r for r in cell}
-            print(f"k {k} seed {seed}: reward {got['reward'].value:.1f} +- {got['reward'].stderr:.1f}, "
-                  f"train {got['train_seconds'].value:.0f} s, rounds {got['rounds'].value:.0f}", flush=True)
-            write_rows(args.out, [SweepRow(*r) for r in rows])
-    print(f"sweep wall time {time.perf_counter() - t_sweep:.0f} s ({_load()})")
+
+    def on_cell(k: int, seed: int, cell: list) -> None:
+        rows.extend(cell)
+        got = {r.metric: r for r in cell}
+        print(f"k {k} seed {seed}: reward {got['reward'].value:.1f} +- {got['reward'].stderr:.1f}, "
+              f"train {got['train_seconds'].value:.0f} s, rounds {got['rounds'].value:.0f} "
+              f"({time.perf_counter() - t_sweep:.0f} s into the sweep)", flush=True)
+        write_rows(args.out, [SweepRow(*r) for r in rows])
+
+    sweep_cells(cfg, args.ks, args.seeds, with_reference=args.full_information, gap_seeds=len(args.seeds) if
+                args.gaps else 0, workers=args.workers, on_cell=on_cell)
+    print(f"sweep wall time {time.perf_counter() - t_sweep:.0f} s on {args.workers} worker(s) ({_load()})")
     for k in args.ks:
         parts = []
         for metric in ("reward", "ratio_full_information"):
@@ -133,6 +131,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--gaps", action="store_true")
     p.add_argument("--full-information", action="store_true")
+    p.add_argument("--workers", type=int, default=1, help="processes of one XLA thread each")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=sweep)
     p = sub.add_parser("speed")

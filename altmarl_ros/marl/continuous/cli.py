@@ -60,10 +60,10 @@ def train_main(config_path: Path, k: int | None, seed: int, out: str | None, eva
 
 
 def sweep_main(config_path: Path, ks: list[int], seeds: list[int], out: Path, gap_seeds: int,
-               full_information: bool | None = None) -> int:
-    """Every (k, seed) cell; the full-information reference per seed when the config (or the flag) asks."""
-    from altmarl_ros.marl.continuous.experiments import full_information as reference_of
-    from altmarl_ros.marl.continuous.experiments import run_cell
+               full_information: bool | None = None, workers: int = 1) -> int:
+    """Every (k, seed) cell; the full-information reference per seed when the config (or the flag) asks; on
+    `workers` processes of this machine (one XLA thread each) when > 1."""
+    from altmarl_ros.marl.continuous.experiments import sweep_cells
     from altmarl_ros.marl.continuous.settings import load_config
     from altmarl_ros.marl.experiments import SweepRow, write_rows
 
@@ -71,16 +71,15 @@ def sweep_main(config_path: Path, ks: list[int], seeds: list[int], out: Path, ga
     with_reference = cfg.full_information if full_information is None else full_information
     rows: list[SweepRow] = []
     print(f"continuous sweep k={ks} seeds={seeds} (gaps on {gap_seeds} seeds, full information: "
-          f"{with_reference}) -> {out}")
+          f"{with_reference}, {workers} worker(s)) -> {out}")
     with Progress(len(ks) * len(seeds), "runs") as progress:
-        for i, seed in enumerate(seeds):
-            ref = reference_of(cfg, seed) if with_reference else None
-            for k in ks:
-                cell, _ = run_cell(cfg, k, seed, reference=ref, with_gap=i < gap_seeds)
-                rows += [SweepRow(*r) for r in cell]
-                write_rows(out, rows)
-                reward = next(r.value for r in cell if r.metric == "reward")
-                progress.advance(1, f"k={k} seed={seed} reward {reward:.2f}")
+        def on_cell(k: int, seed: int, cell: list) -> None:
+            rows.extend(SweepRow(*r) for r in cell)
+            write_rows(out, rows)
+            reward = next(r.value for r in cell if r.metric == "reward")
+            progress.advance(1, f"k={k} seed={seed} reward {reward:.2f}")
+
+        sweep_cells(cfg, ks, seeds, with_reference=with_reference, gap_seeds=gap_seeds, workers=workers,
+                    on_cell=on_cell)
     print(f"wrote {len(rows)} rows to {out}")
     return 0
-
