@@ -124,3 +124,8 @@ def test_an_unknown_start_is_one_clear_line(tiny, tmp_path):
     out = altmarl("train", "--config", bad, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "loop.starts: unknown start 'sideways'; starts are 'constant[:<a_g>]'" in out.stderr
+
+
+def test_workers_are_for_continuous_sweeps(tiny, tmp_path):
+    out = altmarl("sweep", "--config", tiny, "--k", "1", "--workers", 2, "--out", tmp_path / "s.csv", cwd=tmp_path)
+    assert out.returncode == 2 and "--workers is for continuous configs" in out.stderr, out.stderr

@@ -134,3 +134,20 @@ def test_bad_config_file_names_the_file(tmp_path):
     p.write_text("l_step: {lr: -1.0}\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: l_step\.lr"):
         load_config(p)
+
+
+def test_sweep_on_two_worker_processes_gives_the_same_rows():
+    """`altmarl sweep --workers 2` (spawned processes, one XLA thread each) writes the rows one process writes."""
+    from altmarl_ros.marl.continuous.experiments import sweep_cells
+
+    cfg = config_from_dict(SHORT)
+    seen: list[tuple[int, int]] = []
+    one = sweep_cells(cfg, [2], [0, 1], with_reference=False, gap_seeds=0)
+    two = sweep_cells(cfg, [2], [0, 1], with_reference=False, gap_seeds=0, workers=2,
+                      on_cell=lambda k, seed, rows: seen.append((k, seed)))
+    assert sorted(seen) == [(2, 0), (2, 1)]
+    def kept(rows):  # nan stderrs compared as equal
+        return [(r.k, r.seed, r.metric, r.value, None if math.isnan(r.stderr) else r.stderr) for r in rows
+                if r.metric != "train_seconds"]
+
+    assert kept(one) == kept(two)
