@@ -254,9 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(config=None)  # default: the config stored in the policy's metadata
     p.add_argument("--policy", required=True, help="policy artifact (.npz with its .json)")
     p.add_argument("--ordering", choices=("paper", "authors"), default=None, help="override the update ordering")
-    p.add_argument("--gaps", "--nash-gap", action="store_true",
-                   help="also estimate the named gaps (gap_l_unilateral, gap_l_shared, gap_g_restricted, gap_g_full; "
-                        "each a lower-bound estimate, see README) and nash_gap_lower_bound (slower)")
+    p.add_argument("--gaps", "--nash-gap", action="store_true", help="also estimate the named gaps (gap_l_unilateral, "
+                   "gap_l_shared, gap_g_restricted, gap_g_full: lower-bound estimates) and nash_gap_lower_bound")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
@@ -271,8 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://head:10001); default: "
                    "start Ray on this machine")
     p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
-    p.add_argument("--workers", type=_positive_int, default=1, help="continuous configs: run the cells on this "
-                   "many processes of this machine, one XLA thread each (default: %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="continuous configs: processes of one thread")
     p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,5,10")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per k (default: %(default)s)")
     p.add_argument("--seed0", type=int, default=0, help="first seed (default: %(default)s)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, init_actor_critic
 from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
 
@@ -26,7 +27,7 @@ def handwritten_pair(env: ContinuousWarehouse, key: jax.Array, width: int = 8,
                      threshold: float = 0.05) -> tuple[ActorCritic, ActorCritic]:
     """(dispatcher, robots) as ActorCritics with hidden widths (width, width), width >= n_bins."""
     if width < env.n_bins or env.offsets[:3] != (0.0, abs(env.offsets[1]), -abs(env.offsets[1])):
-        raise ValueError("handwritten_pair needs width >= n_bins and offsets (stay, +d, -d)")
+        raise InputError("handwritten_pair needs width >= n_bins and offsets (stay, +d, -d)")
     k_g, k_l = jax.random.split(key)
     nb = env.n_bins
     # dispatcher: features (s_g, hist_0..hist_{nb-1}); unit j = tanh(hist_j), then tanh(2 h_j), logits 10 u_j

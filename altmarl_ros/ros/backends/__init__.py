@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import NamedTuple
 
 from altmarl_ros.contract import SimMode, values
+from altmarl_ros.errors import InputError
 
 
 class Entry(NamedTuple):
@@ -55,7 +56,7 @@ CONTINUOUS_BACKENDS: dict[str, str] = {
 def continuous_backend_class(mode: str):
     """The corridor backend of `mode` for continuous policies (ValueError naming the modes that have one)."""
     if mode not in CONTINUOUS_BACKENDS:
-        raise ValueError(f"mode {mode!r} has no backend for continuous policies; use one of "
+        raise InputError(f"mode {mode!r} has no backend for continuous policies; use one of "
                          f"{sorted(CONTINUOUS_BACKENDS)}")
     module, _, name = CONTINUOUS_BACKENDS[mode].partition(":")
     cls = getattr(import_module(module), name)
