@@ -37,10 +37,15 @@ def backend_class(mode: str):
     """The SimBackend subclass registered for `mode` (ValueError naming the known modes otherwise)."""
     if mode not in BACKENDS:
         raise ValueError(f"unknown simulator mode {mode!r}; known: {list(MODES)}")
-    module, _, name = BACKENDS[mode].target.partition(":")
+    return _load(BACKENDS[mode].target, mode)
+
+
+def _load(target: str, mode: str):
+    """Import 'package.module:Class' and check its `drives` against mode's registry entry."""
+    module, _, name = target.partition(":")
     cls = getattr(import_module(module), name)
     if cls.drives != BACKENDS[mode].drives:
-        raise TypeError(f"{BACKENDS[mode].target}.drives is {cls.drives} but its registry entry says "
+        raise TypeError(f"{target}.drives is {cls.drives} but the registry entry of mode {mode!r} says "
                         f"{BACKENDS[mode].drives}")
     return cls
 
@@ -54,16 +59,11 @@ CONTINUOUS_BACKENDS: dict[str, str] = {
 
 
 def continuous_backend_class(mode: str):
-    """The corridor backend of `mode` for continuous policies (ValueError naming the modes that have one)."""
+    """The corridor backend of `mode` for continuous policies (InputError naming the modes that have one)."""
     if mode not in CONTINUOUS_BACKENDS:
         raise InputError(f"mode {mode!r} has no backend for continuous policies; use one of "
                          f"{sorted(CONTINUOUS_BACKENDS)}")
-    module, _, name = CONTINUOUS_BACKENDS[mode].partition(":")
-    cls = getattr(import_module(module), name)
-    if cls.drives != BACKENDS[mode].drives:
-        raise TypeError(f"{CONTINUOUS_BACKENDS[mode]}.drives is {cls.drives}, mode {mode!r} says "
-                        f"{BACKENDS[mode].drives}")
-    return cls
+    return _load(CONTINUOUS_BACKENDS[mode], mode)
 
 
 def drives(mode: str) -> bool:

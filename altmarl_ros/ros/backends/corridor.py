@@ -23,7 +23,7 @@ import numpy as np
 
 from altmarl_ros.marl.continuous import deploy
 from altmarl_ros.ros.backends.base import ParamFn, SimBackend, Snapshot, StepOutcome
-from altmarl_ros.ros.backends.kinematic import unicycle_step
+from altmarl_ros.ros.backends.kinematic import ARENA_MARGIN, unicycle_step
 from altmarl_ros.ros.corridor import CorridorFrame
 from altmarl_ros.zones import Zones
 
@@ -71,6 +71,10 @@ class CorridorBackend(SimBackend):
                              deploy.encode_s_g(self.env, self.s_g))
         return result, out.s_l[0]
 
+    def apply(self, a_g: int, a_l: np.ndarray) -> StepOutcome:
+        """Driving backends: the robots' positions follow their motion, not the model (model mode overrides)."""
+        return self._transition(a_g, a_l)[0]
+
     def poses(self) -> tuple[np.ndarray, np.ndarray]:
         return self.xy, self.yaw
 
@@ -106,10 +110,7 @@ class CorridorKinematicBackend(CorridorBackend):
         self.s_l = self.frame.s_of(self.xy[:, 0])
         return super().observe()
 
-    def apply(self, a_g: int, a_l: np.ndarray) -> StepOutcome:
-        return self._transition(a_g, a_l)[0]  # the robots' positions follow their motion, not the model
-
     def integrate(self, cmd: np.ndarray, dt: float) -> None:
         self.xy, self.yaw = unicycle_step(self.xy, self.yaw, cmd, dt, rng=self.rng, noise_std=self.noise_std,
-                                          max_speed=self.max_speed, bound=self.zones.arena_half_size - 0.2)
+                                          max_speed=self.max_speed, bound=self.zones.arena_half_size - ARENA_MARGIN)
 

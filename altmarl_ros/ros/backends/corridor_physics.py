@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from altmarl_ros.marl.continuous import deploy
-from altmarl_ros.ros.backends.base import ParamFn, Snapshot, StepOutcome
+from altmarl_ros.ros.backends.base import ParamFn, Snapshot
 from altmarl_ros.ros.backends.corridor import CorridorBackend
 from altmarl_ros.ros.backends.physics import PhysicsRig, spawn_grid
 from altmarl_ros.zones import Zones
@@ -48,9 +48,6 @@ class CorridorPhysicsBackend(CorridorBackend):
         self.s_l = self.frame.s_of(self.xy[:, 0])
         self.rig.close_interval()
         return super().observe()
-
-    def apply(self, a_g: int, a_l: np.ndarray) -> StepOutcome:
-        return self._transition(a_g, a_l)[0]  # the robots' positions follow their motion, not the model
 
     def poses(self) -> tuple[np.ndarray, np.ndarray]:
         return self.rig.engine.pose()
