@@ -18,6 +18,7 @@ from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous.evaluate import evaluate_pair
 from altmarl_ros.marl.continuous.handwritten import handwritten_pair
 from altmarl_ros.marl.continuous.nets import features_g, features_l, greedy, init_actor_critic
+from altmarl_ros.marl.continuous.warehouse import N_FEATURES_L, n_features_g
 from altmarl_ros.ros.corridor import CorridorFrame, corridor_drive
 from altmarl_ros.zones import load_zones
 
@@ -52,13 +53,13 @@ def test_numpy_networks_act_as_the_jax_ones(pair, tmp_path):
     rng = np.random.default_rng(0)
     s_g, s_l = rng.uniform(-2, 2, (2, 2000)).astype(np.float32)
     hist = rng.dirichlet(np.ones(ENV.n_bins), 2000).astype(np.float32)
-    random_pair = (_sharpened(init_actor_critic(jax.random.key(1), 1 + ENV.n_bins, ENV.n_ga, (64, 64))),
-                   _sharpened(init_actor_critic(jax.random.key(2), 3, ENV.n_al, (64, 64))))
+    random_pair = (_sharpened(init_actor_critic(jax.random.key(1), n_features_g(ENV), ENV.n_ga, (64, 64))),
+                   _sharpened(init_actor_critic(jax.random.key(2), N_FEATURES_L, ENV.n_al, (64, 64))))
     for i, (ac_g, ac_l) in enumerate((pair, random_pair)):
         (tmp_path / str(i)).mkdir()
         policy = _deployed(ac_g, ac_l, tmp_path / str(i))
-        a_g = np.asarray(greedy(ac_g.pi, features_g(jnp.asarray(s_g), jnp.asarray(hist))))
-        a_l = np.asarray(greedy(ac_l.pi, features_l(jnp.asarray(s_g), jnp.asarray(s_l))))
+        a_g = np.asarray(greedy(ac_g.pi, features_g(ENV, jnp.asarray(s_g), jnp.asarray(hist))))
+        a_l = np.asarray(greedy(ac_l.pi, features_l(ENV, jnp.asarray(s_g), jnp.asarray(s_l))))
         assert np.mean(policy.dispatch(s_g, hist) == a_g) >= 0.999
         assert np.mean(policy.local_actions(s_g, s_l) == a_l) >= 0.999
         assert len(set(a_g.tolist())) > 1 and len(set(a_l.tolist())) > 1  # not a constant policy

@@ -119,3 +119,26 @@ def test_environment_rejects_bad_constants():
         wh.ContinuousWarehouse(sigma_g=0.0)
     with pytest.raises(ValueError, match=r"env\.gamma"):
         wh.ContinuousWarehouse(gamma=1.0)
+
+
+def test_policy_features_in_numpy_and_jax():
+    """The networks' inputs (warehouse.features_g / features_l): the one-hot marks the target nearest s_g, the
+    last robot feature is that target's offset; NumPy (the nodes) and JAX (training) compute the same."""
+    from altmarl_ros.marl.continuous import warehouse
+
+    rng = np.random.default_rng(3)
+    s_g, s_l = rng.uniform(-2, 2, (2, 1000)).astype(np.float32)
+    hist = rng.dirichlet(np.ones(5), 1000).astype(np.float32)
+    nearest = np.abs(s_g[:, None] - ENV.targets[None, :]).argmin(axis=1)
+    x_g = warehouse.features_g(np, ENV, s_g, hist)
+    assert x_g.shape == (1000, warehouse.n_features_g(ENV)) and x_g.dtype == np.float32
+    np.testing.assert_array_equal(x_g[:, 0], s_g)
+    np.testing.assert_array_equal(x_g[:, 1:6], hist)
+    np.testing.assert_array_equal(x_g[:, 6:].argmax(axis=1), nearest)
+    np.testing.assert_array_equal(x_g[:, 6:].sum(axis=1), 1.0)
+    x_l = warehouse.features_l(np, ENV, s_g, s_l)
+    assert x_l.shape == (1000, warehouse.N_FEATURES_L)
+    np.testing.assert_allclose(x_l, np.stack([s_g, s_l, s_g - s_l, ENV.targets[nearest] - s_l], axis=1), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(warehouse.features_g(jnp, ENV, jnp.asarray(s_g), jnp.asarray(hist))), x_g)
+    np.testing.assert_allclose(np.asarray(warehouse.features_l(jnp, ENV, jnp.asarray(s_g), jnp.asarray(s_l))), x_l,
+                               atol=1e-6)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+import yaml
 
 from altmarl_ros.marl.continuous import artifacts as art_io
+from altmarl_ros.marl.continuous import compile_cache
 from altmarl_ros.marl.continuous.alternate import initial_pair, train
 from altmarl_ros.marl.continuous.evaluate import Protocol, evaluate_pair, evaluate_random, train_key
 from altmarl_ros.marl.continuous.settings import ConfigError, config_from_dict, load_config
@@ -151,3 +156,26 @@ def test_sweep_on_two_worker_processes_gives_the_same_rows():
                 if r.metric != "train_seconds"]
 
     assert kept(one) == kept(two)
+
+
+def test_persistent_compilation_cache_is_filled_then_used_and_changes_nothing(tmp_path, monkeypatch):
+    """`altmarl train` keeps XLA programs in ALTMARL_JAX_CACHE (continuous.compile_cache): the first process
+    fills it, the second (loading them) trains to the same weights byte for byte."""
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"kind": "continuous", **SHORT}))
+    cache = tmp_path / "jax-cache"
+
+    def train_cli(out: str) -> bytes:
+        subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "train", "--config", str(config), "--k", "2",
+                        "--seed", "3", "--no-eval", "--out", str(tmp_path / out)],
+                       env={**os.environ, "ALTMARL_JAX_CACHE": str(cache)}, check=True, capture_output=True,
+                       timeout=900)
+        return (tmp_path / f"{out}.npz").read_bytes()
+
+    first = train_cli("first")
+    assert any(cache.iterdir()), "the first training left no compiled program in the cache"
+    assert train_cli("second") == first
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for choice, expect in (("", tmp_path / "xdg" / "altmarl_ros" / "jax"), ("off", None), (str(cache), cache)):
+        monkeypatch.setenv("ALTMARL_JAX_CACHE", choice)
+        assert compile_cache.cache_dir() == expect

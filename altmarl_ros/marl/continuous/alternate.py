@@ -31,6 +31,7 @@ from altmarl_ros.marl.continuous import learners as br
 from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
 from altmarl_ros.marl.continuous.nets import MLP, N_FEATURES_L, ActorCritic
 from altmarl_ros.marl.continuous.settings import ContinuousConfig
+from altmarl_ros.marl.continuous.warehouse import n_features_g
 from altmarl_ros.marl.learners.alternate import Comparison, RoundRecord, UpdateRule
 from altmarl_ros.marl.sim import Estimate
 
@@ -91,7 +92,7 @@ def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "ra
         raise InputError(f"unknown start {start!r}; starts are {START_KINDS}")
     k_g, k_l, k_pre = jax.random.split(key, 3)
     env = cfg.env
-    ac_g = host_actor_critic(k_g, 1 + env.n_bins, env.n_ga, cfg.hidden_g)
+    ac_g = host_actor_critic(k_g, n_features_g(env), env.n_ga, cfg.hidden_g)
     ac_l = host_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
     if start == "l_first":
         ac_l, _ = br.learn_local(env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_pre, committed=True)

@@ -25,9 +25,9 @@ from altmarl_ros.marl.artifacts import atomic_write_files
 from altmarl_ros.marl.continuous.deploy import FORMAT, artifact_paths, read_artifact
 from altmarl_ros.marl.continuous.deploy import ContinuousPolicyError as ContinuousPolicyError  # re-exported
 from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, flatten, init_actor_critic, unflatten
-from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse, n_features_g
 
-VERSION = 1  # written; `deploy.READS` lists what is read
+VERSION = 2  # written; `deploy.READS` lists what is read
 
 
 class ContinuousArtifact(NamedTuple):
@@ -41,7 +41,7 @@ class ContinuousArtifact(NamedTuple):
 def _templates(env: ContinuousWarehouse, hidden_g: tuple[int, ...],
                hidden_l: tuple[int, ...]) -> tuple[ActorCritic, ActorCritic]:
     key = jax.random.key(0)
-    return (init_actor_critic(key, 1 + env.n_bins, env.n_ga, hidden_g),
+    return (init_actor_critic(key, n_features_g(env), env.n_ga, hidden_g),
             init_actor_critic(key, N_FEATURES_L, env.n_al, hidden_l))
 
 

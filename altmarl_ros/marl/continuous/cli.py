@@ -32,12 +32,13 @@ def is_continuous(path: str | Path) -> bool:
 
 def train_main(config_path: Path, k: int | None, seed: int, out: str | None, evaluate: bool = True) -> int:
     """Train one pair, evaluate it on the protocol, save the artifact."""
-    from altmarl_ros.marl.continuous import artifacts
+    from altmarl_ros.marl.continuous import artifacts, compile_cache
     from altmarl_ros.marl.continuous.alternate import train
     from altmarl_ros.marl.continuous.evaluate import evaluate_pair
     from altmarl_ros.marl.continuous.settings import load_config
 
     cfg = load_config(config_path)
+    compile_cache.enable()
     k = k or cfg.k
     print(f"training the continuous warehouse: n={cfg.env.n_agents} k={k} seed={seed} starts={list(cfg.starts)}")
     with Progress(cfg.rounds * len(cfg.starts), "rounds (at most)") as progress:
@@ -63,11 +64,13 @@ def sweep_main(config_path: Path, ks: list[int], seeds: list[int], out: Path, ga
                full_information: bool | None = None, workers: int = 1) -> int:
     """Every (k, seed) cell; the full-information reference per seed when the config (or the flag) asks; on
     `workers` processes of this machine (one XLA thread each) when > 1."""
+    from altmarl_ros.marl.continuous import compile_cache
     from altmarl_ros.marl.continuous.experiments import sweep_cells
     from altmarl_ros.marl.continuous.settings import load_config
     from altmarl_ros.marl.experiments import SweepRow, write_rows
 
     cfg = load_config(config_path)
+    compile_cache.enable()  # the spawned workers enable it too (experiments._one_thread)
     with_reference = cfg.full_information if full_information is None else full_information
     rows: list[SweepRow] = []
     print(f"continuous sweep k={ks} seeds={seeds} (gaps on {gap_seeds} seeds, full information: "

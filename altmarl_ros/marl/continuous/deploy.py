@@ -25,10 +25,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from altmarl_ros.errors import UserError
-from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
+from altmarl_ros.marl.continuous.warehouse import (
+    N_FEATURES_L,
+    ContinuousWarehouse,
+    bin_of,
+    features_g,
+    features_l,
+    n_features_g,
+)
 
 FORMAT = "altmarl_ros.continuous_policy"
-READS = (1,)
+READS = (2,)  # version 1 fed the networks other features (before bench/README 13.2): retrain those
 S_G_RESOLUTION = 1e-6  # state units per code step of s_g on the tick
 
 
@@ -58,21 +65,20 @@ def layer_shapes(n_in: int, hidden: tuple[int, ...], n_out: int) -> list[tuple[i
     return list(itertools.pairwise(sizes))
 
 
-def net_shapes(env: ContinuousWarehouse, hidden_g: tuple[int, ...], hidden_l: tuple[int, ...],
-               n_features_l: int) -> dict[str, tuple[int, ...]]:
-    """Every array of an artifact: name "<player>/<net>/<layer>/<w|b>" -> shape (see `continuous.artifacts`)."""
-    nets = {"g/pi": layer_shapes(1 + env.n_bins, hidden_g, env.n_ga),
-            "g/v": layer_shapes(2 + env.n_bins, hidden_g, 1),
-            "l/pi": layer_shapes(n_features_l, hidden_l, env.n_al),
-            "l/v": layer_shapes(n_features_l + 1, hidden_l, 1)}
+def net_shapes(env: ContinuousWarehouse, hidden_g: tuple[int, ...],
+               hidden_l: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Every array of an artifact: name "<player>/<net>/<layer>/<w|b>" -> shape (see `continuous.artifacts`);
+    critics read one more input (the time feature)."""
+    nets = {"g/pi": layer_shapes(n_features_g(env), hidden_g, env.n_ga),
+            "g/v": layer_shapes(n_features_g(env) + 1, hidden_g, 1),
+            "l/pi": layer_shapes(N_FEATURES_L, hidden_l, env.n_al),
+            "l/v": layer_shapes(N_FEATURES_L + 1, hidden_l, 1)}
     out: dict[str, tuple[int, ...]] = {}
     for prefix, layers in nets.items():
         for i, (n_in, n_out) in enumerate(layers):
             out[f"{prefix}/{i}/w"], out[f"{prefix}/{i}/b"] = (n_in, n_out), (n_out,)
     return out
 
-
-N_FEATURES_L = 3  # (s_g, s_l, s_g - s_l), as `continuous.nets.features_l`
 
 
 class ArtifactFile(NamedTuple):
@@ -104,7 +110,7 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactFile:
         env_fields = dict(header["env"])
         env_fields["offsets"] = tuple(env_fields["offsets"])
         env = ContinuousWarehouse(**env_fields)
-        shapes = net_shapes(env, tuple(header["hidden_g"]), tuple(header["hidden_l"]), N_FEATURES_L)
+        shapes = net_shapes(env, tuple(header["hidden_g"]), tuple(header["hidden_l"]))
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name], dtype=np.float32) for name in data.files}
         k = int(header["k"])
@@ -159,13 +165,11 @@ class Deployed(NamedTuple):
 
     def dispatch(self, s_g: np.ndarray, hist: np.ndarray) -> np.ndarray:
         """a_g (B,) from s_g (B,) and the normalised k-sample histograms (B, n_bins)."""
-        x = np.concatenate([np.asarray(s_g, np.float32)[..., None], np.asarray(hist, np.float32)], axis=-1)
-        return self.pi_g.act(x)
+        return self.pi_g.act(features_g(np, self.env, s_g, hist))
 
     def local_actions(self, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
-        """a_l, s_l's shape, from s_g broadcastable to s_l (features as `continuous.nets.features_l`)."""
-        s_g, s_l = np.broadcast_arrays(np.asarray(s_g, np.float32), np.asarray(s_l, np.float32))
-        return self.pi_l.act(np.stack([s_g, s_l, s_g - s_l], axis=-1))
+        """a_l, s_l's shape, from s_g broadcastable to s_l (`warehouse.features_l`)."""
+        return self.pi_l.act(features_l(np, self.env, s_g, s_l))
 
 
 def load_deployed(path: str | os.PathLike[str], expect_k: int | None = None) -> Deployed:
@@ -199,9 +203,8 @@ def decode_s_g(env: ContinuousWarehouse, code: int | np.ndarray) -> np.ndarray:
 
 
 def bins(env: ContinuousWarehouse, s: np.ndarray) -> np.ndarray:
-    """Histogram bin of each position (np.histogram's bins over [low, high]), int64, same shape."""
-    w = (env.high - env.low) / env.n_bins
-    return np.clip(np.floor((np.asarray(s) - env.low) / w).astype(np.int64), 0, env.n_bins - 1)
+    """Histogram bin of each position (np.histogram's bins over [low, high]), int32, same shape."""
+    return bin_of(np, env, np.asarray(s))
 
 
 def reset(env: ContinuousWarehouse, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:

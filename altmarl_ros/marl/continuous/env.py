@@ -25,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse, bin_of
 
 
 def tau(env: ContinuousWarehouse) -> jnp.ndarray:
@@ -84,8 +84,7 @@ def step(env: ContinuousWarehouse, state: EnvState, a_g: jnp.ndarray, a_l: jnp.n
 
 def bins_of(env: ContinuousWarehouse, s: jnp.ndarray) -> jnp.ndarray:
     """Histogram bin of each position (np.histogram over linspace(low, high, n_bins + 1)), int, same shape."""
-    w = (env.high - env.low) / env.n_bins
-    return jnp.clip(jnp.floor((s - env.low) / w).astype(jnp.int32), 0, env.n_bins - 1)
+    return bin_of(jnp, env, s)
 
 
 def histogram(env: ContinuousWarehouse, s_l: jnp.ndarray, k: int, key: jax.Array) -> jnp.ndarray:

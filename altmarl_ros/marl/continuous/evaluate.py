@@ -64,9 +64,9 @@ def greedy_robots(env: wh.ContinuousWarehouse, pi_l: MLP,
     network; grid > 0: its greedy actions tabulated on a grid x grid lattice of (s_g, s_l) (nearest
     point, `nets.robot_table`), computed here once, so that each step costs a gather, not n passes."""
     if grid <= 0:
-        return lambda s_g, s_l: greedy(pi_l, features_l(s_g, s_l))
-    table = robot_table(pi_l, env.low, env.high, grid)
-    return lambda s_g, s_l: table_lookup(table, env.low, env.high, s_g, s_l)
+        return lambda s_g, s_l: greedy(pi_l, features_l(env, s_g, s_l))
+    table = robot_table(pi_l, env, grid)
+    return lambda s_g, s_l: table_lookup(table, env, s_g, s_l)
 
 
 @partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts", "grid"))
@@ -79,7 +79,7 @@ def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollout
 
     def act(state: wh.EnvState, key_t: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
         k_h, k_s = jax.random.split(key_t)
-        a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
+        a_g = greedy(pi_g, features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h)))
         return a_g, robots(state.s_g[:, None], state.s_l), k_s
 
     return _rollouts(env, horizon, n_rollouts, key, act)

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
+from altmarl_ros.marl.continuous import compile_cache
 from altmarl_ros.marl.continuous.alternate import Trained, train
 from altmarl_ros.marl.continuous.evaluate import ProtocolResult, evaluate_pair
 from altmarl_ros.marl.continuous.gaps import nash_gaps
@@ -87,9 +89,12 @@ ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallel
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def _one_thread() -> None:
-    """Worker initializer: one XLA / BLAS thread (read when the worker's first JAX computation starts)."""
+def _one_thread(cache: bool) -> None:
+    """Worker initializer: one XLA / BLAS thread (read when the worker's first JAX computation starts); the
+    persistent compilation cache when the parent uses it."""
     os.environ.update(ONE_THREAD)
+    if cache:
+        compile_cache.enable()
 
 
 def _reference(cfg: ContinuousConfig, seed: int) -> ProtocolResult:
@@ -117,7 +122,8 @@ def sweep_cells(cfg: ContinuousConfig, ks: list[int], seeds: list[int], *, with_
                     on_cell(k, seed, cell)
         return rows
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+    cache = jax.config.jax_compilation_cache_dir is not None
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread, initargs=(cache,)) as pool:
         refs = dict(zip(seeds, pool.map(_reference, [cfg] * len(seeds), seeds), strict=True)) if with_reference \
             else dict.fromkeys(seeds)
         futures = {pool.submit(_cell, cfg, k, seed, refs[seed], gap[seed]): (k, seed) for k, seed in tasks}

@@ -48,10 +48,10 @@ def tagged_returns(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts
         state, ret = carry
         t, key_t = t_key
         k_h, k_s = jax.random.split(key_t)
-        a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
+        a_g = greedy(pi_g, features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h)))
         own = jnp.take_along_axis(state.s_l, tag, axis=1)
-        a_l = greedy(pi_l, features_l(state.s_g[:, None], state.s_l))
-        a_l = a_l.at[rows, tag].set(greedy(pi_dev, features_l(state.s_g[:, None], own)))
+        a_l = greedy(pi_l, features_l(env, state.s_g[:, None], state.s_l))
+        a_l = a_l.at[rows, tag].set(greedy(pi_dev, features_l(env, state.s_g[:, None], own)))
         out = wh.step(env, state, a_g, a_l, k_s)
         return (out.state, ret + env.gamma**t * jnp.take_along_axis(out.r_l, tag, axis=1)[:, 0]), None
 

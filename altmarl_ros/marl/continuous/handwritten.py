@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous.nets import N_FEATURES_L, ActorCritic, init_actor_critic
-from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse, n_features_g
 
 GAIN = 200.0  # tanh slope of the decision units
 
@@ -30,13 +30,15 @@ def handwritten_pair(env: ContinuousWarehouse, key: jax.Array, width: int = 8,
         raise InputError("handwritten_pair needs width >= n_bins and offsets (stay, +d, -d)")
     k_g, k_l = jax.random.split(key)
     nb = env.n_bins
-    # dispatcher: features (s_g, hist_0..hist_{nb-1}); unit j = tanh(hist_j), then tanh(2 h_j), logits 10 u_j
-    w0 = jnp.zeros((1 + nb, width)).at[1 + jnp.arange(nb), jnp.arange(nb)].set(1.0)
+    # dispatcher: features (s_g, hist_0..hist_{nb-1}, s_g's bin one-hot (unused)); unit j = tanh(hist_j), then
+    # tanh(2 h_j), logits 10 u_j
+    w0 = jnp.zeros((n_features_g(env), width)).at[1 + jnp.arange(nb), jnp.arange(nb)].set(1.0)
     w1 = jnp.zeros((width, width)).at[jnp.arange(nb), jnp.arange(nb)].set(2.0)
     w2 = jnp.zeros((width, env.n_ga)).at[jnp.arange(nb), jnp.arange(nb)].set(10.0 * GAIN)
-    ac_g = init_actor_critic(k_g, 1 + nb, env.n_ga, (width, width))
+    ac_g = init_actor_critic(k_g, n_features_g(env), env.n_ga, (width, width))
     pi_g = (_layer(w0, jnp.zeros(width)), _layer(w1, jnp.zeros(width)), _layer(w2, jnp.zeros(env.n_ga)))
-    # robots: features (s_g, s_l, d = s_g - s_l); u0 = tanh(G (d - th)) > 0 iff d > th, u1 iff d < -th;
+    # robots: features (s_g, s_l, d = s_g - s_l, tau(s_g) - s_l (unused)); u0 = tanh(G (d - th)) > 0 iff d > th,
+    # u1 iff d < -th;
     # logits: stay 0, right c u0', left c u1' (u' = tanh(3 u) keeps the sign)
     v0 = jnp.zeros((N_FEATURES_L, width)).at[2, 0].set(GAIN).at[2, 1].set(-GAIN)
     c0 = jnp.zeros(width).at[0].set(-GAIN * threshold).at[1].set(-GAIN * threshold)

@@ -66,7 +66,7 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robo
     def body(state: wh.EnvState, tk: tuple[jnp.ndarray, jax.Array]):
         t, key_t = tk
         k_h, k_a, k_s = jax.random.split(key_t, 3)
-        x = features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h))
+        x = features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h))
         a_g, logp = _sample(k_a, mlp(ac_g.pi, x))
         v = mlp(ac_g.v, with_time(x, t / cfg.horizon))[:, 0]
         out = wh.step(env, state, a_g, robots(state.s_g[:, None], state.s_l), k_s)
@@ -95,9 +95,9 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robot
     def body(state: wh.EnvState, tk: tuple[jnp.ndarray, jax.Array]):
         t, key_t = tk
         k_h, k_a, k_s = jax.random.split(key_t, 3)
-        a_g = greedy(pi_g, features_g(state.s_g, wh.histogram(env, state.s_l, k, k_h)))
+        a_g = greedy(pi_g, features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h)))
         a_g = jnp.where(committed, fixed_target, a_g)
-        x = features_l(state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
+        x = features_l(env, state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
         a_rep, logp = _sample(k_a, mlp(ac_l.pi, x))
         v = mlp(ac_l.v, with_time(x, t / cfg.horizon))[..., 0]
         a_l = robots(state.s_g[:, None], state.s_l).at[rows, idx].set(a_rep)

@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from altmarl_ros.errors import InputError
-from altmarl_ros.marl.continuous.deploy import N_FEATURES_L as N_FEATURES_L  # one definition, jax-free
+from altmarl_ros.marl.continuous import warehouse as wh
+from altmarl_ros.marl.continuous.warehouse import N_FEATURES_L as N_FEATURES_L  # one definition, jax-free
+from altmarl_ros.marl.continuous.warehouse import ContinuousWarehouse
 
 MLP = tuple[dict[str, jnp.ndarray], ...]
 
@@ -53,16 +55,14 @@ def init_actor_critic(key: jax.Array, n_in: int, n_actions: int, hidden: tuple[i
     return ActorCritic(init_mlp(k_pi, (n_in, *hidden, n_actions), 0.01), init_mlp(k_v, (n_in + 1, *hidden, 1), 1.0))
 
 
-def features_g(s_g: jnp.ndarray, hist: jnp.ndarray) -> jnp.ndarray:
-    """s_g (...,), hist (..., n_bins) -> (..., 1 + n_bins)."""
-    return jnp.concatenate([s_g[..., None], hist], axis=-1)
+def features_g(env: ContinuousWarehouse, s_g: jnp.ndarray, hist: jnp.ndarray) -> jnp.ndarray:
+    """s_g (...,), hist (..., n_bins) -> (..., 1 + 2 n_bins) (`warehouse.features_g`)."""
+    return wh.features_g(jnp, env, s_g, hist)
 
 
-def features_l(s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
-    """s_g broadcastable to s_l (...,) -> (..., 3): (s_g, s_l, s_g - s_l), a fixed function of the
-    policy's inputs (s_g, s_l) that makes "move towards s_g" linear in the features."""
-    s_g, s_l = jnp.broadcast_arrays(s_g, s_l)
-    return jnp.stack([s_g, s_l, s_g - s_l], axis=-1)
+def features_l(env: ContinuousWarehouse, s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
+    """s_g broadcastable to s_l (...,) -> (..., 4) (`warehouse.features_l`)."""
+    return wh.features_l(jnp, env, s_g, s_l)
 
 
 def with_time(x: jnp.ndarray, t: jnp.ndarray | float) -> jnp.ndarray:
@@ -98,18 +98,17 @@ def unflatten(prefix: str, like: Any, arrays: dict[str, np.ndarray]) -> Any:
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)
 
 
-def robot_table(pi_l: MLP, env_low: float, env_high: float, grid: int) -> jnp.ndarray:
+def robot_table(pi_l: MLP, env: ContinuousWarehouse, grid: int) -> jnp.ndarray:
     """Greedy pi_l on a grid of (s_g, s_l): (grid, grid) int, entry [i, j] at (low + i h, low + j h)."""
-    x = jnp.linspace(env_low, env_high, grid, dtype=jnp.float32)
-    return greedy(pi_l, features_l(x[:, None], x[None, :])).astype(jnp.int32)
+    x = jnp.linspace(env.low, env.high, grid, dtype=jnp.float32)
+    return greedy(pi_l, features_l(env, x[:, None], x[None, :])).astype(jnp.int32)
 
 
-def table_lookup(table: jnp.ndarray, env_low: float, env_high: float, s_g: jnp.ndarray,
-                 s_l: jnp.ndarray) -> jnp.ndarray:
+def table_lookup(table: jnp.ndarray, env: ContinuousWarehouse, s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
     """Nearest grid point's greedy action, s_g broadcastable to s_l."""
     grid = table.shape[0]
-    scale = (grid - 1) / (env_high - env_low)
-    i = jnp.clip(jnp.round((s_g - env_low) * scale).astype(jnp.int32), 0, grid - 1)
-    j = jnp.clip(jnp.round((s_l - env_low) * scale).astype(jnp.int32), 0, grid - 1)
+    scale = (grid - 1) / (env.high - env.low)
+    i = jnp.clip(jnp.round((s_g - env.low) * scale).astype(jnp.int32), 0, grid - 1)
+    j = jnp.clip(jnp.round((s_l - env.low) * scale).astype(jnp.int32), 0, grid - 1)
     i, j = jnp.broadcast_arrays(i, j)
     return table[i, j]

@@ -1,11 +1,20 @@
-"""The continuous warehouse's constants (PAPER.md 4.3), without JAX: shared by the JAX environment
-(`continuous.env`, training and evaluation) and the NumPy deployment (`continuous.deploy`, the ROS nodes), so
-that a node that runs trained policies never imports JAX. The dynamics are documented in `continuous.env`.
+"""The continuous warehouse's constants (PAPER.md 4.3) and the policies' input features, without JAX: shared
+by the JAX environment (`continuous.env`, training and evaluation) and the NumPy deployment
+(`continuous.deploy`, the ROS nodes), so that a node that runs trained policies never imports JAX. The
+dynamics are documented in `continuous.env`.
+
+The feature maps take the array module `xp` (numpy or jax.numpy), so that training and deployment compute
+the networks' inputs by one definition. Each feature is a fixed function of the policy's observation
+((s_g, k-histogram) for pi_g, (s_g, s_l) for pi_l) and the environment's constants, so the policy class
+(memoryless policies of those observations) is the same as with the raw inputs; the derived features only
+make two useful rules easy to represent (bench/README 13.2): "keep the target nearest s_g unless the
+sample says otherwise" (the one-hot of s_g's bin) and "move towards the target nearest s_g" (its offset).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,3 +82,35 @@ class ContinuousWarehouse:
     def discount_sum(self, horizon: int) -> float:
         """sum_{t < horizon} gamma^t."""
         return (1 - self.gamma**horizon) / (1 - self.gamma)
+
+
+# --- the policies' input features (numpy or jax.numpy as `xp`) -----------------------------------
+
+N_FEATURES_L = 4  # features_l's width
+
+
+def n_features_g(env: ContinuousWarehouse) -> int:
+    """features_g's width: 1 + 2 n_bins."""
+    return 1 + 2 * env.n_bins
+
+
+def bin_of(xp: Any, env: ContinuousWarehouse, s: Any) -> Any:
+    """Histogram bin of each position (np.histogram's bins over [low, high], the last closed), int32; for s_g it
+    is also the index of the nearest target (the targets are the bin centres)."""
+    w = (env.high - env.low) / env.n_bins
+    return xp.clip(xp.floor((s - env.low) / w), 0, env.n_bins - 1).astype(xp.int32)
+
+
+def features_g(xp: Any, env: ContinuousWarehouse, s_g: Any, hist: Any) -> Any:
+    """s_g (...,), hist (..., n_bins) -> (..., 1 + 2 n_bins) float32: (s_g, hist, one-hot of s_g's bin)."""
+    s_g = xp.asarray(s_g, dtype=xp.float32)
+    near = xp.eye(env.n_bins, dtype=xp.float32)[bin_of(xp, env, s_g)]
+    return xp.concatenate([s_g[..., None], xp.asarray(hist, dtype=xp.float32), near], axis=-1)
+
+
+def features_l(xp: Any, env: ContinuousWarehouse, s_g: Any, s_l: Any) -> Any:
+    """s_g broadcastable to s_l (...,) -> (..., 4) float32: (s_g, s_l, s_g - s_l, tau(s_g) - s_l), tau(s_g) the
+    target nearest s_g."""
+    s_g, s_l = xp.broadcast_arrays(xp.asarray(s_g, dtype=xp.float32), xp.asarray(s_l, dtype=xp.float32))
+    near = xp.asarray(env.targets)[bin_of(xp, env, s_g)]
+    return xp.stack([s_g, s_l, s_g - s_l, near - s_l], axis=-1)
