@@ -5,6 +5,8 @@
     python bench/continuous.py sweep --ks 1 20 75 --seeds 0 1 2 [--gaps] [--full-information] --out CSV
         train every (k, seed), evaluate on the protocol (every seed reported, none selected), tidy rows
         (k, seed, metric, value, stderr); a summary per k (mean of the seeds +- stderr over seeds)
+    python bench/continuous.py summary CSV
+        the markdown rows of bench/README.md 13 from a sweep's CSV (`altmarl sweep` or the command above)
     python bench/continuous.py speed --k 75 --repeats 3 --ref-python /work/venv-ref/bin/python \\
             --ref-dir /work/ref-altmarl/scripts/function_approximation
         one training at k by this package and by the authors' code (their defaults: TRPO locals, 10 outer
@@ -129,6 +131,37 @@ def sweep(args: argparse.Namespace) -> None:
         print(f"k = {k}: mean of {len(args.seeds)} seeds (stderr over seeds): " + ", ".join(parts))
 
 
+def summary(args: argparse.Namespace) -> None:
+    """Markdown rows of a sweep CSV: per k, each seed's reward +- stderr, the mean of the seeds +- stderr over
+    seeds, the ratio to full information (mean +- stderr over seeds), training seconds per seed."""
+    import csv
+    from collections import defaultdict
+
+    import numpy as np
+
+    cells: dict[tuple[int, int], dict[str, tuple[float, float]]] = defaultdict(dict)
+    with open(args.csv, newline="") as f:
+        for r in csv.DictReader(f):
+            cells[int(r["k"]), int(r["seed"])][r["metric"]] = (float(r["value"]), float(r["stderr"] or "nan"))
+    seeds = sorted({s for _, s in cells})
+
+    def mean_se(x: list[float]) -> str:
+        return f"{np.mean(x):.{args.digits}f} +- {np.std(x, ddof=1) / np.sqrt(len(x)):.{args.digits}f}"
+
+    for k in sorted({k for k, _ in cells}):
+        got = [cells[k, s] for s in seeds]
+        rewards = [g["reward"][0] for g in got]
+        ratio = [g["ratio_full_information"][0] for g in got if "ratio_full_information" in g]
+        ratio_text = f"{np.mean(ratio):.3f} +- {np.std(ratio, ddof=1) / np.sqrt(len(ratio)):.3f}" if ratio else "-"
+        print(f"| {k} | " + " | ".join(f"{g['reward'][0]:.1f} +- {g['reward'][1]:.1f}" for g in got) +
+              f" | {mean_se(rewards)} | {ratio_text} | " +
+              " / ".join(f"{g['train_seconds'][0]:.0f}" for g in got) + " |")
+    ref = [cells[min(k for k, _ in cells), s].get("reward_full_information") for s in seeds]
+    if all(ref):
+        print("| full information | " + " | ".join(f"{v[0]:.1f} +- {v[1]:.1f}" for v in ref) +
+              f" | {mean_se([v[0] for v in ref])} | 1 | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -143,6 +176,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="processes of one XLA thread each")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=sweep)
+    p = sub.add_parser("summary")
+    p.add_argument("csv")
+    p.add_argument("--digits", type=int, default=1)
+    p.set_defaults(fn=summary)
     p = sub.add_parser("speed")
     p.add_argument("--config", default=str(ROOT / "config" / "train_continuous.yaml"))
     p.add_argument("--k", type=int, default=75)
