@@ -162,6 +162,7 @@ def test_bad_artifacts_are_refused_naming_the_problem(saved, tmp_path):
         (variant(edit_arrays=lambda a: a.update({"g/pi/0/w": np.zeros((6, 3))})), r"'g/pi/0/w' has shape \(6, 3\)"),
         (variant(edit_header=lambda h: h.update(hidden_l=[64, 64])), "has shape"),
         (variant(edit_header=lambda h: h.update(version=99)), "version 99"),
+        (variant(edit_header=lambda h: h.update(version=1)), "version 1 .*other input features: retrain"),
         (variant(edit_header=lambda h: h.update(k=0)), "k = 0 outside"),
         (variant(edit_header=lambda h: h.update(npz_sha256="0" * 64)), "torn pair"),
         (variant(edit_header=lambda h: h["env"].update(steer=2.0)), "env.steer"),

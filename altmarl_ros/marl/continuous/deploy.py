@@ -103,7 +103,8 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactFile:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise fail(f"not a {FORMAT} file")
     if header.get("version") not in READS:
-        raise fail(f"version {header.get('version')!r} is not readable (reads {READS})")
+        why = " (version 1 networks read other input features: retrain them)" if header.get("version") == 1 else ""
+        raise fail(f"version {header.get('version')!r} is not readable (reads {READS}){why}")
     if hashlib.sha256(npz_bytes).hexdigest() != header.get("npz_sha256"):
         raise fail(f"torn pair: {npz_path.name} does not match the hash recorded in the .json")
     try:

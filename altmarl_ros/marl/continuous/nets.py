@@ -2,8 +2,9 @@
 
 An MLP is a tuple of layers, each a dict {"w": (in, out), "b": (out,)}; hidden layers use tanh. The
 dispatcher's policy pi_g maps (s_g, histogram of k robots) -> logits over the 5 targets; the robots'
-shared policy pi_l maps (s_g, s_l), fed as (s_g, s_l, s_g - s_l), -> logits over (stay, +, -) (the
-authors' inputs for pi_l; their pi_g reads the histogram only, ours also reads s_g). Critics read the
+shared policy pi_l maps (s_g, s_l) -> logits over (stay, +, -). Both are fed fixed features of those
+inputs (`warehouse.features_g` / `features_l`: the authors' inputs plus s_g's bin as a one-hot for pi_g and
+the offset to the target nearest s_g for pi_l; their pi_g reads the histogram only). Critics read the
 same features plus the time t / H, because the objective has a finite horizon H. Deployed policies
 act greedily (argmax), as in the authors' evaluation.
 """
