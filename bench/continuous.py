@@ -4,7 +4,7 @@
         the uniformly random players on the authors' protocol (10 seeds x 30 rollouts, horizon 50)
     python bench/continuous.py sweep --ks 1 20 75 --seeds 0 1 2 [--gaps] [--full-information] --out CSV
         train every (k, seed), evaluate on the protocol (every seed reported, none selected), tidy rows
-        (k, seed, metric, value, stderr); a summary per k (mean of the seeds +- stderr over seeds)
+        (k, seed, metric, value, stderr), then the summary below of what it wrote
     python bench/continuous.py summary CSV
         the markdown rows of bench/README.md 13 from a sweep's CSV (`altmarl sweep` or the command above)
     python bench/continuous.py speed --k 75 --repeats 3 --ref-python /work/venv-ref/bin/python \\
@@ -101,12 +101,12 @@ def random_value(args: argparse.Namespace) -> None:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    import numpy as np
-
+    from altmarl_ros.marl.continuous import compile_cache
     from altmarl_ros.marl.continuous.experiments import sweep_cells
     from altmarl_ros.marl.continuous.settings import load_config
     from altmarl_ros.marl.experiments import SweepRow, write_rows
     cfg = load_config(args.config)
+    compile_cache.enable()  # as `altmarl sweep`
     rows: list = []
     t_sweep = time.perf_counter()
 
@@ -121,14 +121,7 @@ def sweep(args: argparse.Namespace) -> None:
     sweep_cells(cfg, args.ks, args.seeds, with_reference=args.full_information, gap_seeds=len(args.seeds) if
                 args.gaps else 0, workers=args.workers, on_cell=on_cell)
     print(f"sweep wall time {time.perf_counter() - t_sweep:.0f} s on {args.workers} worker(s) ({_load()})")
-    for k in args.ks:
-        parts = []
-        for metric in ("reward", "ratio_full_information"):
-            vals = np.array([r.value for r in rows if r.k == k and r.metric == metric])
-            if vals.size:
-                se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else float("nan")
-                parts.append(f"{metric} {vals.mean():.3f} +- {se:.3f}")
-        print(f"k = {k}: mean of {len(args.seeds)} seeds (stderr over seeds): " + ", ".join(parts))
+    summary(argparse.Namespace(csv=args.out, digits=3))
 
 
 def summary(args: argparse.Namespace) -> None:
@@ -145,14 +138,15 @@ def summary(args: argparse.Namespace) -> None:
             cells[int(r["k"]), int(r["seed"])][r["metric"]] = (float(r["value"]), float(r["stderr"] or "nan"))
     seeds = sorted({s for _, s in cells})
 
-    def mean_se(x: list[float]) -> str:
-        return f"{np.mean(x):.{args.digits}f} +- {np.std(x, ddof=1) / np.sqrt(len(x)):.{args.digits}f}"
+    def mean_se(x: list[float], digits: int = args.digits) -> str:
+        se = np.std(x, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+        return f"{np.mean(x):.{digits}f} +- {se:.{digits}f}"
 
     for k in sorted({k for k, _ in cells}):
         got = [cells[k, s] for s in seeds]
         rewards = [g["reward"][0] for g in got]
         ratio = [g["ratio_full_information"][0] for g in got if "ratio_full_information" in g]
-        ratio_text = f"{np.mean(ratio):.3f} +- {np.std(ratio, ddof=1) / np.sqrt(len(ratio)):.3f}" if ratio else "-"
+        ratio_text = mean_se(ratio, 3) if ratio else "-"
         print(f"| {k} | " + " | ".join(f"{g['reward'][0]:.1f} +- {g['reward'][1]:.1f}" for g in got) +
               f" | {mean_se(rewards)} | {ratio_text} | " +
               " / ".join(f"{g['train_seconds'][0]:.0f}" for g in got) + " |")
