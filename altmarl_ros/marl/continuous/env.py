@@ -87,14 +87,56 @@ def bins_of(env: ContinuousWarehouse, s: jnp.ndarray) -> jnp.ndarray:
     return bin_of(jnp, env, s)
 
 
+def _cumsum(x: jnp.ndarray) -> jnp.ndarray:
+    """Cumulative sum over the last axis (length L) as a product with a triangular matrix: O(L^2) per row, but
+    on XLA's CPU backend 2-3x faster than jnp.cumsum for the L <= n / 2 + 1 of `hypergeometric`."""
+    return x @ jnp.triu(jnp.ones((x.shape[-1], x.shape[-1]), x.dtype))
+
+
+def hypergeometric(key: jax.Array, total: jnp.ndarray, good: jnp.ndarray, draws: jnp.ndarray,
+                   support: int) -> jnp.ndarray:
+    """Number of marked items among `draws` drawn without replacement from `total` items of which `good` are
+    marked (int arrays of one shape), by inverse transform on the exact pmf over the at most `support` + 1
+    values x_min ... x_min + support, x_min = max(0, draws - (total - good)); `support` (static) must be >=
+    min(good, draws) - x_min. The pmf comes from its ratio p(x + 1) / p(x) = (good - x)(draws - x) /
+    ((x + 1)(total - good - draws + x + 1)), accumulated in logs (no factorials: float32 stays exact to ~1e-5; log 0 is -1e9, not -inf, which the
+    triangular product of `_cumsum` would turn into 0 * inf = nan)."""
+    x_min = jnp.maximum(0, draws - (total - good))
+    x = (x_min[..., None] + jnp.arange(support, dtype=jnp.int32)).astype(jnp.float32)  # x -> x + 1 for each step
+    num = (good[..., None] - x) * (draws[..., None] - x)
+    den = (x + 1) * ((total - good - draws)[..., None] + x + 1)
+    log_ratio = jnp.where(num > 0, jnp.log(jnp.maximum(num, 1.0)) - jnp.log(jnp.maximum(den, 1.0)), -1e9)
+    log_w = jnp.concatenate([jnp.zeros_like(log_ratio[..., :1]), _cumsum(log_ratio)], axis=-1)
+    cdf = _cumsum(jnp.exp(log_w - log_w.max(axis=-1, keepdims=True)))
+    u = jax.random.uniform(key, total.shape) * cdf[..., -1]
+    x_max = jnp.minimum(good, draws)
+    return jnp.minimum(x_min + (cdf < u[..., None]).sum(axis=-1).astype(jnp.int32), x_max)
+
+
 def histogram(env: ContinuousWarehouse, s_l: jnp.ndarray, k: int, key: jax.Array) -> jnp.ndarray:
     """(B, n) -> (B, n_bins): normalised histogram of k robots drawn without replacement per system
-    (k >= n: the whole population)."""
-    bins = bins_of(env, s_l)
-    if k < env.n_agents:
-        _, idx = jax.lax.top_k(jax.random.uniform(key, s_l.shape), k)  # a uniform k-subset per row
-        bins = jnp.take_along_axis(bins, idx, axis=1)
-    return jax.nn.one_hot(bins, env.n_bins, dtype=jnp.float32).mean(axis=1)
+    (k >= n: the whole population). Only the sample's bin counts matter, and their law is the multivariate
+    hypergeometric given the population's counts, drawn bin by bin (`hypergeometric`; for k > n / 2 the
+    n - k robots left out are drawn instead): the same law as the counts of a uniform k-subset of the robots,
+    at a cost independent of n after the population's counts (a top-k over n uniforms per row cost 4x more at
+    n = 500, k = 75, bench/README 13.3)."""
+    n = env.n_agents
+    counts = jax.nn.one_hot(bins_of(env, s_l), env.n_bins, dtype=jnp.int32).sum(axis=1)
+    if k >= n:
+        return counts.astype(jnp.float32) / n
+    m = min(k, n - k)  # draw the smaller of the sample and its complement
+    left = jnp.full(counts.shape[:1], n, jnp.int32)
+    draws = jnp.full(counts.shape[:1], m, jnp.int32)
+    keys = jax.random.split(key, env.n_bins - 1)
+    drawn = []
+    for j in range(env.n_bins - 1):
+        x = hypergeometric(keys[j], left, counts[:, j], draws, m)
+        drawn.append(x)
+        left, draws = left - counts[:, j], draws - x
+    drawn.append(draws)  # the last bin takes what is left of the draws
+    sample = jnp.stack(drawn, axis=1)
+    sample = sample if m == k else counts - sample
+    return sample.astype(jnp.float32) / k
 
 
 def value_scale(env: ContinuousWarehouse) -> float:
