@@ -61,15 +61,15 @@ def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[Pair], key: jax.Ar
 
 def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float) -> MLP:
     """`nets.init_mlp`'s scheme (orthogonal weights, gain sqrt(2) inside and `out_scale` on the last layer,
-    zero biases) drawn with NumPy on the host: the device version compiles one program per weight shape,
-    ~4 s of a single-threaded run's compilation."""
+    zero biases) drawn with NumPy on the host, in float32 there: the device version compiles one program per
+    weight shape (~4 s of a single-threaded run's compilation), and so would a float64 -> float32 conversion."""
     layers = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         gain = out_scale if i == len(sizes) - 2 else float(np.sqrt(2.0))
         q, r = np.linalg.qr(rng.standard_normal((max(n_in, n_out), min(n_in, n_out))))
         q = q * np.sign(np.diag(r))
         w = q if n_in >= n_out else q.T
-        layers.append({"w": jnp.asarray(gain * w, jnp.float32), "b": jnp.zeros((n_out,), jnp.float32)})
+        layers.append({"w": jnp.asarray((gain * w).astype(np.float32)), "b": jnp.asarray(np.zeros(n_out, np.float32))})
     return tuple(layers)
 
 

@@ -99,8 +99,8 @@ def hypergeometric(key: jax.Array, total: jnp.ndarray, good: jnp.ndarray, draws:
     marked (int arrays of one shape), by inverse transform on the exact pmf over the at most `support` + 1
     values x_min ... x_min + support, x_min = max(0, draws - (total - good)); `support` (static) must be >=
     min(good, draws) - x_min. The pmf comes from its ratio p(x + 1) / p(x) = (good - x)(draws - x) /
-    ((x + 1)(total - good - draws + x + 1)), accumulated in logs (no factorials: float32 stays exact to ~1e-5; log 0 is -1e9, not -inf, which the
-    triangular product of `_cumsum` would turn into 0 * inf = nan)."""
+    ((x + 1)(total - good - draws + x + 1)), accumulated in logs (no factorials: float32 stays exact to ~1e-5;
+    log 0 is -1e9, not -inf, which the triangular product of `_cumsum` would turn into 0 * inf = nan)."""
     x_min = jnp.maximum(0, draws - (total - good))
     x = (x_min[..., None] + jnp.arange(support, dtype=jnp.int32)).astype(jnp.float32)  # x -> x + 1 for each step
     num = (good[..., None] - x) * (draws[..., None] - x)

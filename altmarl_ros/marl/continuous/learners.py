@@ -45,13 +45,14 @@ def _sample(key: jax.Array, logits: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
     return a, jnp.take_along_axis(jax.nn.log_softmax(logits), a[..., None], axis=-1)[..., 0]
 
 
-def _to_batch(x: jnp.ndarray, a: jnp.ndarray, logp: jnp.ndarray, v: jnp.ndarray, r: jnp.ndarray,
+def _to_batch(critic: MLP, x: jnp.ndarray, a: jnp.ndarray, logp: jnp.ndarray, r: jnp.ndarray,
               gamma: float, lam: float) -> ppo.Batch:
-    """(T, ...) trajectories -> a flat PPO batch; critic features get t / T."""
+    """(T, ...) trajectories -> a flat PPO batch; the critic reads the features and t / T, evaluated here on
+    the whole trajectory at once (one product per layer instead of one per step)."""
     horizon = x.shape[0]
     t = (jnp.arange(horizon, dtype=jnp.float32) / horizon).reshape((horizon,) + (1,) * (x.ndim - 2))
-    adv, ret = ppo.gae(r, v, gamma, lam)
     x_v = with_time(x, jnp.broadcast_to(t, x.shape[:-1]))
+    adv, ret = ppo.gae(r, mlp(critic, x_v)[..., 0], gamma, lam)
     flat = lambda z: z.reshape((-1, *z.shape[x.ndim - 1:]))  # noqa: E731
     return ppo.Batch(flat(x), flat(x_v), flat(a), flat(logp), flat(adv), flat(ret))
 
@@ -63,20 +64,17 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robo
     k_reset, k_run = jax.random.split(key)
     scale = 1.0 / env.reward_range
 
-    def body(state: wh.EnvState, tk: tuple[jnp.ndarray, jax.Array]):
-        t, key_t = tk
+    def body(state: wh.EnvState, key_t: jax.Array):
         k_h, k_a, k_s = jax.random.split(key_t, 3)
         x = features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h))
         a_g, logp = _sample(k_a, mlp(ac_g.pi, x))
-        v = mlp(ac_g.v, with_time(x, t / cfg.horizon))[:, 0]
         out = wh.step(env, state, a_g, robots(state.s_g[:, None], state.s_l), k_s)
-        return out.state, (x, a_g, logp, v, out.reward)
+        return out.state, (x, a_g, logp, out.reward)
 
-    ts = jnp.arange(cfg.horizon, dtype=jnp.float32)
     state0 = wh.reset(env, k_reset, cfg.envs)
-    _, (x, a, logp, v, r) = jax.lax.scan(body, state0, (ts, jax.random.split(k_run, cfg.horizon)))
+    _, (x, a, logp, r) = jax.lax.scan(body, state0, jax.random.split(k_run, cfg.horizon))
     disc = env.gamma ** jnp.arange(cfg.horizon, dtype=jnp.float32)
-    return _to_batch(x, a, logp, v, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None] * r).sum(0)
+    return _to_batch(ac_g.v, x, a, logp, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None] * r).sum(0)
 
 
 def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots, pi_g: MLP,
@@ -92,22 +90,19 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robot
     rows = jnp.arange(cfg.envs)[:, None]
     scale = 1.0 / env.reward_range
 
-    def body(state: wh.EnvState, tk: tuple[jnp.ndarray, jax.Array]):
-        t, key_t = tk
+    def body(state: wh.EnvState, key_t: jax.Array):
         k_h, k_a, k_s = jax.random.split(key_t, 3)
         a_g = greedy(pi_g, features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h)))
         a_g = jnp.where(committed, fixed_target, a_g)
         x = features_l(env, state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
         a_rep, logp = _sample(k_a, mlp(ac_l.pi, x))
-        v = mlp(ac_l.v, with_time(x, t / cfg.horizon))[..., 0]
         a_l = robots(state.s_g[:, None], state.s_l).at[rows, idx].set(a_rep)
         out = wh.step(env, state, a_g, a_l, k_s)
-        return out.state, (x, a_rep, logp, v, jnp.take_along_axis(out.r_l, idx, axis=1))
+        return out.state, (x, a_rep, logp, jnp.take_along_axis(out.r_l, idx, axis=1))
 
-    ts = jnp.arange(cfg.horizon, dtype=jnp.float32)
-    _, (x, a, logp, v, r) = jax.lax.scan(body, state0, (ts, jax.random.split(k_run, cfg.horizon)))
+    _, (x, a, logp, r) = jax.lax.scan(body, state0, jax.random.split(k_run, cfg.horizon))
     disc = env.gamma ** jnp.arange(cfg.horizon, dtype=jnp.float32)
-    return _to_batch(x, a, logp, v, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None, None] * r).sum(0)
+    return _to_batch(ac_l.v, x, a, logp, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None, None] * r).sum(0)
 
 
 class StepStats(NamedTuple):
