@@ -10,8 +10,9 @@ eta = c R / ((1 - gamma) sqrt(k)). A round with no acceptance is a fixed point a
 rejected proposal is retrained next round from the incumbent with fresh keys (not the authors' stall, B7).
 In-loop evaluation keys derive from the training seed, never from the evaluation protocol's keys.
 In the in-loop evaluations the robots act by their greedy pi_l tabulated on the training grid (`grid`,
-as in the best-response steps): a gather per step instead of n network passes; the protocol's
-evaluation uses the exact networks.
+as in the best-response steps; `evaluate.robots_of`): a gather per step instead of n network passes. The loop
+holds one table per robot policy (the incumbent's, a proposal's), computed once and passed to every step and
+comparison it plays in. The protocol's evaluation uses the exact networks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
-from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, train_key
+from altmarl_ros.marl.continuous.evaluate import Robots, greedy_rollouts, robots_of, train_key
 from altmarl_ros.marl.continuous.nets import MLP, N_FEATURES_L, ActorCritic
 from altmarl_ros.marl.continuous.settings import ContinuousConfig
 from altmarl_ros.marl.continuous.warehouse import n_features_g
@@ -52,11 +53,11 @@ class LoopResult(NamedTuple):
         return self.stop_reason == "fixed_point"
 
 
-def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[Pair], key: jax.Array) -> np.ndarray:
-    """(len(pairs), cfg.loop_episodes) discounted returns, every pair on the same episodes (robots
-    tabulated on `cfg.grid`)."""
-    return np.stack([np.asarray(greedy_rollouts(cfg.env, k, cfg.horizon, cfg.loop_episodes, g.pi, l_.pi,
-                                                key, cfg.grid).returns) for g, l_ in pairs])
+def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[tuple[MLP, Robots]], key: jax.Array) -> np.ndarray:
+    """(len(pairs), cfg.loop_episodes) discounted returns of (pi_g, robots) pairs (`evaluate.robots_of`), every
+    pair on the same episodes."""
+    return np.stack([np.asarray(greedy_rollouts(cfg.env, k, cfg.horizon, cfg.loop_episodes, pi_g, robots,
+                                                key).returns) for pi_g, robots in pairs])
 
 
 def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float) -> MLP:
@@ -95,7 +96,8 @@ def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "ra
     ac_g = host_actor_critic(k_g, n_features_g(env), env.n_ga, cfg.hidden_g)
     ac_l = host_actor_critic(k_l, N_FEATURES_L, env.n_al, cfg.hidden_l)
     if start == "l_first":
-        ac_l, _ = br.learn_local(env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_pre, committed=True)
+        ac_l, _ = br.learn_local(env, k, cfg.l_step, ac_g.pi, ac_l, robots_of(env, ac_l.pi, cfg.grid), k_pre,
+                                 committed=True)
     return ac_g, ac_l
 
 
@@ -107,6 +109,7 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
     eta = rule.eta(k, wh.value_scale(cfg.env))
     z, threshold = rule.z, 2 * eta
     ac_g, ac_l = pair
+    robots = robots_of(cfg.env, ac_l.pi, cfg.grid)  # the incumbent robots, as every step and comparison reads them
     versions = [0, 0]
     counter = [0]
 
@@ -114,10 +117,10 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
         counter[0] += 1
         return jax.random.fold_in(key, 1_000_000 + counter[0])
 
-    value = Estimate.of(paired_returns(cfg, k, [(ac_g, ac_l)], fresh_key())[0])
+    value = Estimate.of(paired_returns(cfg, k, [(ac_g.pi, robots)], fresh_key())[0])
 
-    def compare(player: str, proposal: Pair) -> Comparison:
-        returns = paired_returns(cfg, k, [proposal, (ac_g, ac_l)], fresh_key())
+    def compare(player: str, proposal: tuple[MLP, Robots]) -> Comparison:
+        returns = paired_returns(cfg, k, [proposal, (ac_g.pi, robots)], fresh_key())
         diff = Estimate.of(returns[0] - returns[1])
         lcb, ucb = diff.mean - z * diff.stderr, diff.mean + z * diff.stderr
         index = 0 if player == "global" else 1
@@ -130,16 +133,17 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
         k_g, k_l = jax.random.split(jax.random.fold_in(key, rnd))
-        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, cfg.grid, ac_g, ac_l.pi, k_g)
-        cmp_g = compare("global", (cand_g, ac_l))
+        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, ac_g, robots, k_g)
+        cmp_g = compare("global", (cand_g.pi, robots))
         if cmp_g.accepted:
             ac_g, versions[0] = cand_g, versions[0] + 1
-        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, cfg.grid, ac_g.pi, ac_l, k_l)
-        cmp_l = compare("local", (ac_g, cand_l))
+        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_l)
+        cand_robots = robots_of(cfg.env, cand_l.pi, cfg.grid)
+        cmp_l = compare("local", (ac_g.pi, cand_robots))
         if cmp_l.accepted:
-            ac_l, versions[1] = cand_l, versions[1] + 1
+            ac_l, robots, versions[1] = cand_l, cand_robots, versions[1] + 1
         if cmp_g.accepted or cmp_l.accepted:
-            value = Estimate.of(paired_returns(cfg, k, [(ac_g, ac_l)], fresh_key())[0])
+            value = Estimate.of(paired_returns(cfg, k, [(ac_g.pi, robots)], fresh_key())[0])
         record = RoundRecord(rnd, (cmp_g, cmp_l), value, time.perf_counter() - t0)
         history.append(record)
         curves.append({"g_step_returns": list(stats_g.returns), "l_step_returns": list(stats_l.returns)})
@@ -190,7 +194,8 @@ def train(cfg: ContinuousConfig, k: int, seed: int,
     if len(loops) == 1:
         welfare = (loops[0].history[-1].value,)
     else:
-        rets = paired_returns(cfg, k, [(lp.ac_g, lp.ac_l) for lp in loops], jax.random.fold_in(base, 999_999))
+        pairs = [(lp.ac_g.pi, robots_of(cfg.env, lp.ac_l.pi, cfg.grid)) for lp in loops]
+        rets = paired_returns(cfg, k, pairs, jax.random.fold_in(base, 999_999))
         welfare = tuple(Estimate.of(r) for r in rets)
     pool = [i for i, lp in enumerate(loops) if lp.fixed_point] or list(range(len(loops)))
     chosen = max(pool, key=lambda i: welfare[i].mean)

@@ -58,29 +58,40 @@ def _rollouts(env: wh.ContinuousWarehouse, horizon: int, n_rollouts: int, key: j
     return Rollouts(ret, hits / horizon)
 
 
-def greedy_robots(env: wh.ContinuousWarehouse, pi_l: MLP,
-                  grid: int) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
-    """The greedy robots as a function (s_g (B, 1), s_l (B, n)) -> (B, n) actions. grid = 0: the exact
-    network; grid > 0: its greedy actions tabulated on a grid x grid lattice of (s_g, s_l) (nearest
-    point, `nets.robot_table`), computed here once, so that each step costs a gather, not n passes."""
-    if grid <= 0:
-        return lambda s_g, s_l: greedy(pi_l, features_l(env, s_g, s_l))
-    table = robot_table(pi_l, env, grid)
-    return lambda s_g, s_l: table_lookup(table, env, s_g, s_l)
+Robots = MLP | jnp.ndarray  # the greedy robots: their network (exact) or its (grid, grid) table (`robots_of`)
 
 
-@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts", "grid"))
-def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, pi_l: MLP,
-                    key: jax.Array, grid: int = 0) -> Rollouts:
-    """R = n_rollouts systems of n robots under greedy (pi_g, pi_l); pi_g sees s_g and k sampled robots.
-    Robots: `greedy_robots` (grid = 0, the exact network, on the protocol; grid > 0 in the in-loop
-    comparisons of training)."""
-    robots = greedy_robots(env, pi_l, grid)
+@partial(jax.jit, static_argnames=("env", "grid"))
+def _robot_table(pi_l: MLP, env: wh.ContinuousWarehouse, grid: int) -> jnp.ndarray:
+    return robot_table(pi_l, env, grid)
+
+
+def robots_of(env: wh.ContinuousWarehouse, pi_l: MLP, grid: int) -> Robots:
+    """The greedy robots as `robot_actions` reads them. grid = 0: the network itself (exact); grid > 0: its
+    greedy actions tabulated on a grid x grid lattice of (s_g, s_l) (nearest point, `nets.robot_table`, ~50 ms
+    at 401), computed once per policy, so that each step costs a gather, not n network passes, and the
+    training loop reuses one table in every step and comparison that the same pi_l plays in."""
+    return pi_l if grid <= 0 else _robot_table(pi_l, env, grid)
+
+
+def robot_actions(env: wh.ContinuousWarehouse, robots: Robots, s_g: jnp.ndarray, s_l: jnp.ndarray) -> jnp.ndarray:
+    """s_g (B, 1), s_l (B, n) -> (B, n) greedy actions of `robots` (`robots_of`)."""
+    if isinstance(robots, tuple):
+        return greedy(robots, features_l(env, s_g, s_l))
+    return table_lookup(robots, env, s_g, s_l)
+
+
+@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts"))
+def greedy_rollouts(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, robots: Robots,
+                    key: jax.Array) -> Rollouts:
+    """R = n_rollouts systems of n robots under greedy (pi_g, robots); pi_g sees s_g and k sampled robots.
+    Robots (`robots_of`): the exact network pi_l on the protocol, its table in the in-loop comparisons of
+    training."""
 
     def act(state: wh.EnvState, key_t: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
         k_h, k_s = jax.random.split(key_t)
         a_g = greedy(pi_g, features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h)))
-        return a_g, robots(state.s_g[:, None], state.s_l), k_s
+        return a_g, robot_actions(env, robots, state.s_g[:, None], state.s_l), k_s
 
     return _rollouts(env, horizon, n_rollouts, key, act)
 

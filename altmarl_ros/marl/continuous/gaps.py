@@ -26,7 +26,7 @@ import numpy as np
 
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
-from altmarl_ros.marl.continuous.evaluate import greedy_rollouts
+from altmarl_ros.marl.continuous.evaluate import greedy_rollouts, robots_of
 from altmarl_ros.marl.continuous.nets import MLP, ActorCritic, features_g, features_l, greedy
 from altmarl_ros.marl.continuous.settings import ContinuousConfig
 from altmarl_ros.marl.sim import Estimate
@@ -81,9 +81,10 @@ def nash_gaps(cfg: ContinuousConfig, k: int, ac_g: ActorCritic, ac_l: ActorCriti
     k_sg, k_sf, k_sl, k_ev = jax.random.split(base, 4)
     g_cfg = replace(cfg.g_step, iterations=cfg.nash_gap.iterations)
     l_cfg = replace(cfg.l_step, iterations=cfg.nash_gap.iterations)
-    dev_g, _ = br.learn_global(env, k, g_cfg, cfg.grid, ac_g, ac_l.pi, k_sg)
-    dev_full, _ = br.learn_global(env, env.n_agents, g_cfg, cfg.grid, ac_g, ac_l.pi, k_sf)
-    dev_l, _ = br.learn_local(env, k, l_cfg, cfg.grid, ac_g.pi, ac_l, k_sl)
+    robots = robots_of(env, ac_l.pi, cfg.grid)  # the searches simulate the robots as training does
+    dev_g, _ = br.learn_global(env, k, g_cfg, ac_g, robots, k_sg)
+    dev_full, _ = br.learn_global(env, env.n_agents, g_cfg, ac_g, robots, k_sf)
+    dev_l, _ = br.learn_local(env, k, l_cfg, ac_g.pi, ac_l, robots, k_sl)
     base_v = greedy_rollouts(env, k, h, m, ac_g.pi, ac_l.pi, k_ev).returns
     g_restricted = _diff(greedy_rollouts(env, k, h, m, dev_g.pi, ac_l.pi, k_ev).returns, base_v)
     g_full = _diff(greedy_rollouts(env, env.n_agents, h, m, dev_full.pi, ac_l.pi, k_ev).returns, base_v)

@@ -12,9 +12,9 @@ start: the population whose MDP the step solves); PPO on the representative agen
 representative agent is an unbiased sample of the representative-agent MDP, because a robot influences
 s_g only through its 1/n share of the dispatcher's k-sample.
 
-`grid` > 0: the frozen or non-learning robots act by the greedy pi_l tabulated on a grid x grid lattice of
-(s_g, s_l) (nearest point), computed once per step, so simulating 500 robots costs a gather, not 500
-network passes; grid = 0: the exact network. Each step (all its PPO iterations) is one jitted `lax.scan`.
+The frozen or non-learning robots come as `evaluate.Robots` (`robots_of`: with the training grid, the
+greedy pi_l tabulated once, so simulating 500 robots costs a gather, not 500 network passes; the loop passes
+the table it already holds). Each step (all its PPO iterations) is one jitted `lax.scan`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import ppo
-from altmarl_ros.marl.continuous.evaluate import greedy_robots
+from altmarl_ros.marl.continuous.evaluate import Robots, robot_actions
 from altmarl_ros.marl.continuous.nets import (
     MLP,
     ActorCritic,
@@ -57,10 +57,10 @@ def _to_batch(critic: MLP, x: jnp.ndarray, a: jnp.ndarray, logp: jnp.ndarray, r:
     return ppo.Batch(flat(x), flat(x_v), flat(a), flat(logp), flat(adv), flat(ret))
 
 
-def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots, ac_g: ActorCritic,
+def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots: Robots, ac_g: ActorCritic,
                    key: jax.Array) -> tuple[ppo.Batch, jnp.ndarray]:
     """`cfg.envs` systems x `cfg.horizon` steps of the stochastic pi_g against the greedy `robots`
-    (`evaluate.greedy_robots`) -> (batch, (envs,) discounted system returns). Traced inside `_global_step`."""
+    (`evaluate.robots_of`) -> (batch, (envs,) discounted system returns). Traced inside `_global_step`."""
     k_reset, k_run = jax.random.split(key)
     scale = 1.0 / env.reward_range
 
@@ -68,7 +68,7 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robo
         k_h, k_a, k_s = jax.random.split(key_t, 3)
         x = features_g(env, state.s_g, wh.histogram(env, state.s_l, k, k_h))
         a_g, logp = _sample(k_a, mlp(ac_g.pi, x))
-        out = wh.step(env, state, a_g, robots(state.s_g[:, None], state.s_l), k_s)
+        out = wh.step(env, state, a_g, robot_actions(env, robots, state.s_g[:, None], state.s_l), k_s)
         return out.state, (x, a_g, logp, out.reward)
 
     state0 = wh.reset(env, k_reset, cfg.envs)
@@ -77,7 +77,7 @@ def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robo
     return _to_batch(ac_g.v, x, a, logp, r * scale, env.gamma, cfg.gae_lambda), (disc[:, None] * r).sum(0)
 
 
-def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots, pi_g: MLP,
+def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots: Robots, pi_g: MLP,
                   ac_l: ActorCritic, key: jax.Array, committed: jnp.ndarray) -> tuple[ppo.Batch, jnp.ndarray]:
     """`cfg.envs` systems x `cfg.horizon` steps, `cfg.learners` representative robots each acting with the
     stochastic pi_l, the others with the greedy `robots` -> (batch, (envs, learners) discounted r_l
@@ -96,7 +96,7 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robot
         a_g = jnp.where(committed, fixed_target, a_g)
         x = features_l(env, state.s_g[:, None], jnp.take_along_axis(state.s_l, idx, axis=1))
         a_rep, logp = _sample(k_a, mlp(ac_l.pi, x))
-        a_l = robots(state.s_g[:, None], state.s_l).at[rows, idx].set(a_rep)
+        a_l = robot_actions(env, robots, state.s_g[:, None], state.s_l).at[rows, idx].set(a_rep)
         out = wh.step(env, state, a_g, a_l, k_s)
         return out.state, (x, a_rep, logp, jnp.take_along_axis(out.r_l, idx, axis=1))
 
@@ -129,17 +129,15 @@ def _ppo_iterations(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, collect
     return ac, curves
 
 
-@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
-def _global_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, ac_g: ActorCritic,
-                 pi_l: MLP, key: jax.Array) -> tuple[ActorCritic, tuple]:
-    robots = greedy_robots(env, pi_l, grid)
+@partial(jax.jit, static_argnames=("env", "k", "cfg"))
+def _global_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: ActorCritic, robots: Robots,
+                 key: jax.Array) -> tuple[ActorCritic, tuple]:
     return _ppo_iterations(cfg, ac_g, key, lambda ac, k_c: collect_global(env, k, cfg, robots, ac, k_c))
 
 
-@partial(jax.jit, static_argnames=("env", "k", "cfg", "grid"))
-def _local_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
-                ac_l: ActorCritic, key: jax.Array, committed: jnp.ndarray) -> tuple[ActorCritic, tuple]:
-    robots = greedy_robots(env, ac_l.pi, grid)
+@partial(jax.jit, static_argnames=("env", "k", "cfg"))
+def _local_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
+                robots: Robots, key: jax.Array, committed: jnp.ndarray) -> tuple[ActorCritic, tuple]:
     return _ppo_iterations(cfg, ac_l, key,
                            lambda ac, k_c: collect_local(env, k, cfg, robots, pi_g, ac, k_c, committed))
 
@@ -149,19 +147,21 @@ def _stats(curves: tuple[jnp.ndarray, jnp.ndarray]) -> StepStats:
     return StepStats(tuple(np.asarray(rets).tolist()), tuple(np.asarray(kls).tolist()))
 
 
-def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, ac_g: ActorCritic,
-                 pi_l: MLP, key: jax.Array) -> tuple[ActorCritic, StepStats]:
-    """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy pi_l; the whole
-    step (every iteration's collection and update) is one compiled program."""
-    ac_g, curves = _global_step(env, k, cfg, grid, ac_g, pi_l, key)
+def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: ActorCritic, robots: Robots,
+                 key: jax.Array) -> tuple[ActorCritic, StepStats]:
+    """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy robots
+    (`evaluate.robots_of(env, pi_l, grid)`); the whole step (every iteration's collection and update) is one
+    compiled program."""
+    ac_g, curves = _global_step(env, k, cfg, ac_g, robots, key)
     return ac_g, _stats(curves)
 
 
-def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, grid: int, pi_g: MLP,
-                ac_l: ActorCritic, key: jax.Array, committed: bool = False) -> tuple[ActorCritic, StepStats]:
+def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
+                robots: Robots, key: jax.Array, committed: bool = False) -> tuple[ActorCritic, StepStats]:
     """L-step: PPO for pi_l from `ac_l` (continued training) against the frozen greedy pi_g (committed:
     against a dispatcher keeping a uniformly drawn target per episode, see `collect_local`). The robots
-    that are not learning act with the greedy pi_l of the step's start (the incumbent population, whose
-    representative-agent MDP the step solves); one compiled program for both kinds of dispatcher."""
-    ac_l, curves = _local_step(env, k, cfg, grid, pi_g, ac_l, key, jnp.asarray(committed))
+    that are not learning act as `robots`, the greedy ac_l.pi of the step's start (`evaluate.robots_of`: the
+    incumbent population, whose representative-agent MDP the step solves); one compiled program for both kinds
+    of dispatcher."""
+    ac_l, curves = _local_step(env, k, cfg, pi_g, ac_l, robots, key, jnp.asarray(committed))
     return ac_l, _stats(curves)
