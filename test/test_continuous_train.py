@@ -179,3 +179,26 @@ def test_persistent_compilation_cache_is_filled_then_used_and_changes_nothing(tm
     for choice, expect in (("", tmp_path / "xdg" / "altmarl_ros" / "jax"), ("off", None), (str(cache), cache)):
         monkeypatch.setenv("ALTMARL_JAX_CACHE", choice)
         assert compile_cache.cache_dir() == expect
+
+
+def test_robot_table_is_the_network_at_the_nearest_grid_point(trained):
+    """`robots_of` with a grid: the trained pi_l's greedy actions tabulated once; every robot then acts as the
+    exact network would at the nearest grid point of (s_g, s_l) (on grid points: exactly as the network)."""
+    from altmarl_ros.marl.continuous.evaluate import robot_actions, robots_of
+
+    cfg, tr = trained
+    env, grid = cfg.env, 41
+    table = robots_of(env, tr.ac_l.pi, grid)
+    assert robots_of(env, tr.ac_l.pi, 0) is tr.ac_l.pi  # grid 0: the network itself
+    rng = np.random.default_rng(5)
+    s_g = rng.uniform(env.low, env.high, (200, 1)).astype(np.float32)
+    s_l = rng.uniform(env.low, env.high, (200, 50)).astype(np.float32)
+    points = np.asarray(jax.numpy.linspace(env.low, env.high, grid, dtype=np.float32))  # the table's lattice
+
+    def snap(x: np.ndarray) -> np.ndarray:
+        return points[np.clip(np.rint((x - env.low) * (grid - 1) / (env.high - env.low)), 0, grid - 1).astype(int)]
+
+    got = np.asarray(robot_actions(env, table, s_g, s_l))
+    want = np.asarray(robot_actions(env, tr.ac_l.pi, snap(s_g), snap(s_l)))
+    assert (got == want).mean() > 0.999  # a near-tie of two logits may flip with the batch's float rounding
+    assert len(np.unique(got)) > 1  # the trained robots do not all act alike
