@@ -87,6 +87,11 @@ def bins_of(env: ContinuousWarehouse, s: jnp.ndarray) -> jnp.ndarray:
     return bin_of(jnp, env, s)
 
 
+def bin_counts(env: ContinuousWarehouse, s_l: jnp.ndarray) -> jnp.ndarray:
+    """(B, n) -> (B, n_bins) int32: robots per histogram bin."""
+    return jax.nn.one_hot(bins_of(env, s_l), env.n_bins, dtype=jnp.int32).sum(axis=1)
+
+
 def _cumsum(x: jnp.ndarray) -> jnp.ndarray:
     """Cumulative sum over the last axis (length L) as a product with a triangular matrix: O(L^2) per row, but
     on XLA's CPU backend 2-3x faster than jnp.cumsum for the L <= n / 2 + 1 of `hypergeometric`."""
@@ -121,7 +126,7 @@ def histogram(env: ContinuousWarehouse, s_l: jnp.ndarray, k: int, key: jax.Array
     at a cost independent of n after the population's counts (a top-k over n uniforms per row cost 4x more at
     n = 500, k = 75, bench/README 13.3)."""
     n = env.n_agents
-    counts = jax.nn.one_hot(bins_of(env, s_l), env.n_bins, dtype=jnp.int32).sum(axis=1)
+    counts = bin_counts(env, s_l)
     if k >= n:
         return counts.astype(jnp.float32) / n
     m = min(k, n - k)  # draw the smaller of the sample and its complement
@@ -146,6 +151,5 @@ def value_scale(env: ContinuousWarehouse) -> float:
 
 def full_mode(env: ContinuousWarehouse, s_l: jnp.ndarray) -> jnp.ndarray:
     """(B, n) -> (B,) the bin holding most robots (ties: lowest bin)."""
-    counts = jax.nn.one_hot(bins_of(env, s_l), env.n_bins, dtype=jnp.float32).sum(axis=1)
-    return jnp.argmax(counts, axis=1)
+    return jnp.argmax(bin_counts(env, s_l), axis=1)
 
