@@ -64,6 +64,22 @@ def test_short_training_beats_random_and_its_start_by_a_clear_margin(trained):
     json.dumps(record)  # JSON-ready
 
 
+def test_steps_continuing_from_a_trained_incumbent_run_refine_iterations():
+    """A step from a policy no step has trained yet runs `iterations`, one continuing from a trained incumbent
+    `refine_iterations`: the robots after the l_first pre-training always, the dispatcher once a G-step of
+    the loop was accepted."""
+    cfg = config_from_dict({**SHORT, "rounds": 2, "starts": ["l_first"],
+                            "g_step": {**SHORT["g_step"], "refine_iterations": 2},
+                            "l_step": {**SHORT["l_step"], "refine_iterations": 3}})
+    loop = train(cfg, K, seed=1).loops[0]
+    dispatcher_trained = False
+    for record, curves in zip(loop.history, loop.curves, strict=True):
+        assert len(curves["g_step_returns"]) == (2 if dispatcher_trained else 5)
+        assert len(curves["l_step_returns"]) == 3
+        dispatcher_trained |= record.comparisons[0].accepted
+    assert len(loop.history) == 2 and loop.history[0].comparisons[0].accepted  # seed 1 takes both branches
+
+
 def test_training_is_reproducible_from_its_seed(trained):
     cfg, tr = trained
     again = train(cfg, K, seed=0)
@@ -115,6 +131,7 @@ def test_shipped_config_loads_and_the_cli_dispatches_on_its_kind():
     ({"k": 501}, "k: must lie"),
     ({"g_step": {"lr": "fast"}}, "g_step.lr: expected float"),
     ({"g_step": {"itrations": 3}}, "g_step.itrations: unknown key"),
+    ({"g_step": {"refine_iterations": 0}}, "g_step.refine_iterations"),
     ({"l_step": {"clip": 1.5}}, "l_step.clip"),
     ({"l_step": {"learners": 0}}, "l_step.learners"),
     ({"env": {"sigma_l": -1.0}}, "env.sigma_l"),

@@ -102,8 +102,11 @@ def initial_pair(cfg: ContinuousConfig, k: int, key: jax.Array, start: str = "ra
 
 
 def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
-             on_round: Callable[[RoundRecord], None] | None = None) -> LoopResult:
-    """The alternation from `pair` for at most cfg.rounds rounds (UPDATE rule `cfg.rule`, two_eta)."""
+             on_round: Callable[[RoundRecord], None] | None = None,
+             trained: tuple[bool, bool] = (False, False)) -> LoopResult:
+    """The alternation from `pair` for at most cfg.rounds rounds (UPDATE rule `cfg.rule`, two_eta).
+    trained: whether an earlier step already trained the pair's dispatcher / robots; a step continuing from
+    a trained incumbent runs `refine_iterations` PPO iterations (`PPOConfig.iterations_from`)."""
     t_start = time.perf_counter()
     rule: UpdateRule = cfg.rule
     eta = rule.eta(k, wh.value_scale(cfg.env))
@@ -133,11 +136,13 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
         k_g, k_l = jax.random.split(jax.random.fold_in(key, rnd))
-        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, ac_g, robots, k_g)
+        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, ac_g, robots, k_g,
+                                          cfg.g_step.iterations_from(trained[0] or versions[0] > 0))
         cmp_g = compare("global", (cand_g.pi, robots))
         if cmp_g.accepted:
             ac_g, versions[0] = cand_g, versions[0] + 1
-        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_l)
+        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_l,
+                                         iterations=cfg.l_step.iterations_from(trained[1] or versions[1] > 0))
         cand_robots = robots_of(cfg.env, cand_l.pi, cfg.grid)
         cmp_l = compare("local", (ac_g.pi, cand_robots))
         if cmp_l.accepted:
@@ -189,7 +194,8 @@ def train(cfg: ContinuousConfig, k: int, seed: int,
     loops = []
     for s, start in enumerate(cfg.starts):
         k_init, k_loop = jax.random.split(jax.random.fold_in(base, s))
-        loops.append(run_loop(cfg, k, initial_pair(cfg, k, k_init, start), k_loop, on_round))
+        loops.append(run_loop(cfg, k, initial_pair(cfg, k, k_init, start), k_loop, on_round,
+                              trained=(False, start == "l_first")))
     welfare: tuple[Estimate, ...]
     if len(loops) == 1:
         welfare = (loops[0].history[-1].value,)

@@ -14,17 +14,20 @@ s_g only through its 1/n share of the dispatcher's k-sample.
 
 The frozen or non-learning robots come as `evaluate.Robots` (`robots_of`: with the training grid, the
 greedy pi_l tabulated once, so simulating 500 robots costs a gather, not 500 network passes; the loop passes
-the table it already holds). Each step (all its PPO iterations) is one jitted `lax.scan`.
+the table it already holds). A PPO iteration (collection and update) is one compiled program, called once per
+iteration, so steps of any length share it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import ppo
@@ -60,7 +63,7 @@ def _to_batch(critic: MLP, x: jnp.ndarray, a: jnp.ndarray, logp: jnp.ndarray, r:
 def collect_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robots: Robots, ac_g: ActorCritic,
                    key: jax.Array) -> tuple[ppo.Batch, jnp.ndarray]:
     """`cfg.envs` systems x `cfg.horizon` steps of the stochastic pi_g against the greedy `robots`
-    (`evaluate.robots_of`) -> (batch, (envs,) discounted system returns). Traced inside `_global_step`."""
+    (`evaluate.robots_of`) -> (batch, (envs,) discounted system returns). Traced inside `_global_iteration`."""
     k_reset, k_run = jax.random.split(key)
     scale = 1.0 / env.reward_range
 
@@ -82,7 +85,7 @@ def collect_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, robot
     """`cfg.envs` systems x `cfg.horizon` steps, `cfg.learners` representative robots each acting with the
     stochastic pi_l, the others with the greedy `robots` -> (batch, (envs, learners) discounted r_l
     returns). committed (bool scalar, traced): instead of pi_g, a dispatcher that draws a uniform target
-    per system at reset and keeps it (the "l_first" start). Traced inside `_local_step`."""
+    per system at reset and keeps it (the "l_first" start). Traced inside `_local_iteration`."""
     k_reset, k_pick, k_run = jax.random.split(key, 3)
     fixed_target = jax.random.randint(jax.random.fold_in(k_pick, 1), (cfg.envs,), 0, env.n_ga)
     state0 = wh.reset(env, k_reset, cfg.envs)
@@ -113,55 +116,64 @@ class StepStats(NamedTuple):
     kls: tuple[float, ...]
 
 
-def _ppo_iterations(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, collect) -> tuple[ActorCritic, tuple]:
-    """`cfg.iterations` PPO iterations as one `lax.scan`: collect(ac, key) -> (batch, returns), then
-    `ppo.update`; -> (trained ac, ((iterations,) mean returns, (iterations,) mean KLs))."""
-    opt_state = ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac)
-
-    def iteration(carry, key_i: jax.Array):
-        ac, opt_state = carry
-        k_c, k_u = jax.random.split(key_i)
-        batch, ret = collect(ac, k_c)
-        ac, opt_state, kl = ppo.update(ac, opt_state, batch, k_u, cfg)
-        return (ac, opt_state), (ret.mean(), kl)
-
-    (ac, _), curves = jax.lax.scan(iteration, (ac, opt_state), jax.random.split(key, cfg.iterations))
-    return ac, curves
+def _iteration(cfg: ppo.PPOConfig, ac: ActorCritic, opt_state: optax.OptState, key: jax.Array, collect):
+    """One PPO iteration: collect(ac, key) -> (batch, returns), then `ppo.update`;
+    -> (ac, opt_state, mean return, mean KL)."""
+    k_c, k_u = jax.random.split(key)
+    batch, ret = collect(ac, k_c)
+    ac, opt_state, kl = ppo.update(ac, opt_state, batch, k_u, cfg)
+    return ac, opt_state, ret.mean(), kl
 
 
 @partial(jax.jit, static_argnames=("env", "k", "cfg"))
-def _global_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: ActorCritic, robots: Robots,
-                 key: jax.Array) -> tuple[ActorCritic, tuple]:
-    return _ppo_iterations(cfg, ac_g, key, lambda ac, k_c: collect_global(env, k, cfg, robots, ac, k_c))
+def _global_iteration(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: ActorCritic,
+                      opt_state: optax.OptState, robots: Robots, key: jax.Array):
+    return _iteration(cfg, ac_g, opt_state, key, lambda ac, k_c: collect_global(env, k, cfg, robots, ac, k_c))
 
 
 @partial(jax.jit, static_argnames=("env", "k", "cfg"))
-def _local_step(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
-                robots: Robots, key: jax.Array, committed: jnp.ndarray) -> tuple[ActorCritic, tuple]:
-    return _ppo_iterations(cfg, ac_l, key,
-                           lambda ac, k_c: collect_local(env, k, cfg, robots, pi_g, ac, k_c, committed))
+def _local_iteration(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
+                     opt_state: optax.OptState, robots: Robots, key: jax.Array, committed: jnp.ndarray):
+    return _iteration(cfg, ac_l, opt_state, key,
+                      lambda ac, k_c: collect_local(env, k, cfg, robots, pi_g, ac, k_c, committed))
 
 
-def _stats(curves: tuple[jnp.ndarray, jnp.ndarray]) -> StepStats:
-    rets, kls = curves
-    return StepStats(tuple(np.asarray(rets).tolist()), tuple(np.asarray(kls).tolist()))
+@partial(jax.jit, static_argnames=("cfg",))
+def _adam_state(ac: ActorCritic, cfg: ppo.PPOConfig) -> optax.OptState:
+    return ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac)
+
+
+def _ppo(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, iterations: int | None,
+         one) -> tuple[ActorCritic, StepStats]:
+    """`iterations` (None: cfg.iterations) PPO iterations from `ac` with a fresh Adam state, one call of the
+    compiled one(cfg, ac, opt_state, key) per iteration: a step of any length reuses the same program."""
+    n = iterations or cfg.iterations
+    cfg = replace(cfg, iterations=1, refine_iterations=None)  # the programs' static key: iteration counts out
+    opt_state = _adam_state(ac, cfg)
+    rets, kls = [], []
+    for key_i in jax.random.split(key, n):
+        ac, opt_state, ret, kl = one(cfg, ac, opt_state, key_i)
+        rets.append(ret)
+        kls.append(kl)
+    return ac, StepStats(tuple(np.asarray(jnp.stack(rets)).tolist()), tuple(np.asarray(jnp.stack(kls)).tolist()))
 
 
 def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: ActorCritic, robots: Robots,
-                 key: jax.Array) -> tuple[ActorCritic, StepStats]:
+                 key: jax.Array, iterations: int | None = None) -> tuple[ActorCritic, StepStats]:
     """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy robots
-    (`evaluate.robots_of(env, pi_l, grid)`); the whole step (every iteration's collection and update) is one
-    compiled program."""
-    ac_g, curves = _global_step(env, k, cfg, ac_g, robots, key)
-    return ac_g, _stats(curves)
+    (`evaluate.robots_of(env, pi_l, grid)`), for `iterations` (None: cfg.iterations) PPO iterations."""
+    return _ppo(cfg, ac_g, key, iterations,
+                lambda c, ac, opt, key_i: _global_iteration(env, k, c, ac, opt, robots, key_i))
 
 
 def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
-                robots: Robots, key: jax.Array, committed: bool = False) -> tuple[ActorCritic, StepStats]:
+                robots: Robots, key: jax.Array, committed: bool = False,
+                iterations: int | None = None) -> tuple[ActorCritic, StepStats]:
     """L-step: PPO for pi_l from `ac_l` (continued training) against the frozen greedy pi_g (committed:
     against a dispatcher keeping a uniformly drawn target per episode, see `collect_local`). The robots
     that are not learning act as `robots`, the greedy ac_l.pi of the step's start (`evaluate.robots_of`: the
-    incumbent population, whose representative-agent MDP the step solves); one compiled program for both kinds
-    of dispatcher."""
-    ac_l, curves = _local_step(env, k, cfg, pi_g, ac_l, robots, key, jnp.asarray(committed))
-    return ac_l, _stats(curves)
+    incumbent population, whose representative-agent MDP the step solves); `iterations` as in `learn_global`;
+    one compiled program for both kinds of dispatcher."""
+    flag = jnp.asarray(committed)
+    return _ppo(cfg, ac_l, key, iterations,
+                lambda c, ac, opt, key_i: _local_iteration(env, k, c, pi_g, ac, opt, robots, key_i, flag))

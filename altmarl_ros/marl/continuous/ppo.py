@@ -26,9 +26,12 @@ from altmarl_ros.marl.continuous.nets import ActorCritic, mlp
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """One best-response step: `iterations` rounds of (collect `envs` x `horizon`, `epochs` PPO passes)."""
+    """One best-response step: `iterations` rounds of (collect `envs` x `horizon`, `epochs` PPO passes);
+    `refine_iterations` rounds instead when the step continues from a policy an earlier step of the same
+    player already trained (None: `iterations`)."""
 
     iterations: int = 25
+    refine_iterations: int | None = None
     envs: int = 32
     horizon: int = 50
     epochs: int = 4
@@ -45,12 +48,21 @@ class PPOConfig:
         for name in ("iterations", "envs", "horizon", "epochs", "minibatches", "learners"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise InputError(f"{key}.{name}: must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.refine_iterations is not None and not (isinstance(self.refine_iterations, int)
+                                                       and self.refine_iterations >= 1):
+            raise InputError(f"{key}.refine_iterations: must be an integer >= 1 or null, got "
+                             f"{self.refine_iterations!r}")
         checks = {"lr": self.lr > 0, "clip": 0 < self.clip < 1, "gae_lambda": 0 <= self.gae_lambda <= 1,
                   "vf_coef": self.vf_coef >= 0, "ent_coef": self.ent_coef >= 0,
                   "max_grad_norm": self.max_grad_norm > 0}
         for name, ok in checks.items():
             if not ok:
                 raise InputError(f"{key}.{name}: out of range ({getattr(self, name)!r})")
+
+
+    def iterations_from(self, trained: bool) -> int:
+        """PPO iterations of a step whose starting policy was (trained) or was not already trained."""
+        return (self.refine_iterations or self.iterations) if trained else self.iterations
 
 
 class Batch(NamedTuple):
