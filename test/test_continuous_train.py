@@ -23,8 +23,7 @@ from altmarl_ros.marl.continuous.settings import ConfigError, config_from_dict, 
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 5
-SHORT = {  # one round of short best responses: small batches keep the compile and run time low; the
-    # in-loop evaluations use the protocol's 30 rollouts, so they share its compiled rollout
+SHORT = {  # one round of short best responses: small batches keep the compile and run time low
     "k": K, "rounds": 1, "loop_episodes": 30, "starts": ["random"], "grid": 101,
     "g_step": {"iterations": 5, "envs": 16, "minibatches": 2},
     "l_step": {"iterations": 5, "envs": 8, "learners": 8, "minibatches": 2},
@@ -64,20 +63,23 @@ def test_short_training_beats_random_and_its_start_by_a_clear_margin(trained):
     json.dumps(record)  # JSON-ready
 
 
-def test_steps_continuing_from_a_trained_incumbent_run_refine_iterations():
-    """A step from a policy no step has trained yet runs `iterations`, one continuing from a trained incumbent
-    `refine_iterations`: the robots after the l_first pre-training always, the dispatcher once a G-step of
-    the loop was accepted."""
-    cfg = config_from_dict({**SHORT, "rounds": 2, "starts": ["l_first"],
+def test_steps_after_an_acceptance_run_refine_iterations_and_after_a_rejection_the_full_count():
+    """A step continuing from an incumbent trained by an accepted step (or by the l_first pre-training, for
+    the robots) runs `refine_iterations`; a step after a rejection runs `iterations`; a round without
+    acceptance stops the loop only when both of its steps ran the full count."""
+    cfg = config_from_dict({**SHORT, "rounds": 3, "starts": ["l_first"],
                             "g_step": {**SHORT["g_step"], "refine_iterations": 2},
                             "l_step": {**SHORT["l_step"], "refine_iterations": 3}})
     loop = train(cfg, K, seed=1).loops[0]
-    dispatcher_trained = False
+    accepted = (False, True)  # before round 1: an untrained dispatcher, pre-trained robots
+    lengths = []
     for record, curves in zip(loop.history, loop.curves, strict=True):
-        assert len(curves["g_step_returns"]) == (2 if dispatcher_trained else 5)
-        assert len(curves["l_step_returns"]) == 3
-        dispatcher_trained |= record.comparisons[0].accepted
-    assert len(loop.history) == 2 and loop.history[0].comparisons[0].accepted  # seed 1 takes both branches
+        lengths.append((len(curves["g_step_returns"]), len(curves["l_step_returns"])))
+        assert lengths[-1] == (2 if accepted[0] else 5, 3 if accepted[1] else 5)
+        accepted = tuple(c.accepted for c in record.comparisons)
+    # seed 1: GL, then short steps both rejected (not a fixed point), then full steps
+    assert [r.accepted for r in loop.history][:2] == ["GL", "gl"] and lengths[:3] == [(5, 3), (2, 3), (5, 5)]
+    assert loop.fixed_point == (loop.history[-1].accepted == "gl")
 
 
 def test_training_is_reproducible_from_its_seed(trained):
@@ -176,8 +178,9 @@ def test_sweep_on_two_worker_processes_gives_the_same_rows():
 
 
 def test_persistent_compilation_cache_is_filled_then_used_and_changes_nothing(tmp_path, monkeypatch):
-    """`altmarl train` keeps XLA programs in ALTMARL_JAX_CACHE (continuous.compile_cache): the first process
-    fills it, the second (loading them) trains to the same weights byte for byte."""
+    """`altmarl train` keeps XLA programs and the exported PPO iterations in ALTMARL_JAX_CACHE
+    (continuous.compile_cache): the first process fills it, the second (loading them) trains to the same
+    weights byte for byte, and so does a third after the exported modules were torn."""
     config = tmp_path / "short.yaml"
     config.write_text(yaml.safe_dump({"kind": "continuous", **SHORT}))
     cache = tmp_path / "jax-cache"
@@ -191,7 +194,13 @@ def test_persistent_compilation_cache_is_filled_then_used_and_changes_nothing(tm
 
     first = train_cli("first")
     assert any(cache.iterdir()), "the first training left no compiled program in the cache"
+    modules = sorted((cache / "exported").glob("*.jaxexport"))
+    assert len(modules) == 3, modules  # the G-step's and the L-step's PPO iteration, the in-loop rollouts
     assert train_cli("second") == first
+    for module in modules:  # torn modules are exported again, and change nothing either
+        module.write_bytes(module.read_bytes()[:100])
+    assert train_cli("third") == first
+    assert all(m.stat().st_size > 1000 for m in modules)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     for choice, expect in (("", tmp_path / "xdg" / "altmarl_ros" / "jax"), ("off", None), (str(cache), cache)):
         monkeypatch.setenv("ALTMARL_JAX_CACHE", choice)

@@ -6,8 +6,11 @@ incumbent pi_g against the frozen robots), then a robot policy (L-step: PPO on t
 MDP against the frozen dispatcher). The paired UPDATE rule of the tabular loop decides: the proposal and
 the incumbent play the SAME fresh episodes (same JAX key: same resets, samples and noise), and the
 proposal is accepted iff the one-sided lower confidence bound of the paired improvement exceeds 2 eta,
-eta = c R / ((1 - gamma) sqrt(k)). A round with no acceptance is a fixed point and stops the loop; a
-rejected proposal is retrained next round from the incumbent with fresh keys (not the authors' stall, B7).
+eta = c R / ((1 - gamma) sqrt(k)). A step that continues from an incumbent trained by an accepted step (or
+by the l_first pre-training) runs the player's `refine_iterations`; the step after a rejected proposal runs
+the full `iterations`, retrained from the incumbent with fresh keys (not the authors' stall, B7). A round with
+no acceptance in which both steps ran the full `iterations` is a fixed point and stops the loop (a shorter
+rejected step is retried at full length next round first).
 In-loop evaluation keys derive from the training seed, never from the evaluation protocol's keys.
 In the in-loop evaluations the robots act by their greedy pi_l tabulated on the training grid (`grid`,
 as in the best-response steps; `evaluate.robots_of`): a gather per step instead of n network passes. The loop
@@ -20,6 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -27,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from altmarl_ros.errors import InputError
+from altmarl_ros.marl.continuous import compile_cache
 from altmarl_ros.marl.continuous import env as wh
 from altmarl_ros.marl.continuous import learners as br
 from altmarl_ros.marl.continuous.evaluate import Robots, greedy_rollouts, robots_of, train_key
@@ -53,11 +58,19 @@ class LoopResult(NamedTuple):
         return self.stop_reason == "fixed_point"
 
 
+@partial(jax.jit, static_argnames=("env", "k", "horizon", "n_rollouts"))
+def _returns(env: wh.ContinuousWarehouse, k: int, horizon: int, n_rollouts: int, pi_g: MLP, robots: Robots,
+             key_data: jnp.ndarray) -> jnp.ndarray:
+    return greedy_rollouts(env, k, horizon, n_rollouts, pi_g, robots, jax.random.wrap_key_data(key_data)).returns
+
+
 def paired_returns(cfg: ContinuousConfig, k: int, pairs: list[tuple[MLP, Robots]], key: jax.Array) -> np.ndarray:
     """(len(pairs), cfg.loop_episodes) discounted returns of (pi_g, robots) pairs (`evaluate.robots_of`), every
-    pair on the same episodes."""
-    return np.stack([np.asarray(greedy_rollouts(cfg.env, k, cfg.horizon, cfg.loop_episodes, pi_g, robots,
-                                                key).returns) for pi_g, robots in pairs])
+    pair on the same episodes (through `compile_cache.exported_call`)."""
+    static, key_data = (cfg.env, k, cfg.horizon, cfg.loop_episodes), jax.random.key_data(key)
+    leaf = jax.tree_util.tree_structure(0.0)
+    return np.stack([np.asarray(compile_cache.exported_call(_returns, static, (pi_g, robots, key_data), leaf))
+                     for pi_g, robots in pairs])
 
 
 def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float) -> MLP:
@@ -70,8 +83,9 @@ def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float)
         q, r = np.linalg.qr(rng.standard_normal((max(n_in, n_out), min(n_in, n_out))))
         q = q * np.sign(np.diag(r))
         w = q if n_in >= n_out else q.T
-        layers.append({"w": jnp.asarray((gain * w).astype(np.float32)), "b": jnp.asarray(np.zeros(n_out, np.float32))})
-    return tuple(layers)
+        layers.append({"w": (gain * w).astype(np.float32), "b": np.zeros(n_out, np.float32)})
+    # committed to the device, as every trained network is: programs are compiled once per input placement
+    return jax.device_put(tuple(layers), jax.devices()[0])
 
 
 def host_actor_critic(key: jax.Array, n_in: int, n_actions: int, hidden: tuple[int, ...]) -> ActorCritic:
@@ -105,8 +119,8 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
              on_round: Callable[[RoundRecord], None] | None = None,
              trained: tuple[bool, bool] = (False, False)) -> LoopResult:
     """The alternation from `pair` for at most cfg.rounds rounds (UPDATE rule `cfg.rule`, two_eta).
-    trained: whether an earlier step already trained the pair's dispatcher / robots; a step continuing from
-    a trained incumbent runs `refine_iterations` PPO iterations (`PPOConfig.iterations_from`)."""
+    trained: whether an earlier step already trained the pair's dispatcher / robots (their first steps then
+    run `refine_iterations`, `PPOConfig.iterations_from`; later ones after an acceptance of the player too)."""
     t_start = time.perf_counter()
     rule: UpdateRule = cfg.rule
     eta = rule.eta(k, wh.value_scale(cfg.env))
@@ -114,6 +128,7 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
     ac_g, ac_l = pair
     robots = robots_of(cfg.env, ac_l.pi, cfg.grid)  # the incumbent robots, as every step and comparison reads them
     versions = [0, 0]
+    refine = list(trained)  # per player: does its next step continue from a trained incumbent
     counter = [0]
 
     def fresh_key() -> jax.Array:
@@ -136,17 +151,17 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
         k_g, k_l = jax.random.split(jax.random.fold_in(key, rnd))
-        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, ac_g, robots, k_g,
-                                          cfg.g_step.iterations_from(trained[0] or versions[0] > 0))
+        n_g, n_l = cfg.g_step.iterations_from(refine[0]), cfg.l_step.iterations_from(refine[1])
+        cand_g, stats_g = br.learn_global(cfg.env, k, cfg.g_step, ac_g, robots, k_g, n_g)
         cmp_g = compare("global", (cand_g.pi, robots))
         if cmp_g.accepted:
             ac_g, versions[0] = cand_g, versions[0] + 1
-        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_l,
-                                         iterations=cfg.l_step.iterations_from(trained[1] or versions[1] > 0))
+        cand_l, stats_l = br.learn_local(cfg.env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_l, iterations=n_l)
         cand_robots = robots_of(cfg.env, cand_l.pi, cfg.grid)
         cmp_l = compare("local", (ac_g.pi, cand_robots))
         if cmp_l.accepted:
             ac_l, robots, versions[1] = cand_l, cand_robots, versions[1] + 1
+        refine = [cmp_g.accepted, cmp_l.accepted]
         if cmp_g.accepted or cmp_l.accepted:
             value = Estimate.of(paired_returns(cfg, k, [(ac_g.pi, robots)], fresh_key())[0])
         record = RoundRecord(rnd, (cmp_g, cmp_l), value, time.perf_counter() - t0)
@@ -154,7 +169,7 @@ def run_loop(cfg: ContinuousConfig, k: int, pair: Pair, key: jax.Array,
         curves.append({"g_step_returns": list(stats_g.returns), "l_step_returns": list(stats_l.returns)})
         if on_round is not None:
             on_round(record)
-        if not (cmp_g.accepted or cmp_l.accepted):
+        if not (cmp_g.accepted or cmp_l.accepted) and (n_g, n_l) == (cfg.g_step.iterations, cfg.l_step.iterations):
             stop = "fixed_point"
             break
     return LoopResult(ac_g, ac_l, tuple(history), stop, eta, time.perf_counter() - t_start, tuple(curves))
