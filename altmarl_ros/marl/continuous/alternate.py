@@ -83,9 +83,8 @@ def host_mlp(rng: np.random.Generator, sizes: tuple[int, ...], out_scale: float)
         q, r = np.linalg.qr(rng.standard_normal((max(n_in, n_out), min(n_in, n_out))))
         q = q * np.sign(np.diag(r))
         w = q if n_in >= n_out else q.T
-        layers.append({"w": (gain * w).astype(np.float32), "b": np.zeros(n_out, np.float32)})
-    # committed to the device, as every trained network is: programs are compiled once per input placement
-    return jax.device_put(tuple(layers), jax.devices()[0])
+        layers.append({"w": jnp.asarray((gain * w).astype(np.float32)), "b": jnp.asarray(np.zeros(n_out, np.float32))})
+    return tuple(layers)
 
 
 def host_actor_critic(key: jax.Array, n_in: int, n_actions: int, hidden: tuple[int, ...]) -> ActorCritic:

@@ -16,7 +16,6 @@ negative when continued training found nothing better.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 from typing import NamedTuple
 
@@ -79,12 +78,11 @@ def nash_gaps(cfg: ContinuousConfig, k: int, ac_g: ActorCritic, ac_l: ActorCriti
     env, h, m = cfg.env, cfg.horizon, cfg.nash_gap.episodes
     base = jax.random.fold_in(jax.random.key(GAP_DOMAIN), seed)
     k_sg, k_sf, k_sl, k_ev = jax.random.split(base, 4)
-    g_cfg = replace(cfg.g_step, iterations=cfg.nash_gap.iterations)
-    l_cfg = replace(cfg.l_step, iterations=cfg.nash_gap.iterations)
+    its = cfg.nash_gap.iterations
     robots = robots_of(env, ac_l.pi, cfg.grid)  # the searches simulate the robots as training does
-    dev_g, _ = br.learn_global(env, k, g_cfg, ac_g, robots, k_sg)
-    dev_full, _ = br.learn_global(env, env.n_agents, g_cfg, ac_g, robots, k_sf)
-    dev_l, _ = br.learn_local(env, k, l_cfg, ac_g.pi, ac_l, robots, k_sl)
+    dev_g, _ = br.learn_global(env, k, cfg.g_step, ac_g, robots, k_sg, its)
+    dev_full, _ = br.learn_global(env, env.n_agents, cfg.g_step, ac_g, robots, k_sf, its)
+    dev_l, _ = br.learn_local(env, k, cfg.l_step, ac_g.pi, ac_l, robots, k_sl, iterations=its)
     base_v = greedy_rollouts(env, k, h, m, ac_g.pi, ac_l.pi, k_ev).returns
     g_restricted = _diff(greedy_rollouts(env, k, h, m, dev_g.pi, ac_l.pi, k_ev).returns, base_v)
     g_full = _diff(greedy_rollouts(env, env.n_agents, h, m, dev_full.pi, ac_l.pi, k_ev).returns, base_v)

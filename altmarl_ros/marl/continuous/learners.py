@@ -133,8 +133,9 @@ def _global_iteration(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, a
 
 
 @partial(jax.jit, static_argnames=("env", "k", "cfg"))
-def _local_iteration(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
-                     opt_state: optax.OptState, robots: Robots, committed: jnp.ndarray, key_data: jnp.ndarray):
+def _local_iteration(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_l: ActorCritic,
+                     opt_state: optax.OptState, pi_g: MLP, robots: Robots, committed: jnp.ndarray,
+                     key_data: jnp.ndarray):
     return _iteration(cfg, ac_l, opt_state, jax.random.wrap_key_data(key_data),
                       lambda ac, k_c: collect_local(env, k, cfg, robots, pi_g, ac, k_c, committed))
 
@@ -144,10 +145,10 @@ def _adam_state(ac: ActorCritic, cfg: ppo.PPOConfig) -> optax.OptState:
     return ppo.optimizer(cfg.lr, cfg.max_grad_norm).init(ac)
 
 
-def _ppo(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, iterations: int | None, fn,
-         static: tuple, before: tuple, after: tuple) -> tuple[ActorCritic, StepStats]:
+def _ppo(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, iterations: int | None, fn, static: tuple,
+         inputs: tuple) -> tuple[ActorCritic, StepStats]:
     """`iterations` (None: cfg.iterations) PPO iterations from `ac` with a fresh Adam state, one call of the
-    compiled fn(*static, cfg, *before, ac, opt_state, *after, key_data) per iteration (through
+    compiled fn(*static, cfg, ac, opt_state, *inputs, key_data) per iteration (through
     `compile_cache.exported_call`): a step of any length reuses the same program."""
     n = iterations or cfg.iterations
     cfg = replace(cfg, iterations=1, refine_iterations=None)  # the programs' static key: iteration counts out
@@ -155,8 +156,8 @@ def _ppo(cfg: ppo.PPOConfig, ac: ActorCritic, key: jax.Array, iterations: int | 
     out_tree = jax.tree_util.tree_structure((ac, opt_state, 0.0, 0.0))
     rets, kls = [], []
     for key_i in jax.random.key_data(jax.random.split(key, n)):
-        ac, opt_state, ret, kl = compile_cache.exported_call(fn, (*static, cfg), (*before, ac, opt_state, *after,
-                                                                                  key_i), out_tree)
+        ac, opt_state, ret, kl = compile_cache.exported_call(fn, (*static, cfg), (ac, opt_state, *inputs, key_i),
+                                                             out_tree)
         rets.append(ret)
         kls.append(kl)
     return ac, StepStats(tuple(np.asarray(jnp.stack(rets)).tolist()), tuple(np.asarray(jnp.stack(kls)).tolist()))
@@ -166,7 +167,7 @@ def learn_global(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, ac_g: 
                  key: jax.Array, iterations: int | None = None) -> tuple[ActorCritic, StepStats]:
     """G-step: PPO for pi_g from `ac_g` (continued training) against the frozen greedy robots
     (`evaluate.robots_of(env, pi_l, grid)`), for `iterations` (None: cfg.iterations) PPO iterations."""
-    return _ppo(cfg, ac_g, key, iterations, _global_iteration, (env, k), (), (robots,))
+    return _ppo(cfg, ac_g, key, iterations, _global_iteration, (env, k), (robots,))
 
 
 def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: MLP, ac_l: ActorCritic,
@@ -177,4 +178,4 @@ def learn_local(env: wh.ContinuousWarehouse, k: int, cfg: ppo.PPOConfig, pi_g: M
     that are not learning act as `robots`, the greedy ac_l.pi of the step's start (`evaluate.robots_of`: the
     incumbent population, whose representative-agent MDP the step solves); `iterations` as in `learn_global`;
     one compiled program for both kinds of dispatcher."""
-    return _ppo(cfg, ac_l, key, iterations, _local_iteration, (env, k), (pi_g,), (robots, jnp.asarray(committed)))
+    return _ppo(cfg, ac_l, key, iterations, _local_iteration, (env, k), (pi_g, robots, jnp.asarray(committed)))

@@ -59,7 +59,6 @@ class PPOConfig:
             if not ok:
                 raise InputError(f"{key}.{name}: out of range ({getattr(self, name)!r})")
 
-
     def iterations_from(self, trained: bool) -> int:
         """PPO iterations of a step whose starting policy was (trained) or was not already trained."""
         return (self.refine_iterations or self.iterations) if trained else self.iterations
