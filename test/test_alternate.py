@@ -233,6 +233,30 @@ def test_full_information_start_begins_from_the_reference_robots(monkeypatch):
     np.testing.assert_array_equal(started_from[-1].probs, reference.pi_l.probs)
 
 
+
+def test_posterior_start_begins_from_the_reference_robots_and_its_posterior_dispatcher(monkeypatch):
+    config = _coordination_config(starts=["constant:0", "posterior"], max_rounds=1)
+    reference = train_policies(config, k=2, seed=0, full_information=True)
+    assert [s["start"] for s in reference.selection.to_dict()["starts"]] == ["constant:0"]  # no self-reference
+    import altmarl_ros.marl.experiments as experiments
+    from altmarl_ros.marl.posterior import posterior_dispatcher
+
+    started_from = []
+    real_alternate = experiments.alternate
+
+    def spy(**kwargs):
+        started_from.append((kwargs["pi_g0"], kwargs["pi_l0"]))
+        return real_alternate(**kwargs)
+
+    monkeypatch.setattr(experiments, "alternate", spy)
+    trained = train_policies(config, k=2, seed=0)
+    assert [s["start"] for s in trained.selection.to_dict()["starts"]] == ["constant:0", "posterior"]
+    pi_g0, pi_l0 = started_from[-1]
+    np.testing.assert_array_equal(pi_l0.probs, reference.pi_l.probs)
+    expected = posterior_dispatcher(trained.game, reference.pi_g, reference.pi_l, k=2,
+                                    rng=np.random.default_rng([0, 16]), n_agents=4, horizon=20, tol=1e-3, max_iter=2000)
+    assert pi_g0.k == 2 and np.array_equal(pi_g0.actions, expected.actions)
+
 def test_starts_are_validated_with_the_key_named():
     with pytest.raises(ConfigError, match=r"loop\.starts: unknown start 'sideways'"):
         _coordination_config(starts=["sideways"])
@@ -244,7 +268,7 @@ def test_starts_are_validated_with_the_key_named():
 def test_starts_are_parsed_once_into_typed_values():
     assert parse_start("constant") == Start(StartKind.CONSTANT, None)
     assert parse_start("l_first:2") == Start(StartKind.L_FIRST, 2)
-    for kind in (StartKind.G_FIRST, StartKind.CHASE, StartKind.FULL_INFORMATION):
+    for kind in (StartKind.G_FIRST, StartKind.CHASE, StartKind.FULL_INFORMATION, StartKind.POSTERIOR):
         assert parse_start(kind.value) == Start(kind) and Start(kind).name == kind.value
     expanded = expand_starts(["constant", "l_first:1", "constant:1", "g_first", "chase", "full_information"], 3)
     assert [s.name for s in expanded] == ["constant:0", "constant:1", "constant:2", "l_first:1", "g_first", "chase",

@@ -94,10 +94,12 @@ class StartKind(enum.Enum):
     G_FIRST = "g_first"  # G-LEARN against uniform robots, uniform robots
     CHASE = "chase"  # robots best-respond to a never-changing s_g (warehouse: go where s_g is)
     FULL_INFORMATION = "full_information"  # the full-information reference's robots, G-LEARN against them
+    POSTERIOR = "posterior"  # the reference's robots, its posterior dispatcher for the k-sample (marl.posterior)
 
 
 WITH_ACTION = (StartKind.CONSTANT, StartKind.L_FIRST)
-START_FORMS = ("constant[:<a_g>]", "l_first[:<a_g>]", "g_first", "chase", "full_information")
+START_FORMS = ("constant[:<a_g>]", "l_first[:<a_g>]", "g_first", "chase", "full_information", "posterior")
+NEEDS_REFERENCE = (StartKind.FULL_INFORMATION, StartKind.POSTERIOR)  # starts built from the reference pair
 
 
 @dataclass(frozen=True)

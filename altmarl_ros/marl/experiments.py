@@ -25,6 +25,7 @@ from altmarl_ros.errors import InputError
 from altmarl_ros.marl import population_sim, sim
 from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import (
+    NEEDS_REFERENCE,
     ConfigError,
     GLearnConfig,
     LLearnConfig,
@@ -49,6 +50,7 @@ from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_aut
 from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
+from altmarl_ros.marl.posterior import posterior_dispatcher
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
 from altmarl_ros.marl.restricted import restricted_proposal
 
@@ -113,9 +115,10 @@ class GlobalLearner:
     transition at `k` (no warm start) and policies wrapped in `FullInformationPolicy`."""
 
     def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool,
-                 n_agents: int = 1000, horizon: int = 50) -> None:
+                 n_agents: int = 1000, horizon: int = 50, ordering: sim.Ordering = "paper") -> None:
         self.game, self.config, self.k, self.seed = game, config, k, seed
-        self.n_agents, self.horizon = n_agents, horizon  # for the restricted best-response refinement
+        # the n-agent system, for the restricted best-response refinement and the posterior dispatcher
+        self.n_agents, self.horizon, self.ordering = n_agents, horizon, ordering
         self.full_information = full_information
         self.cache: dict[bytes, Any] = {}
         self.V: np.ndarray | None = None  # the last solve's values (warm start)
@@ -141,6 +144,13 @@ class GlobalLearner:
             self.cache[key] = pi_g
         return self.cache[key]
 
+    def posterior(self, reference: FullInformationPolicy, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+        """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
+        gc = self.config
+        return posterior_dispatcher(self.game, reference, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]),
+                                    n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
+                                    ordering=self.ordering)
+
     def constant(self, a_g: int) -> Any:
         """The constant dispatcher a_g over this learner's count vectors."""
         S_g, S_l, A_g = self.game.n_global_states, self.game.n_local_states, self.game.n_global_actions
@@ -165,9 +175,9 @@ class LocalLearner:
 
 
 def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, learn_local: LocalLearner,
-               reference_pi_l: TabularLocalPolicy | None) -> tuple[Any, TabularLocalPolicy]:
-    """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference_pi_l` is the full-information
-    reference's pi_l, needed by the full_information start only."""
+               reference: TrainResult | None) -> tuple[Any, TabularLocalPolicy]:
+    """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference` is the full-information reference
+    pair, needed by the full_information and posterior starts only."""
     uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
     kind = start.kind
     if kind is StartKind.CONSTANT:
@@ -179,15 +189,17 @@ def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, lea
         return learn_global(uniform), uniform
     if kind is StartKind.CHASE:
         return learn_global.constant(0), chase_policy(game)
-    if kind is StartKind.FULL_INFORMATION and reference_pi_l is not None:
-        return learn_global(reference_pi_l), reference_pi_l
+    if kind is StartKind.FULL_INFORMATION and reference is not None:
+        return learn_global(reference.pi_l), reference.pi_l
+    if kind is StartKind.POSTERIOR and reference is not None:
+        return learn_global.posterior(reference.pi_g, reference.pi_l), reference.pi_l
     raise ConfigError(f"start {start.name!r} cannot be used here")
 
 
 def training_starts(config: TrainConfig, game: TabularGame, *, full_information: bool) -> list[Start]:
     """The run's starts: loop.starts expanded for the game (the full-information reference drops its own)."""
     starts = expand_starts(config.loop.parsed_starts, game.n_global_actions)
-    return [s for s in starts if not (full_information and s.kind is StartKind.FULL_INFORMATION)]
+    return [s for s in starts if not (full_information and s.kind in NEEDS_REFERENCE)]
 
 
 def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
@@ -206,12 +218,12 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     if not 1 <= k <= config.n_agents:
         raise InputError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
     starts = training_starts(config, game, full_information=full_information)
-    reference_pi_l = None
-    if any(s.kind is StartKind.FULL_INFORMATION for s in starts):
-        reference_pi_l = _train(config, game, training_starts(config, game, full_information=True), seed=seed,
-                                k=k, full_information=True, progress=None).pi_l
+    reference = None
+    if any(s.kind in NEEDS_REFERENCE for s in starts):
+        reference = _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
+                           full_information=True, progress=None)
     trained = _train(config, game, starts, seed=seed, k=k, full_information=full_information, progress=progress,
-                     reference_pi_l=reference_pi_l)
+                     reference=reference)
     if config.pooled.enabled and not full_information:
         trained = _pooled(config, game, trained, seed=seed, k=k)
     return trained._replace(train_seconds=time.perf_counter() - t0)
@@ -238,19 +250,19 @@ def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, see
 
 def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, seed: int, k: int,
            full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
-           reference_pi_l: TabularLocalPolicy | None = None) -> TrainResult:
+           reference: TrainResult | None = None) -> TrainResult:
     """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), then
     equilibrium selection."""
     loop = config.loop
     learn_global = GlobalLearner(game, config.g_learn, k=config.full_information.k if full_information else k,
                                  n_agents=config.n_agents, horizon=loop.eval_horizon,
-                                 seed=seed, full_information=full_information)
+                                 seed=seed, full_information=full_information, ordering=config.ordering)
     learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
     results = []
     for i, start in enumerate(starts):
-        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local, reference_pi_l)
+        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local, reference)
         on_round = None if progress is None else functools.partial(progress, start.name)
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,

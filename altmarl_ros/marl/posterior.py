@@ -1,0 +1,128 @@
+"""The posterior dispatcher: the full-information reference projected onto the k-sample (beyond the paper).
+
+A memoryless dispatcher reads (s_g, d), d the count vector of a fresh k-sample, while the full-information
+reference (pi_g^ref over the whole histogram h, robots pi_l^ref) reads (s_g, h). By the performance-difference
+lemma a table pi improves on the reference's value by the occupancy-weighted advantage
+sum_t gamma^t E[Q_ref(s_g, h, pi(s_g, d)) - V_ref(s_g, h)]; weighting by the reference's own occupancy (the
+first-order step) the best table is the Bayes decision on what the sample says about the population:
+
+    pi_post(s_g, d) = argmax_a  E[ Q_ref(s_g, h, a) | s_g, d ],   (s_g, h) ~ the reference's discounted
+                                                                  occupancy, d | h ~ MVHG(h, k).
+
+Q_ref is the reference's G-LEARN action value on count vectors of K (`reference_q`: the deterministic
+mean-field transition its dispatcher is greedy for). The conditional expectation is estimated by Monte Carlo
+(`posterior_table`): the reference pair runs by counts (`population_sim`, n robots), every step draws
+`samples` k-samples of the true histogram, and gamma^t Q_ref(s_g, h, .) is summed into the entry (s_g, d)
+each sample lands in; the argmax needs no normaliser. Entries no sample reached read the reference's table at
+the sample's rounding (the plug-in). Unlike G-LEARN (the k-agent surrogate) it accounts for the sample's noise
+about n robots: at k = 35 it reads a strong majority more cautiously than the plug-in does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from altmarl_ros.errors import InputError
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl import population_sim as ps
+from altmarl_ros.marl import sim
+from altmarl_ros.marl.game import TabularGame, marginal_local
+from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+
+
+def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int) -> np.ndarray:
+    """(S_g, D_K, A_g) Q(s_g, d, a) of G-LEARN on count vectors of K with the deterministic transition (the
+    full-information reference's learner, `experiments.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d')."""
+    res = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
+    P_tilde, r_tilde = marginal_local(game, pi_l.probs)
+    nxt = count_transitions(game, P_tilde, k=K, transition="deterministic")  # per s_g: (D,) rank of d'
+    local = (cv.enumerate_counts(K, game.n_local_states) @ r_tilde).T / K  # (S_g, D)
+    q = [game.r_g[g][None, :] + local[g][:, None] + game.gamma * res.V[:, nxt[g]].T @ game.P_g[g].T
+         for g in range(game.n_global_states)]
+    return np.stack(q)
+
+
+class Occupancy(NamedTuple):
+    """The reference pair's discounted occupancy, per global state g: distinct histograms and their weights."""
+
+    h: list[np.ndarray]  # per g: (N_g, S_l) distinct histograms visited in global state g
+    weight: list[np.ndarray]  # per g: (N_g,) sum of gamma^t over the visits
+    entries: list[np.ndarray]  # per g: ranks of the k-sample count vectors drawn there (the table's visited entries)
+
+
+def occupancy(game: TabularGame, reference: FullInformationPolicy, pi_l: TabularLocalPolicy, *, k: int,
+              rng: np.random.Generator, n_agents: int, horizon: int, episodes: int, samples: int,
+              ordering: sim.Ordering = "paper") -> Occupancy:
+    """`episodes` of the reference pair by counts (`population_sim`) on `n_agents` robots, with `samples`
+    k-samples of the true histogram drawn per step (which entries of a k-sample table are visited)."""
+    S_g, S_l, K = game.n_global_states, game.n_local_states, reference.k
+    if not 1 <= k <= n_agents:
+        raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
+    tables = ps.count_tables(game, [pi_l])
+    env_rng, obs_rng, local_rng = rng.spawn(3)
+    state = ps.reset_counts(game, env_rng, n_agents=n_agents, batch=episodes)
+    visits, weights, drawn = [], [], []
+    for t in range(horizon):
+        s_g, h = state
+        u = obs_rng.random((S_l - 1, episodes * samples))
+        d = ps.sample_counts(u, np.repeat(h, samples, axis=0), k)
+        visits.append((s_g, h))
+        weights.append(np.full(episodes, game.gamma ** t))
+        drawn.append(np.repeat(s_g, samples) * cv.n_count_vectors(k, S_l) + cv.rank(d, k))
+        a_g = reference.pi_g.actions[s_g, cv.rank(cv.round_to_counts(h * (K / n_agents), K), K)]
+        state, _ = ps.step_counts(game, (env_rng, local_rng), tables, state, a_g, ordering=ordering)
+    s_g = np.concatenate([v[0] for v in visits])
+    h = np.concatenate([v[1] for v in visits])
+    w = np.concatenate(weights)
+    entries = np.unique(np.concatenate(drawn))
+    D = cv.n_count_vectors(k, S_l)
+    out: Occupancy = Occupancy([], [], [])
+    for g in range(S_g):
+        distinct, inverse = np.unique(h[s_g == g], axis=0, return_inverse=True)
+        out.h.append(distinct)
+        out.weight.append(np.bincount(inverse.ravel(), w[s_g == g], len(distinct)))
+        out.entries.append(entries[(entries >= g * D) & (entries < (g + 1) * D)] - g * D)
+    return out
+
+
+def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.ndarray, occ: Occupancy, *,
+                    k: int, chunk: int = 2048) -> np.ndarray:
+    """The (S_g, D_k) posterior dispatcher of the module docstring on the occupancy `occ` (drawn for this k):
+    per visited entry d, argmax_a sum_h w(h) L(d | h) Q_ref(s_g, round_K(h), a) with the multinomial
+    likelihood L(d | h) = prod_j (h_j / n)^d_j (a k-sample with replacement: O(k / n) from the
+    hypergeometric law); the other entries read the reference's table at the sample's rounding."""
+    S_g, S_l, A_g, K = game.n_global_states, game.n_local_states, game.n_global_actions, reference.k
+    if Q.shape != (S_g, cv.n_count_vectors(K, S_l), A_g):
+        raise InputError(f"Q must have shape (S_g, D_K, A_g) = {(S_g, cv.n_count_vectors(K, S_l), A_g)}, "
+                         f"got {Q.shape}")
+    all_d = cv.enumerate_counts(k, S_l)
+    table = reference.pi_g.actions[:, cv.rank(cv.round_to_counts(all_d * (K / k), K), K)]
+    for g in range(S_g):
+        h, entries = occ.h[g], occ.entries[g]
+        if h.size == 0 or entries.size == 0:
+            continue
+        n = h[0].sum()
+        q = Q[g, cv.rank(cv.round_to_counts(h * (K / n), K), K)]  # (N, A_g)
+        # log(h_j / n); a state with no robot gets -1e6, so that a sample with d_j > 0 rules that h out
+        log_mu = np.log(np.maximum(h, 1) / n) - 1e6 * (h == 0)
+        log_w = np.log(occ.weight[g])
+        for lo in range(0, entries.size, chunk):
+            log_l = all_d[entries[lo:lo + chunk]] @ log_mu.T + log_w  # (c, N)
+            log_l -= log_l.max(1, keepdims=True)
+            table[g, entries[lo:lo + chunk]] = (np.exp(log_l) @ q).argmax(-1)
+    return table
+
+
+def posterior_dispatcher(game: TabularGame, reference: FullInformationPolicy, pi_l: TabularLocalPolicy, *, k: int,
+                         rng: np.random.Generator, n_agents: int, horizon: int, tol: float, max_iter: int,
+                         episodes: int = 400, samples: int = 8,
+                         ordering: sim.Ordering = "paper") -> TabularGlobalPolicy:
+    """The posterior dispatcher for k-samples (module docstring) as a `TabularGlobalPolicy`."""
+    Q = reference_q(game, pi_l, K=reference.k, tol=tol, max_iter=max_iter)
+    occ = occupancy(game, reference, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, episodes=episodes,
+                    samples=samples, ordering=ordering)
+    table = posterior_table(game, reference, Q, occ, k=k)
+    return TabularGlobalPolicy(table, k, game.n_local_states, game.n_global_actions)
