@@ -12,12 +12,13 @@ from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.artifacts import PolicyFileError, load_policies, save_policies
 from altmarl_ros.marl.config import PooledConfig, load_train_config
-from altmarl_ros.marl.experiments import LocalLearner, paired_evaluator
+from altmarl_ros.marl.experiments import paired_evaluator
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.learners.alternate import UpdateRule
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled import PooledGlobalPolicy, lift_table, pooled_policy
 from altmarl_ros.marl.pooled_training import mean_field_view, train_pooled
+from altmarl_ros.marl.run_learners import LocalLearner
 from altmarl_ros.ros.heuristics import follow_local_policy, hold_or_mode_global_policy
 
 GAME = make_game("warehouse", r_g="constant")

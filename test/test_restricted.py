@@ -216,7 +216,7 @@ def test_global_learner_refines_g_learn_with_the_restricted_best_response():
     """g_learn.restricted: the alternation's global proposal is G-LEARN's table improved on the n-robot
     model; its exact value is at least G-LEARN's (and is the model search's result from that start)."""
     from altmarl_ros.marl.config import GLearnConfig
-    from altmarl_ros.marl.experiments import GlobalLearner
+    from altmarl_ros.marl.run_learners import GlobalLearner
     game, pi_l, model, _ = case(1, n=3, k=1)
     plain = GlobalLearner(game, GLearnConfig(transition="exact"), k=1, seed=0, full_information=False)(pi_l)
     refined = GlobalLearner(game, GLearnConfig(transition="exact", restricted=True), k=1, seed=0,

@@ -13,11 +13,10 @@ import functools
 import io
 import math
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,11 +25,7 @@ from altmarl_ros.marl import population_sim, sim
 from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import (
     NEEDS_REFERENCE,
-    ConfigError,
-    GLearnConfig,
-    LLearnConfig,
     Start,
-    StartKind,
     TrainConfig,
     expand_starts,
 )
@@ -45,14 +40,11 @@ from altmarl_ros.marl.learners.alternate import (
     alternate,
     select_equilibrium,
 )
-from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
-from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.metrics import global_oracle
-from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
-from altmarl_ros.marl.posterior import posterior_dispatcher
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
-from altmarl_ros.marl.restricted import restricted_proposal
+from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, start_pair
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
 
@@ -108,94 +100,6 @@ def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, h
     return evaluate
 
 
-class GlobalLearner:
-    """G-LEARN as the loop's global learner for one training run: each distinct pi_l is solved once
-    (cached by its table), with samples from a generator seeded by (seed, pi_l) and, when
-    g_learn.warm_start, from the V of the previous solve. Full information: the deterministic mean-field
-    transition at `k` (no warm start) and policies wrapped in `FullInformationPolicy`."""
-
-    def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool,
-                 n_agents: int = 1000, horizon: int = 50, ordering: sim.Ordering = "paper") -> None:
-        self.game, self.config, self.k, self.seed = game, config, k, seed
-        # the n-agent system, for the restricted best-response refinement and the posterior dispatcher
-        self.n_agents, self.horizon, self.ordering = n_agents, horizon, ordering
-        self.full_information = full_information
-        self.cache: dict[bytes, Any] = {}
-        self.V: np.ndarray | None = None  # the last solve's values (warm start)
-
-    def __call__(self, pi_l: TabularLocalPolicy) -> Any:
-        key = pi_l.probs.tobytes()
-        if key in self.cache:
-            return self.cache[key]
-        gc = self.config
-        if self.full_information:
-            result = g_learn(self.game, pi_l, k=self.k, transition="deterministic", stopping="span", tol=gc.tol,
-                             max_iter=gc.max_iter)
-            self.cache[key] = FullInformationPolicy(result.pi_g)
-        else:
-            result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
-                             transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
-                             stopping=cast(Stopping, gc.stopping), V0=self.V if gc.warm_start else None)
-            self.V = result.V
-            pi_g = result.pi_g
-            if gc.restricted:  # issue 15: the restricted best response from G-LEARN's table
-                pi_g = restricted_proposal(self.game, pi_l, pi_g, n_agents=self.n_agents, horizon=self.horizon,
-                                           rng=np.random.default_rng([self.seed, zlib.crc32(key), 15]))
-            self.cache[key] = pi_g
-        return self.cache[key]
-
-    def posterior(self, reference: FullInformationPolicy, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
-        """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
-        gc = self.config
-        return posterior_dispatcher(self.game, reference, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]),
-                                    n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
-                                    ordering=self.ordering)
-
-    def constant(self, a_g: int) -> Any:
-        """The constant dispatcher a_g over this learner's count vectors."""
-        S_g, S_l, A_g = self.game.n_global_states, self.game.n_local_states, self.game.n_global_actions
-        pi = TabularGlobalPolicy.constant(a_g, n_global_states=S_g, n_local_states=S_l, n_global_actions=A_g,
-                                          k=self.k)
-        return FullInformationPolicy(pi) if self.full_information else pi
-
-
-@dataclass(frozen=True)
-class LocalLearner:
-    """L-LEARN as the loop's local learner: config.kind "induced" (exact) or "authors" (PAPER.md 2.7)."""
-
-    game: TabularGame
-    config: LLearnConfig
-
-    def __call__(self, pi_g: Any, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
-        lc = self.config
-        if lc.kind == "authors":
-            return l_learn_authors(self.game, pi_g, pi_l, n_mc=lc.n_mc, mc_seed=lc.mc_seed, mu_iters=lc.mu_iters,
-                                   max_iter=lc.max_iter, tau_scale=lc.tau_scale, tau_min=lc.tau_min).pi_l
-        return l_learn(self.game, pi_g, pi_l, tol=lc.tol).pi_l
-
-
-def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, learn_local: LocalLearner,
-               reference: TrainResult | None) -> tuple[Any, TabularLocalPolicy]:
-    """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference` is the full-information reference
-    pair, needed by the full_information and posterior starts only."""
-    uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
-    kind = start.kind
-    if kind is StartKind.CONSTANT:
-        return learn_global.constant(start.action), uniform
-    if kind is StartKind.L_FIRST:
-        pi_g0 = learn_global.constant(start.action)
-        return pi_g0, learn_local(pi_g0, uniform)
-    if kind is StartKind.G_FIRST:
-        return learn_global(uniform), uniform
-    if kind is StartKind.CHASE:
-        return learn_global.constant(0), chase_policy(game)
-    if kind is StartKind.FULL_INFORMATION and reference is not None:
-        return learn_global(reference.pi_l), reference.pi_l
-    if kind is StartKind.POSTERIOR and reference is not None:
-        return learn_global.posterior(reference.pi_g, reference.pi_l), reference.pi_l
-    raise ConfigError(f"start {start.name!r} cannot be used here")
-
-
 def training_starts(config: TrainConfig, game: TabularGame, *, full_information: bool) -> list[Start]:
     """The run's starts: loop.starts expanded for the game (the full-information reference drops its own)."""
     starts = expand_starts(config.loop.parsed_starts, game.n_global_actions)
@@ -203,46 +107,47 @@ def training_starts(config: TrainConfig, game: TabularGame, *, full_information:
 
 
 def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
-                   progress: Callable[[str, RoundRecord], None] | None = None) -> TrainResult:
+                   progress: Callable[[str, RoundRecord], None] | None = None,
+                   reference: TrainResult | None = None) -> TrainResult:
     """Run ALTERNATING-MARL on the config's game for budget k from every start of config.loop.starts,
     and keep the best pair among those that stopped at a fixed point (`alternate.select_equilibrium`).
 
     config.pooled.enabled: then the pooled training (`pooled_training`), whose record is `TrainResult.pooled`.
     full_information: train the reference dispatcher that sees the whole population's histogram
     (rounded to config.full_information.k counts) instead of k samples; `k` is then unused. The
-    full_information start trains that reference first (same seed). `progress(start, record)` is called
-    after each round.
+    full_information and posterior starts, and the pooled training, start from that reference pair of the
+    same seed: `reference` when given (`reference_pair`, e.g. trained once per seed by a sweep), else it is
+    trained here first. `progress(start, record)` is called after each round.
     """
     t0 = time.perf_counter()
     game = make_game(config.game, **config.game_options)
     if not 1 <= k <= config.n_agents:
         raise InputError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
     starts = training_starts(config, game, full_information=full_information)
-    reference = None
-    if any(s.kind in NEEDS_REFERENCE for s in starts):
+    pooled = config.pooled.enabled and not full_information
+    if reference is None and (any(s.kind in NEEDS_REFERENCE for s in starts)
+                              or (pooled and config.full_information.enabled)):
         reference = _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
                            full_information=True, progress=None)
     trained = _train(config, game, starts, seed=seed, k=k, full_information=full_information, progress=progress,
                      reference=reference)
-    if config.pooled.enabled and not full_information:
-        trained = _pooled(config, game, trained, seed=seed, k=k)
+    if pooled:
+        trained = _pooled(config, game, trained, seed=seed, k=k,
+                          reference=reference if config.full_information.enabled else None)
     return trained._replace(train_seconds=time.perf_counter() - t0)
 
 
-def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, seed: int, k: int) -> TrainResult:
-    """The pooled training (`pooled_training`) from the alternation's pair; with config.full_information.enabled
-    the reference pair (trained here, same seed) is its second start."""
+def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, seed: int, k: int,
+            reference: TrainResult | None) -> TrainResult:
+    """The pooled training (`pooled_training`) from the alternation's pair; the reference pair, when given,
+    is its second start."""
     loop = config.loop
-    reference = None
-    if config.full_information.enabled:
-        ref = _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
-                     full_information=True, progress=None)
-        reference = (ref.pi_g.pi_g.actions, config.full_information.k, ref.pi_l)
+    start = None if reference is None else (reference.pi_g.pi_g.actions, config.full_information.k, reference.pi_l)
     (pi_g, pi_l), step = train_pooled(
         game, (trained.pi_g, trained.pi_l), config.pooled, learn_local=LocalLearner(game, config.l_learn),
         n_agents=config.n_agents, horizon=loop.eval_horizon, max_rounds=loop.max_rounds,
         rule=UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol),
-        value_scale=value_scale(game), seed=_int_seed(seed, 2), reference=reference,
+        value_scale=value_scale(game), seed=_int_seed(seed, 2), reference=start,
         evaluate=paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon),
         decide=paired_evaluator(config, game, episodes=config.pooled.episodes, horizon=loop.eval_horizon))
     return trained._replace(pi_g=pi_g, pi_l=pi_l, pooled=step)
@@ -262,7 +167,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
     results = []
     for i, start in enumerate(starts):
-        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local, reference)
+        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local,
+                                  None if reference is None else (reference.pi_g, reference.pi_l))
         on_round = None if progress is None else functools.partial(progress, start.name)
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
@@ -349,26 +255,39 @@ class SweepRow(NamedTuple):
     stderr: float
 
 
+def reference_pair(config: TrainConfig, *, seed: int, cache: dict[Any, Any] | None = None) -> TrainResult:
+    """The full-information reference pair of a seed (it does not depend on k; cached by seed when a dict
+    is given)."""
+    if cache is not None and ("pair", seed) in cache:
+        return cache[("pair", seed)]
+    trained = train_policies(config, k=1, seed=seed, full_information=True)
+    if cache is not None:
+        cache[("pair", seed)] = trained
+    return trained
+
+
 def full_information_reference(config: TrainConfig, *, seed: int,
-                               cache: dict[int, FinalEvaluation] | None = None) -> FinalEvaluation:
+                               cache: dict[Any, Any] | None = None) -> FinalEvaluation:
     """The full-information reference of a seed, trained the same way and evaluated on the same
     episodes as every k (cached by seed when a dict is given: it does not depend on k)."""
-    if cache is not None and seed in cache:
-        return cache[seed]
-    trained = train_policies(config, k=1, seed=seed, full_information=True)
+    if cache is not None and ("final", seed) in cache:
+        return cache[("final", seed)]
+    trained = reference_pair(config, seed=seed, cache=cache)
     final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=seed)
     if cache is not None:
-        cache[seed] = final
+        cache[("final", seed)] = final
     return final
 
 
 def run_one(config: TrainConfig, *, k: int, seed: int, with_gap: bool = True,
             oracle_cache: dict[bytes, Any] | None = None,
-            full_cache: dict[int, FinalEvaluation] | None = None,
+            full_cache: dict[Any, Any] | None = None,
             policy_dir: str | Path | None = None) -> list[SweepRow]:
     """Train at (k, seed), evaluate, and return tidy rows (one per metric); with `policy_dir`, the
-    trained pair is also saved there as `k<k>_seed<seed>.npz/.json` (with every start's outcome)."""
-    trained = train_policies(config, k=k, seed=seed)
+    trained pair is also saved there as `k<k>_seed<seed>.npz/.json` (with every start's outcome).
+    `full_cache` keeps the seed's full-information reference (pair and evaluation) for the other k."""
+    reference = reference_pair(config, seed=seed, cache=full_cache) if config.full_information.enabled else None
+    trained = train_policies(config, k=k, seed=seed, reference=reference)
     if policy_dir is not None:
         save_policies(Path(policy_dir) / f"k{k}_seed{seed}", trained.pi_g, trained.pi_l, game=trained.game,
                       game_spec=config.game_spec, config=replace(config, k=k).to_dict(), seed=seed,

@@ -35,7 +35,7 @@ from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, 
 
 def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int) -> np.ndarray:
     """(S_g, D_K, A_g) Q(s_g, d, a) of G-LEARN on count vectors of K with the deterministic transition (the
-    full-information reference's learner, `experiments.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d')."""
+    full-information reference's learner, `run_learners.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d')."""
     res = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     nxt = count_transitions(game, P_tilde, k=K, transition="deterministic")  # per s_g: (D,) rank of d'

@@ -1,0 +1,110 @@
+"""The alternating loop's learners and starting pairs for one training run (`experiments.train_policies`).
+
+`GlobalLearner` (G-LEARN, PAPER.md Algorithm 1, cached per pi_l) and `LocalLearner` (L-LEARN) are the
+functions `learners.alternate.alternate` calls; `start_pair` builds the pair a start (config.Start) begins from.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from altmarl_ros.marl import sim
+from altmarl_ros.marl.config import ConfigError, GLearnConfig, LLearnConfig, Start, StartKind
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
+from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.posterior import posterior_dispatcher
+from altmarl_ros.marl.restricted import restricted_proposal
+
+
+class GlobalLearner:
+    """G-LEARN as the loop's global learner for one training run: each distinct pi_l is solved once
+    (cached by its table), with samples from a generator seeded by (seed, pi_l) and, when
+    g_learn.warm_start, from the V of the previous solve. Full information: the deterministic mean-field
+    transition at `k` (no warm start) and policies wrapped in `FullInformationPolicy`."""
+
+    def __init__(self, game: TabularGame, config: GLearnConfig, *, k: int, seed: int, full_information: bool,
+                 n_agents: int = 1000, horizon: int = 50, ordering: sim.Ordering = "paper") -> None:
+        self.game, self.config, self.k, self.seed = game, config, k, seed
+        # the n-agent system, for the restricted best-response refinement and the posterior dispatcher
+        self.n_agents, self.horizon, self.ordering = n_agents, horizon, ordering
+        self.full_information = full_information
+        self.cache: dict[bytes, Any] = {}
+        self.V: np.ndarray | None = None  # the last solve's values (warm start)
+
+    def __call__(self, pi_l: TabularLocalPolicy) -> Any:
+        key = pi_l.probs.tobytes()
+        if key in self.cache:
+            return self.cache[key]
+        gc = self.config
+        if self.full_information:
+            result = g_learn(self.game, pi_l, k=self.k, transition="deterministic", stopping="span", tol=gc.tol,
+                             max_iter=gc.max_iter)
+            self.cache[key] = FullInformationPolicy(result.pi_g)
+        else:
+            result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
+                             transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
+                             stopping=cast(Stopping, gc.stopping), V0=self.V if gc.warm_start else None)
+            self.V = result.V
+            pi_g = result.pi_g
+            if gc.restricted:  # issue 15: the restricted best response from G-LEARN's table
+                pi_g = restricted_proposal(self.game, pi_l, pi_g, n_agents=self.n_agents, horizon=self.horizon,
+                                           rng=np.random.default_rng([self.seed, zlib.crc32(key), 15]))
+            self.cache[key] = pi_g
+        return self.cache[key]
+
+    def posterior(self, reference: FullInformationPolicy, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+        """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
+        gc = self.config
+        return posterior_dispatcher(self.game, reference, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]),
+                                    n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
+                                    ordering=self.ordering)
+
+    def constant(self, a_g: int) -> Any:
+        """The constant dispatcher a_g over this learner's count vectors."""
+        S_g, S_l, A_g = self.game.n_global_states, self.game.n_local_states, self.game.n_global_actions
+        pi = TabularGlobalPolicy.constant(a_g, n_global_states=S_g, n_local_states=S_l, n_global_actions=A_g,
+                                          k=self.k)
+        return FullInformationPolicy(pi) if self.full_information else pi
+
+
+@dataclass(frozen=True)
+class LocalLearner:
+    """L-LEARN as the loop's local learner: config.kind "induced" (exact) or "authors" (PAPER.md 2.7)."""
+
+    game: TabularGame
+    config: LLearnConfig
+
+    def __call__(self, pi_g: Any, pi_l: TabularLocalPolicy) -> TabularLocalPolicy:
+        lc = self.config
+        if lc.kind == "authors":
+            return l_learn_authors(self.game, pi_g, pi_l, n_mc=lc.n_mc, mc_seed=lc.mc_seed, mu_iters=lc.mu_iters,
+                                   max_iter=lc.max_iter, tau_scale=lc.tau_scale, tau_min=lc.tau_min).pi_l
+        return l_learn(self.game, pi_g, pi_l, tol=lc.tol).pi_l
+
+
+def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, learn_local: LocalLearner,
+               reference: tuple[FullInformationPolicy, TabularLocalPolicy] | None) -> tuple[Any, TabularLocalPolicy]:
+    """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference` is the full-information reference
+    pair (pi_g, pi_l), needed by the full_information and posterior starts only."""
+    uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
+    kind = start.kind
+    if kind is StartKind.CONSTANT:
+        return learn_global.constant(start.action), uniform
+    if kind is StartKind.L_FIRST:
+        pi_g0 = learn_global.constant(start.action)
+        return pi_g0, learn_local(pi_g0, uniform)
+    if kind is StartKind.G_FIRST:
+        return learn_global(uniform), uniform
+    if kind is StartKind.CHASE:
+        return learn_global.constant(0), chase_policy(game)
+    if kind is StartKind.FULL_INFORMATION and reference is not None:
+        return learn_global(reference[1]), reference[1]
+    if kind is StartKind.POSTERIOR and reference is not None:
+        return learn_global.posterior(*reference), reference[1]
+    raise ConfigError(f"start {start.name!r} cannot be used here")
