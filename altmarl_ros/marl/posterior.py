@@ -10,12 +10,13 @@ first-order step) the best table is the Bayes decision on what the sample says a
                                                                   occupancy, d | h ~ MVHG(h, k).
 
 Q_ref is the reference's G-LEARN action value on count vectors of K (`reference_q`: the deterministic
-mean-field transition its dispatcher is greedy for). The conditional expectation is estimated by Monte Carlo
-(`posterior_table`): the reference pair runs by counts (`population_sim`, n robots), every step draws
-`samples` k-samples of the true histogram, and gamma^t Q_ref(s_g, h, .) is summed into the entry (s_g, d)
-each sample lands in; the argmax needs no normaliser. Entries no sample reached read the reference's table at
-the sample's rounding (the plug-in). Unlike G-LEARN (the k-agent surrogate) it accounts for the sample's noise
-about n robots: at k = 35 it reads a strong majority more cautiously than the plug-in does.
+mean-field transition its dispatcher is greedy for). The occupancy is sampled (`occupancy`): the reference pair
+runs by counts (`population_sim`, n robots) for `episodes` episodes, and every visited (s_g, h) is a particle of
+weight gamma^t. The conditional expectation is then computed per table entry against all the particles of its
+s_g (`posterior_table`): sum_h w(h) L(d | h) Q_ref(s_g, h, .) with the multinomial likelihood of d (the argmax
+needs no normaliser). Only the entries that `samples` k-samples per step of the same run reached are computed;
+the others (rarely visited by construction) read the reference's table at the sample's rounding, the plug-in.
+Unlike G-LEARN's k-agent surrogate, it treats d as a noisy sample of n robots. Figures: bench/README.md 11.5.
 """
 
 from __future__ import annotations
