@@ -238,6 +238,7 @@ def test_posterior_start_begins_from_the_reference_robots_and_its_posterior_disp
     config = _coordination_config(starts=["constant:0", "posterior"], max_rounds=1)
     reference = train_policies(config, k=2, seed=0, full_information=True)
     assert [s["start"] for s in reference.selection.to_dict()["starts"]] == ["constant:0"]  # no self-reference
+    assert reference.values is not None  # its G-LEARN values, kept for the posterior's Q (recomputed below)
     import altmarl_ros.marl.experiments as experiments
     from altmarl_ros.marl.posterior import posterior_dispatcher
 

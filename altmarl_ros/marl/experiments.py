@@ -44,7 +44,7 @@ from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
-from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, start_pair
+from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, Reference, start_pair
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
 
@@ -59,6 +59,7 @@ class TrainResult(NamedTuple):
     train_seconds: float
     g_learn_calls: int  # G-LEARN computations actually run (each distinct pi_l is solved once)
     pooled: PooledStep | None = None  # the pooled training (config.pooled.enabled), after the alternation
+    values: np.ndarray | None = None  # full information: G-LEARN's V for the chosen pi_l (the posterior start's Q)
 
 
 class FinalEvaluation(NamedTuple):
@@ -168,7 +169,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     results = []
     for i, start in enumerate(starts):
         pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local,
-                                  None if reference is None else (reference.pi_g, reference.pi_l))
+                                  None if reference is None else Reference(reference.pi_g, reference.pi_l,
+                                                                           reference.values))
         on_round = None if progress is None else functools.partial(progress, start.name)
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
@@ -178,7 +180,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     selection = select_equilibrium([s.name for s in starts], results, evaluate, _int_seed(seed, 1))
     best = selection.best.result
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
-                       len(learn_global.cache))
+                       len(learn_global.cache), values=learn_global.values.get(best.pi_l.probs.tobytes()))
 
 
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,

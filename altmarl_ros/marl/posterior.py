@@ -34,14 +34,19 @@ from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 
 
-def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int) -> np.ndarray:
+def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int,
+                V: np.ndarray | None = None) -> np.ndarray:
     """(S_g, D_K, A_g) Q(s_g, d, a) of G-LEARN on count vectors of K with the deterministic transition (the
-    full-information reference's learner, `run_learners.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d')."""
-    res = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
+    full-information reference's learner, `run_learners.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d').
+    `V`: that G-LEARN's (S_g, D_K) values if already solved (the reference's training keeps them), else solved."""
+    if V is None:
+        V = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter).V
+    elif V.shape != (game.n_global_states, cv.n_count_vectors(K, game.n_local_states)):
+        raise InputError(f"V must have shape (S_g, D_K), got {V.shape}")
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     nxt = count_transitions(game, P_tilde, k=K, transition="deterministic")  # per s_g: (D,) rank of d'
     local = (cv.enumerate_counts(K, game.n_local_states) @ r_tilde).T / K  # (S_g, D)
-    q = [game.r_g[g][None, :] + local[g][:, None] + game.gamma * res.V[:, nxt[g]].T @ game.P_g[g].T
+    q = [game.r_g[g][None, :] + local[g][:, None] + game.gamma * V[:, nxt[g]].T @ game.P_g[g].T
          for g in range(game.n_global_states)]
     return np.stack(q)
 
@@ -119,10 +124,10 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
 
 def posterior_dispatcher(game: TabularGame, reference: FullInformationPolicy, pi_l: TabularLocalPolicy, *, k: int,
                          rng: np.random.Generator, n_agents: int, horizon: int, tol: float, max_iter: int,
-                         episodes: int = 400, samples: int = 8,
-                         ordering: sim.Ordering = "paper") -> TabularGlobalPolicy:
+                         episodes: int = 400, samples: int = 8, ordering: sim.Ordering = "paper",
+                         V: np.ndarray | None = None) -> TabularGlobalPolicy:
     """The posterior dispatcher for k-samples (module docstring) as a `TabularGlobalPolicy`."""
-    Q = reference_q(game, pi_l, K=reference.k, tol=tol, max_iter=max_iter)
+    Q = reference_q(game, pi_l, K=reference.k, tol=tol, max_iter=max_iter, V=V)
     occ = occupancy(game, reference, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, episodes=episodes,
                     samples=samples, ordering=ordering)
     table = posterior_table(game, reference, Q, occ, k=k)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -20,6 +20,14 @@ from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_aut
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.posterior import posterior_dispatcher
 from altmarl_ros.marl.restricted import restricted_proposal
+
+
+class Reference(NamedTuple):
+    """The full-information reference pair a start can begin from, and its G-LEARN values when kept."""
+
+    pi_g: FullInformationPolicy
+    pi_l: TabularLocalPolicy
+    V: np.ndarray | None = None  # (S_g, D_K) G-LEARN's V against pi_l (None: recomputed when needed)
 
 
 class GlobalLearner:
@@ -36,6 +44,7 @@ class GlobalLearner:
         self.full_information = full_information
         self.cache: dict[bytes, Any] = {}
         self.V: np.ndarray | None = None  # the last solve's values (warm start)
+        self.values: dict[bytes, np.ndarray] = {}  # full information: each solve's V (the posterior start's Q)
 
     def __call__(self, pi_l: TabularLocalPolicy) -> Any:
         key = pi_l.probs.tobytes()
@@ -46,6 +55,7 @@ class GlobalLearner:
             result = g_learn(self.game, pi_l, k=self.k, transition="deterministic", stopping="span", tol=gc.tol,
                              max_iter=gc.max_iter)
             self.cache[key] = FullInformationPolicy(result.pi_g)
+            self.values[key] = result.V
         else:
             result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
                              transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
@@ -58,12 +68,13 @@ class GlobalLearner:
             self.cache[key] = pi_g
         return self.cache[key]
 
-    def posterior(self, reference: FullInformationPolicy, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+    def posterior(self, reference: Reference) -> TabularGlobalPolicy:
         """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
         gc = self.config
-        return posterior_dispatcher(self.game, reference, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]),
-                                    n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
-                                    ordering=self.ordering)
+        return posterior_dispatcher(self.game, reference.pi_g, reference.pi_l, k=self.k,
+                                    rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
+                                    horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering,
+                                    V=reference.V)
 
     def constant(self, a_g: int) -> Any:
         """The constant dispatcher a_g over this learner's count vectors."""
@@ -89,9 +100,9 @@ class LocalLearner:
 
 
 def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, learn_local: LocalLearner,
-               reference: tuple[FullInformationPolicy, TabularLocalPolicy] | None) -> tuple[Any, TabularLocalPolicy]:
+               reference: Reference | None) -> tuple[Any, TabularLocalPolicy]:
     """(pi_g0, pi_l0) of one start (see LoopConfig.starts); `reference` is the full-information reference
-    pair (pi_g, pi_l), needed by the full_information and posterior starts only."""
+    pair, needed by the full_information and posterior starts only."""
     uniform = TabularLocalPolicy.uniform(game.n_global_states, game.n_local_states, game.n_local_actions)
     kind = start.kind
     if kind is StartKind.CONSTANT:
@@ -104,7 +115,7 @@ def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, lea
     if kind is StartKind.CHASE:
         return learn_global.constant(0), chase_policy(game)
     if kind is StartKind.FULL_INFORMATION and reference is not None:
-        return learn_global(reference[1]), reference[1]
+        return learn_global(reference.pi_l), reference.pi_l
     if kind is StartKind.POSTERIOR and reference is not None:
-        return learn_global.posterior(*reference), reference[1]
+        return learn_global.posterior(reference), reference.pi_l
     raise ConfigError(f"start {start.name!r} cannot be used here")
