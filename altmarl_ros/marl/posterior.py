@@ -64,7 +64,7 @@ def occupancy(game: TabularGame, reference: FullInformationPolicy, pi_l: Tabular
               ordering: sim.Ordering = "paper") -> Occupancy:
     """`episodes` of the reference pair by counts (`population_sim`) on `n_agents` robots, with `samples`
     k-samples of the true histogram drawn per step (which entries of a k-sample table are visited)."""
-    S_g, S_l, K = game.n_global_states, game.n_local_states, reference.k
+    S_g, S_l = game.n_global_states, game.n_local_states
     if not 1 <= k <= n_agents:
         raise InputError(f"need 1 <= k <= n_agents, got k={k}, n_agents={n_agents}")
     tables = ps.count_tables(game, [pi_l])
@@ -78,7 +78,7 @@ def occupancy(game: TabularGame, reference: FullInformationPolicy, pi_l: Tabular
         visits.append((s_g, h))
         weights.append(np.full(episodes, game.gamma ** t))
         drawn.append(np.repeat(s_g, samples) * cv.n_count_vectors(k, S_l) + cv.rank(d, k))
-        a_g = reference.pi_g.actions[s_g, cv.rank(cv.round_to_counts(h * (K / n_agents), K), K)]
+        a_g, _ = ps.count_action(reference, obs_rng, None, s_g, h, None)  # reads h (rounded to K counts)
         state, _ = ps.step_counts(game, (env_rng, local_rng), tables, state, a_g, ordering=ordering)
     s_g = np.concatenate([v[0] for v in visits])
     h = np.concatenate([v[1] for v in visits])
