@@ -91,3 +91,25 @@ def test_bad_inputs_are_refused_with_the_problem_named():
     with pytest.raises(InputError, match="need 1 <= k <= n_agents"):
         occupancy(game, reference, pi_l, k=7, rng=np.random.default_rng(0), n_agents=6, horizon=3, episodes=4,
                   samples=1)
+
+
+def test_starts_built_on_the_reference_are_skipped_with_a_warning_when_it_is_out_of_reach():
+    """8 local states at full_information.k = 50: 264 million count vectors per global state. `altmarl train`
+    with the default config still trains such a game (without the posterior start, saying so); asking for the
+    reference itself is a ConfigError that names the size and the fix."""
+    from dataclasses import replace
+
+    from altmarl_ros.marl.config import ConfigError, load_train_config
+    from altmarl_ros.marl.experiments import train_policies, training_starts
+    from altmarl_ros.paths import share_path
+
+    config = load_train_config(share_path("config/train_warehouse.yaml"), n_agents=20)
+    grid = replace(config, game=str(share_path("config/games/grid.yaml")), game_options={})
+    game = make_game(grid.game)
+    assert "posterior" in config.loop.starts and not grid.full_information.feasible(game.n_local_states)
+    with pytest.warns(UserWarning, match=r"starts \['posterior'\] skipped: .*264,385,836 count vectors"):
+        starts = training_starts(grid, game, full_information=False)
+    assert [s.name for s in starts] == ["constant:0", "l_first:0", "g_first", "chase"]
+    with pytest.raises(ConfigError, match=r"264,385,836 count vectors .* lower full_information.k or set "
+                                          r"full_information.enabled: false"):
+        train_policies(grid, k=3, seed=0, full_information=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,7 +173,10 @@ class LoopConfig:
     constant, the robots' L-LEARN response to it), g_first (G-LEARN against uniform robots, uniform
     robots), chase (robots best-respond to a never-changing s_g: for the warehouse, go where s_g is),
     full_information (the robots of the full-information reference of the same seed, and G-LEARN's k-sample
-    dispatcher against them; ignored when training the reference itself)."""
+    dispatcher against them), posterior (those robots and the reference's dispatcher projected onto the
+    k-sample, `marl.posterior`). The last two train the reference first; they are ignored when training the
+    reference itself, and skipped with a warning when the reference is out of reach for the game
+    (`FullInfoConfig.feasible`)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
@@ -205,6 +209,18 @@ class FullInfoConfig:
 
     def validate(self, key: str) -> None:
         _check(self.k >= 1, f"{key}.k", "must be >= 1")
+
+    def table_size(self, n_local_states: int) -> int:
+        """Count vectors of k over the game's local states: the reference's G-LEARN table per global state."""
+        return math.comb(self.k + n_local_states - 1, n_local_states - 1)
+
+    def feasible(self, n_local_states: int) -> bool:
+        """Whether the reference's tables fit (at most REFERENCE_MAX_TABLE count vectors; the warehouse's 5
+        zones at k = 50: 316,251; 8 zones: 264 million)."""
+        return self.table_size(n_local_states) <= REFERENCE_MAX_TABLE
+
+
+REFERENCE_MAX_TABLE = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import functools
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from altmarl_ros.marl import population_sim, sim
 from altmarl_ros.marl.artifacts import atomic_write_text, save_policies
 from altmarl_ros.marl.config import (
     NEEDS_REFERENCE,
+    REFERENCE_MAX_TABLE,
+    ConfigError,
     Start,
     TrainConfig,
     expand_starts,
@@ -102,9 +105,36 @@ def paired_evaluator(config: TrainConfig, game: TabularGame, *, episodes: int, h
 
 
 def training_starts(config: TrainConfig, game: TabularGame, *, full_information: bool) -> list[Start]:
-    """The run's starts: loop.starts expanded for the game (the full-information reference drops its own)."""
+    """The run's starts: loop.starts expanded for the game. The starts built from the full-information reference
+    are dropped when training the reference itself, and (with a warning) when the reference is out of reach
+    for the game (`FullInfoConfig.feasible`)."""
     starts = expand_starts(config.loop.parsed_starts, game.n_global_actions)
-    return [s for s in starts if not (full_information and s.kind in NEEDS_REFERENCE)]
+    if full_information:
+        return [s for s in starts if s.kind not in NEEDS_REFERENCE]
+    needy = [s.name for s in starts if s.kind in NEEDS_REFERENCE]
+    if needy and not config.full_information.feasible(game.n_local_states):
+        warnings.warn(f"starts {needy} skipped: {_reference_too_large(config, game)}", stacklevel=2)
+        return [s for s in starts if s.kind not in NEEDS_REFERENCE]
+    return starts
+
+
+def _reference_too_large(config: TrainConfig, game: TabularGame) -> str:
+    fi = config.full_information
+    return (f"the full-information reference needs {fi.table_size(game.n_local_states):,} count vectors of "
+            f"full_information.k = {fi.k} over {game.n_local_states} local states (limit {REFERENCE_MAX_TABLE:,}); "
+            "lower full_information.k")
+
+
+def _check_reference(config: TrainConfig, game: TabularGame) -> None:
+    if not config.full_information.feasible(game.n_local_states):
+        raise ConfigError(_reference_too_large(config, game) + " or set full_information.enabled: false")
+
+
+def _train_reference(config: TrainConfig, game: TabularGame, *, seed: int, k: int) -> TrainResult:
+    """The full-information reference pair of this seed (ConfigError when out of reach for the game)."""
+    _check_reference(config, game)
+    return _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
+                  full_information=True, progress=None)
 
 
 def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: bool = False,
@@ -124,12 +154,13 @@ def train_policies(config: TrainConfig, *, k: int, seed: int, full_information: 
     game = make_game(config.game, **config.game_options)
     if not 1 <= k <= config.n_agents:
         raise InputError(f"k must satisfy 1 <= k <= n_agents={config.n_agents}, got {k}")
+    if full_information:
+        _check_reference(config, game)
     starts = training_starts(config, game, full_information=full_information)
     pooled = config.pooled.enabled and not full_information
     if reference is None and (any(s.kind in NEEDS_REFERENCE for s in starts)
                               or (pooled and config.full_information.enabled)):
-        reference = _train(config, game, training_starts(config, game, full_information=True), seed=seed, k=k,
-                           full_information=True, progress=None)
+        reference = _train_reference(config, game, seed=seed, k=k)
     trained = _train(config, game, starts, seed=seed, k=k, full_information=full_information, progress=progress,
                      reference=reference)
     if pooled:
