@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pooled_filter import returns_of  # bench/ (this script's folder)
+
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.config import load_train_config
-from altmarl_ros.marl.experiments import _streams, ratio_estimate, train_policies
+from altmarl_ros.marl.experiments import ratio_estimate, train_policies
 from altmarl_ros.marl.game import marginal_local
-from altmarl_ros.marl.observe import table_rollouts
 from altmarl_ros.marl.pooled import PooledObserver, PopulationFilter, discretise
 from altmarl_ros.marl.posterior import reference_q
 
@@ -126,7 +127,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     config = load_train_config(args.config)
-    ev, n = config.evaluation, config.n_agents
+    n = config.n_agents
     rows = []
     for seed in args.seeds:
         ref = train_policies(config, k=1, seed=seed, full_information=True)
@@ -136,11 +137,8 @@ def main() -> None:
         P_tilde = marginal_local(game, pi_l.probs).P_tilde
         identity = np.tile(np.arange(A), (game.n_global_states, 1))
 
-        def returns(observer, tab, game=game, pi_l=pi_l, seed=seed):
-            return np.concatenate([table_rollouts(game, tab, observer, pi_l, seq, n_agents=n, horizon=ev.horizon,
-                                                  n_episodes=ev.episodes).returns for seq in _streams(seed, ev.seeds)])
-
-        full = returns(PooledObserver(PopulationFilter.for_game(game, pi_l, n_agents=n, k=n), K), table)
+        everyone = PooledObserver(PopulationFilter.for_game(game, pi_l, n_agents=n, k=n), K)  # the histogram
+        full = returns_of(config, game, table, everyone, pi_l, seed)
         for k in args.ks:
             rng = np.random.default_rng([seed, k])
             variants = {
@@ -151,7 +149,7 @@ def main() -> None:
             }
             for name, (observer, tab) in variants.items():
                 t0 = time.perf_counter()
-                ratio = ratio_estimate(returns(observer, tab), full)
+                ratio = ratio_estimate(returns_of(config, game, tab, observer, pi_l, seed), full)
                 row = {"seed": seed, "k": k, "observer": name, "ratio": ratio.mean, "ratio_stderr": ratio.stderr,
                        "full_information": float(full.mean()), "seconds": time.perf_counter() - t0}
                 rows.append(row)
