@@ -20,6 +20,7 @@ import argparse
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.experiments import training_starts
     from altmarl_ros.marl.games import make_game
 
-    n_starts = len(training_starts(config, make_game(config.game, **config.game_options), full_information=False))
+    with warnings.catch_warnings():  # train_policies says which starts it skips, once
+        warnings.simplefilter("ignore")
+        n_starts = len(training_starts(config, make_game(config.game, **config.game_options),
+                                       full_information=False))
     with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
@@ -352,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     from altmarl_ros.errors import is_user_error
 
     args = build_parser().parse_args(argv)
+    plain = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"altmarl {args.command}: warning: {message}\n"  # one line
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -362,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a programming error: keep its traceback
         print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)  # bad config, file, option: one line
         return 2
+    finally:
+        warnings.formatwarning = plain
 
 
 if __name__ == "__main__":

@@ -113,3 +113,17 @@ def test_starts_built_on_the_reference_are_skipped_with_a_warning_when_it_is_out
     with pytest.raises(ConfigError, match=r"264,385,836 count vectors .* lower full_information.k or set "
                                           r"full_information.enabled: false"):
         train_policies(grid, k=3, seed=0, full_information=True)
+
+
+def test_the_cli_says_once_in_one_line_which_starts_it_skips(tmp_path):
+    import subprocess
+    import sys
+
+    from altmarl_ros.paths import share_path
+
+    run = subprocess.run([sys.executable, "-m", "altmarl_ros.cli", "train", "--game",
+                          str(share_path("config/games/grid.yaml")), "--k", "2", "--n-agents", "20", "--no-eval",
+                          "--out", str(tmp_path / "grid")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and (tmp_path / "grid.npz").exists(), run.stderr[-2000:]
+    warned = [line for line in run.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warned) == 1 and warned[0].startswith("altmarl train: warning: starts ['posterior'] skipped: "), warned

@@ -193,7 +193,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     loop = config.loop
     learn_global = GlobalLearner(game, config.g_learn, k=config.full_information.k if full_information else k,
                                  n_agents=config.n_agents, horizon=loop.eval_horizon,
-                                 seed=seed, full_information=full_information, ordering=config.ordering)
+                                 seed=seed, full_information=full_information,
+                                 ordering=config.ordering)  # type: ignore[arg-type]
     learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
