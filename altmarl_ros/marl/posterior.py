@@ -29,9 +29,10 @@ from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population_sim as ps
 from altmarl_ros.marl import sim
-from altmarl_ros.marl.game import TabularGame, marginal_local
-from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.learners.g_learn import deterministic_action_values, g_learn
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
+from altmarl_ros.marl.pooled import lift_table
 
 
 def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int,
@@ -43,12 +44,7 @@ def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: flo
         V = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter).V
     elif V.shape != (game.n_global_states, cv.n_count_vectors(K, game.n_local_states)):
         raise InputError(f"V must have shape (S_g, D_K), got {V.shape}")
-    P_tilde, r_tilde = marginal_local(game, pi_l.probs)
-    nxt = count_transitions(game, P_tilde, k=K, transition="deterministic")  # per s_g: (D,) rank of d'
-    local = (cv.enumerate_counts(K, game.n_local_states) @ r_tilde).T / K  # (S_g, D)
-    q = [game.r_g[g][None, :] + local[g][:, None] + game.gamma * V[:, nxt[g]].T @ game.P_g[g].T
-         for g in range(game.n_global_states)]
-    return np.stack(q)
+    return deterministic_action_values(game, pi_l, V, k=K)
 
 
 class Occupancy(NamedTuple):
@@ -105,7 +101,7 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
         raise InputError(f"Q must have shape (S_g, D_K, A_g) = {(S_g, cv.n_count_vectors(K, S_l), A_g)}, "
                          f"got {Q.shape}")
     all_d = cv.enumerate_counts(k, S_l)
-    table = reference.pi_g.actions[:, cv.rank(cv.round_to_counts(all_d * (K / k), K), K)]
+    table = lift_table(reference.pi_g.actions, K, k, S_l)  # the plug-in: the reference read at round(d K / k)
     for g in range(S_g):
         h, entries = occ.h[g], occ.entries[g]
         if h.size == 0 or entries.size == 0:

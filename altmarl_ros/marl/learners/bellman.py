@@ -64,14 +64,19 @@ class BellmanOperator:
         """Per s_g in order, the (S_g', |rows|) expectation of V at the next count vector of each row."""
         raise NotImplementedError
 
-    def backup(self, V: np.ndarray, rows: np.ndarray, greedy: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """One Bellman backup on the count vectors `rows`: (S_g, |rows|) max_a Q and, if greedy, argmax_a Q."""
+    def action_values(self, V: np.ndarray, rows: np.ndarray) -> Iterator[np.ndarray]:
+        """Per s_g in order, the (A_g, |rows|) Q(s_g, d, a) = C + sum_{s_g'} gamma P_g E[V(s_g', d')]."""
         every = rows.size == self.D
-        V_new = np.empty((self.S_g, rows.size))
-        actions = np.zeros((self.S_g, rows.size), dtype=np.int64) if greedy else None
         for g, W in enumerate(self.expectations(V, rows)):
             Q = self.gamma_P_g[g] @ W  # (A_g, |rows|)
             Q += self.C[g] if every else self.C[g][:, rows]
+            yield Q
+
+    def backup(self, V: np.ndarray, rows: np.ndarray, greedy: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """One Bellman backup on the count vectors `rows`: (S_g, |rows|) max_a Q and, if greedy, argmax_a Q."""
+        V_new = np.empty((self.S_g, rows.size))
+        actions = np.zeros((self.S_g, rows.size), dtype=np.int64) if greedy else None
+        for g, Q in enumerate(self.action_values(V, rows)):
             best = V_new[g]
             best[:] = Q[0]
             for a in range(1, self.A_g):  # running max; ties keep the lowest action, like np.argmax

@@ -184,6 +184,21 @@ def _exact_matrix(P_tilde_g: np.ndarray, k: int) -> sp.csr_matrix:
     return M
 
 
+def _rewards(game: TabularGame, r_tilde: np.ndarray, k: int) -> np.ndarray:
+    """(S_g, A_g, D) reward r_Delta(s_g, d, a_g) = r_g(s_g, a_g) + (1/k) sum_j d_j r~_l(j, s_g)."""
+    local = (cv.enumerate_counts(k, game.n_local_states) @ r_tilde).T / k  # (S_g, D)
+    return game.r_g[:, :, None] + local[:, None, :]
+
+
+def deterministic_action_values(game: TabularGame, pi_l: TabularLocalPolicy, V: np.ndarray, *, k: int) -> np.ndarray:
+    """(S_g, D, A_g) Q(s_g, d, a) of the "deterministic" operator at V (S_g, D): what a g_learn(...,
+    transition="deterministic") result's greedy pi_g maximises when V is its V."""
+    P_tilde, r_tilde = marginal_local(game, pi_l.probs)
+    nxt = np.stack(count_transitions(game, P_tilde, k=k, transition="deterministic"))  # type: ignore[arg-type]
+    with GatherOperator(_rewards(game, r_tilde, k), game.gamma * game.P_g, nxt) as T:
+        return np.stack(list(T.action_values(V, np.arange(V.shape[1]))), axis=0).transpose(0, 2, 1)
+
+
 def _stop_rule(stopping: str, gamma: float, tol: float) -> StopRule:
     if stopping == "span":
         return SpanStop(gamma / (1 - gamma), tol)
@@ -235,10 +250,8 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
     elif transitions.key != key:
         raise InputError("transitions were built for another (game, pi_l, k, transition, m); "
                          "pass transitions=None to build this call's")
-    all_d = cv.enumerate_counts(k, S_l)
-    D = all_d.shape[0]
-    local = (all_d @ r_tilde).T / k  # (S_g, D): (1/k) sum_j d_j r~_l(j, s_g), the local part of r_Delta
-    C = game.r_g[:, :, None] + local[:, None, :]  # (S_g, A_g, D) reward r_Delta(s_g, d, a_g)
+    D = cv.n_count_vectors(k, S_l)
+    C = _rewards(game, r_tilde, k)
     gamma_P_g = game.gamma * game.P_g  # (S_g, A_g, S_g')
     V = np.zeros((S_g, D)) if V0 is None else np.array(V0, dtype=np.float64)
     if V.shape != (S_g, D):
