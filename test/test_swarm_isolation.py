@@ -66,11 +66,25 @@ def test_two_swarms_at_once_have_their_own_domains(ros_domain, policy, tmp_path)
     assert summaries[0]["ros_domain_id"] != summaries[1]["ros_domain_id"]
 
 
+def _wait_for_stepping(out: Path, timeout: float = 120) -> None:
+    """Until the swarm writing to `out` has answered its first step (its simulator's log says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("; stepping" in p.read_text(errors="replace") for p in (out / "logs").glob("*.log")):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the swarm in {out} did not start stepping within {timeout:.0f} s")
+
+
 def test_second_swarm_in_a_busy_domain_is_refused(ros_domain, policy, tmp_path):
     """A second swarm started in the domain of a running one (ROS_DOMAIN_ID set to the same value) stops with a
-    clear error (its simulator sees another simulator's /swarm/tick) instead of mixing answers."""
-    first = _swarm(tmp_path / "first", policy, "--steps", "400", "--step-period", "0.05")
-    time.sleep(12.0)  # the first swarm is stepping (a few s of start-up on a busy machine)
+    clear error (its simulator sees another simulator's /swarm/tick or a second controller) instead of mixing
+    answers; the first one, older than RivalWatch.SETTLE past its handshake, goes on."""
+    from altmarl_ros.ros.clash import RivalWatch
+
+    first = _swarm(tmp_path / "first", policy, "--steps", "600", "--step-period", "0.05")
+    _wait_for_stepping(tmp_path / "first")
+    time.sleep(RivalWatch.SETTLE + 1.0)
     second = _swarm(tmp_path / "second", policy, "--steps", "100")
     code = _finish(second, timeout=120)
     text = (tmp_path / "second.log").read_text() + "".join(

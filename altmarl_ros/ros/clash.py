@@ -31,24 +31,29 @@ def rival_swarm(node) -> str:
 
 
 class RivalWatch:
-    """`check(now, waiting)` every loop turn, looking at the graph every PERIOD s: True (the caller stops) when a
-    rival swarm is seen before this one started stepping; once running, a rival is logged once and kept in
-    `seen` (the newcomer refuses to start: it is the one that has to go)."""
+    """`check(now, young)` every loop turn, looking at the graph every PERIOD s: True (the caller stops) when a
+    rival swarm is seen while this one is young (waiting, in its handshake, or less than SETTLE s past it: the
+    newcomer is the one that has to go); later, a rival is logged once and kept in `seen`.
+
+    Being young for SETTLE s after the handshake matters: a newcomer's simulator can start stepping on the
+    other swarm's robots and controller (they match its subscriptions) before its own controller shows up as
+    the second publisher of the command topic."""
 
     PERIOD = 1.0  # s between two looks at the graph
+    SETTLE = 5.0  # s after the handshake during which a rival means this swarm is the newcomer
 
     def __init__(self, node) -> None:
         self.node, self.next, self.seen = node, 0.0, ""
 
-    def check(self, now: float, *, waiting: bool) -> bool:
+    def check(self, now: float, *, young: bool) -> bool:
         if now < self.next:
             return False
         self.next = now + self.PERIOD
         rival = rival_swarm(self.node)
         if not rival:
             return False
-        if waiting:
-            self.node.get_logger().error(f"{rival}; not starting")
+        if young:
+            self.node.get_logger().error(f"{rival}; not going on (this swarm started last)")
             self.seen = rival
             return True
         if not self.seen:

@@ -244,7 +244,8 @@ class SimNode(Node):
             self.cycles.drop_owed()
             self._physics()
             return
-        if self.rival.check(now, waiting=self.phase is Phase.WAITING):  # another swarm in the domain: refuse
+        young = self.phase is Phase.WAITING or not self.record or now - self.started_wall < RivalWatch.SETTLE
+        if self.rival.check(now, young=young):  # another swarm in the domain: the newcomer refuses
             self.exit_code, self.phase = exitcodes.DOMAIN_CLASH, Phase.DONE
             return
         if self.phase is Phase.WAITING:
