@@ -177,12 +177,20 @@ class LoopConfig:
     k-sample, `marl.posterior`). The last two train the reference first; they are ignored when training the
     reference itself, and skipped with a warning when the reference is out of reach for the game
     (`FullInfoConfig.feasible`)."""
+    refine: int = 0
+    """Restarts after selection (beyond the paper, `experiments.refine`): up to `refine` times, the alternation
+    runs again from the best fixed point's robots and the posterior projection of the full-information best
+    response to them (`posterior.posterior_response`: a restricted global step that the 2 eta UPDATE rejects
+    at small k, where 2 eta exceeds the gain), and selection keeps the best fixed point of all runs. Stops
+    early when a restart does not become the best. Needs the full-information reference's table size (skipped
+    with a warning when out of reach); ignored when training the reference itself."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
         _check(self.c >= 0, f"{key}.c", "must be >= 0")
         _check(0.5 <= self.confidence < 1, f"{key}.confidence", "must lie in [0.5, 1)")
         _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
+        _check(self.refine >= 0, f"{key}.refine", "must be >= 0")
         for name in ("max_rounds", "eval_episodes", "eval_horizon"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
         _check(self.eval_episodes >= 2, f"{key}.eval_episodes", "must be >= 2 (a paired test needs a stderr)")

@@ -113,7 +113,8 @@ def training_starts(config: TrainConfig, game: TabularGame, *, full_information:
         return [s for s in starts if s.kind not in NEEDS_REFERENCE]
     needy = [s.name for s in starts if s.kind in NEEDS_REFERENCE]
     if needy and not config.full_information.feasible(game.n_local_states):
-        warnings.warn(f"starts {needy} skipped: {_reference_too_large(config, game)}", stacklevel=2)
+        also = " and loop.refine" if config.loop.refine else ""  # `_restarts` then says nothing
+        warnings.warn(f"starts {needy}{also} skipped: {_reference_too_large(config, game)}", stacklevel=2)
         return [s for s in starts if s.kind not in NEEDS_REFERENCE]
     return starts
 
@@ -188,31 +189,64 @@ def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, see
 def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, seed: int, k: int,
            full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
            reference: TrainResult | None = None) -> TrainResult:
-    """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), then
-    equilibrium selection."""
+    """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), equilibrium
+    selection, then the posterior restarts of `refine`."""
     loop = config.loop
-    learn_global = GlobalLearner(game, config.g_learn, k=config.full_information.k if full_information else k,
-                                 n_agents=config.n_agents, horizon=loop.eval_horizon,
-                                 seed=seed, full_information=full_information,
+    k_learner = config.full_information.k if full_information else k
+    learn_global = GlobalLearner(game, config.g_learn, k=k_learner, n_agents=config.n_agents,
+                                 horizon=loop.eval_horizon, seed=seed, full_information=full_information,
                                  ordering=config.ordering)  # type: ignore[arg-type]
     learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
-    results = []
-    for i, start in enumerate(starts):
-        pi_g0, pi_l0 = start_pair(start, game, learn_global, learn_local,
-                                  None if reference is None else Reference(reference.pi_g, reference.pi_l,
-                                                                           reference.values))
-        on_round = None if progress is None else functools.partial(progress, start.name)
+    names: list[str] = []
+    results: list[AlternatingResult] = []
+
+    def run(name: str, pi_g0: Any, pi_l0: TabularLocalPolicy) -> None:
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
-                                 pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds,
-                                 k=config.full_information.k if full_information else k,
-                                 value_scale=value_scale(game),
-                                 eval_seed=_int_seed(seed, 10 + i), on_round=on_round))
-    selection = select_equilibrium([s.name for s in starts], results, evaluate, _int_seed(seed, 1))
+                                 pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds, k=k_learner,
+                                 value_scale=value_scale(game), eval_seed=_int_seed(seed, 10 + len(names)),
+                                 on_round=None if progress is None else functools.partial(progress, name)))
+        names.append(name)
+
+    ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values)
+    for start in starts:
+        run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
+    selection = select_equilibrium(names, results, evaluate, _int_seed(seed, 1))
+    selection = refine(selection, learn_global, run, names, results, evaluate, _int_seed(seed, 1),
+                       restarts=_restarts(config, game, full_information), K=config.full_information.k)
     best = selection.best.result
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
                        len(learn_global.cache), values=learn_global.values.get(best.pi_l.probs.tobytes()))
+
+
+def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) -> int:
+    """loop.refine, or 0 for the reference itself and (with a warning) when its table is out of reach."""
+    if full_information or not config.loop.refine:
+        return 0
+    if not config.full_information.feasible(game.n_local_states):
+        if not any(s.kind in NEEDS_REFERENCE for s in config.loop.parsed_starts):  # else training_starts said it
+            warnings.warn(f"loop.refine skipped: {_reference_too_large(config, game)}", stacklevel=3)
+        return 0
+    return config.loop.refine
+
+
+def refine(selection: Selection, learn_global: GlobalLearner, run: Callable[[str, Any, TabularLocalPolicy], None],
+           names: list[str], results: list[AlternatingResult], evaluate: Any, selection_seed: int, *,
+           restarts: int, K: int) -> Selection:
+    """Up to `restarts` times: from the best fixed point (pi_g, pi_l), run the alternation again from
+    (posterior response to pi_l, pi_l) as start "refine:<r>" (`run` appends to names and results), and select
+    again among all runs; stop when the response is pi_g itself or the restart is not the new best."""
+    for r in range(1, restarts + 1):
+        best = selection.best.result
+        pi_g0 = learn_global.posterior_response(best.pi_l, K)
+        if np.array_equal(pi_g0.actions, best.pi_g.actions):
+            break
+        run(f"refine:{r}", pi_g0, best.pi_l)
+        selection = select_equilibrium(names, results, evaluate, selection_seed)
+        if selection.chosen != len(results) - 1:
+            break
+    return selection
 
 
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,

@@ -18,7 +18,7 @@ from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.posterior import posterior_dispatcher
+from altmarl_ros.marl.posterior import posterior_dispatcher, posterior_response
 from altmarl_ros.marl.restricted import restricted_proposal
 
 
@@ -75,6 +75,14 @@ class GlobalLearner:
                                     rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
                                     horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering,
                                     V=reference.V)
+
+    def posterior_response(self, pi_l: TabularLocalPolicy, K: int) -> TabularGlobalPolicy:
+        """The posterior projection of the full-information (K counts) best response to pi_l (`marl.posterior`)."""
+        gc = self.config
+        return posterior_response(self.game, pi_l, K=K, k=self.k,
+                                  rng=np.random.default_rng([self.seed, zlib.crc32(pi_l.probs.tobytes()), 17]),
+                                  n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
+                                  ordering=self.ordering)
 
     def constant(self, a_g: int) -> Any:
         """The constant dispatcher a_g over this learner's count vectors."""
