@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
@@ -144,10 +142,10 @@ def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypa
     from altmarl_ros.marl.experiments import train_policies
     from altmarl_ros.marl.posterior import posterior_response
 
-    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 6},
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 8},
                                "loop": {"eval_episodes": 32, "eval_horizon": 20, "starts": ["constant:0"]},
                                "evaluation": {"horizon": 20, "episodes": 20, "seeds": 2}})
-    plain = train_policies(config, k=3, seed=1)
+    plain = train_policies(config, k=3, seed=4)
     started_from = []
     real_alternate = experiments.alternate
 
@@ -156,19 +154,38 @@ def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypa
         return started_from[-1][2]
 
     monkeypatch.setattr(experiments, "alternate", spy)
-    refined = train_policies(replace(config, loop=replace(config.loop, refine=2)), k=3, seed=1)
+    refined = train_policies(replace(config, loop=replace(config.loop, refine=2)), k=3, seed=4)
     outcomes = refined.selection.outcomes
     assert [o.start for o in outcomes] == ["constant:0", "refine:1", "refine:2"]
     assert outcomes[1].welfare.mean > outcomes[0].welfare.mean  # refine:1 became the best, so refine:2 ran
+    assert not np.array_equal(started_from[1][2].pi_l.probs, started_from[0][2].pi_l.probs)  # new robots, new step
     for (pi_g0, pi_l0, _), (_, _, best) in [(started_from[1], started_from[0]), (started_from[2], started_from[1])]:
         np.testing.assert_array_equal(pi_l0.probs, best.pi_l.probs)
-        expected = posterior_response(plain.game, best.pi_l, K=6, k=3, n_agents=30, horizon=20, tol=1e-3,
+        expected = posterior_response(plain.game, best.pi_l, K=8, k=3, n_agents=30, horizon=20, tol=1e-3,
                                       max_iter=2000,
-                                      rng=np.random.default_rng([1, zlib.crc32(best.pi_l.probs.tobytes()), 17]))
+                                      rng=np.random.default_rng([4, 16]))
         np.testing.assert_array_equal(pi_g0.actions, expected.actions)
     np.testing.assert_array_equal(started_from[0][2].pi_g.actions, plain.pi_g.actions)  # refine=0 is the plain run
     welfare = {o.start: o.welfare.mean for o in outcomes if o.result.fixed_point}
     assert refined.selection.best.start == max(welfare, key=welfare.get)
+
+
+def test_refine_stops_when_the_response_is_the_best_dispatcher_itself():
+    """A restart whose robots did not move (its L-step rejected) has its own table as the response: no refine:2."""
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import train_policies
+    from altmarl_ros.marl.posterior import posterior_response
+
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 6},
+                               "loop": {"eval_episodes": 32, "eval_horizon": 20, "starts": ["constant:0"],
+                                        "refine": 2},
+                               "evaluation": {"horizon": 20, "episodes": 20, "seeds": 2}})
+    trained = train_policies(config, k=3, seed=0)
+    assert [o.start for o in trained.selection.outcomes] == ["constant:0", "refine:1"]
+    assert trained.selection.best.start == "refine:1"
+    again = posterior_response(trained.game, trained.pi_l, K=6, k=3, n_agents=30, horizon=20, tol=1e-3,
+                               max_iter=2000, rng=np.random.default_rng([0, 16]))
+    np.testing.assert_array_equal(again.actions, trained.pi_g.actions)
 
 
 def test_refine_reaches_the_better_equilibrium_the_update_rule_rejects_at_k_5():

@@ -77,10 +77,11 @@ class GlobalLearner:
                                     V=reference.V)
 
     def posterior_response(self, pi_l: TabularLocalPolicy, K: int) -> TabularGlobalPolicy:
-        """The posterior projection of the full-information (K counts) best response to pi_l (`marl.posterior`)."""
+        """The posterior projection of the full-information (K counts) best response to pi_l (`marl.posterior`).
+        Its occupancy episodes are the posterior start's (same generator), so from the reference's robots, when the
+        reference's dispatcher is G-LEARN's response to them, it is the posterior start's table."""
         gc = self.config
-        return posterior_response(self.game, pi_l, K=K, k=self.k,
-                                  rng=np.random.default_rng([self.seed, zlib.crc32(pi_l.probs.tobytes()), 17]),
+        return posterior_response(self.game, pi_l, K=K, k=self.k, rng=np.random.default_rng([self.seed, 16]),
                                   n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
                                   ordering=self.ordering)
 
