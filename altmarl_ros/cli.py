@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")
         n_starts = len(training_starts(config, make_game(config.game, **config.game_options),
                                        full_information=False))
-    with Progress(config.loop.max_rounds * n_starts, "rounds (at most)") as progress:
+    with Progress(config.loop.max_rounds * (n_starts + config.loop.refine), "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation
     for outcome in trained.selection.outcomes:

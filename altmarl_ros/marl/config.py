@@ -178,7 +178,7 @@ class LoopConfig:
     reference itself, and skipped with a warning when the reference is out of reach for the game
     (`FullInfoConfig.feasible`)."""
     refine: int = 0
-    """Restarts after selection (beyond the paper, `experiments.refine`): up to `refine` times, the alternation
+    """Restarts after selection (beyond the paper, `experiments._refine`): up to `refine` times, the alternation
     runs again from the best fixed point's robots and the posterior projection of the full-information best
     response to them (`posterior.posterior_response`: a restricted global step that the 2 eta UPDATE rejects
     at small k, where 2 eta exceeds the gain), and selection keeps the best fixed point of all runs. Stops

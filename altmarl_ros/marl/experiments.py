@@ -190,7 +190,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
            full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
            reference: TrainResult | None = None) -> TrainResult:
     """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), equilibrium
-    selection, then the posterior restarts of `refine`."""
+    selection, then the posterior restarts of loop.refine (`_refine`)."""
     loop = config.loop
     k_learner = config.full_information.k if full_information else k
     learn_global = GlobalLearner(game, config.g_learn, k=k_learner, n_agents=config.n_agents,
@@ -212,9 +212,9 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values)
     for start in starts:
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
-    selection = select_equilibrium(names, results, evaluate, _int_seed(seed, 1))
-    selection = refine(selection, learn_global, run, names, results, evaluate, _int_seed(seed, 1),
-                       restarts=_restarts(config, game, full_information), K=config.full_information.k)
+    selection = _refine(lambda: select_equilibrium(names, results, evaluate, _int_seed(seed, 1)),
+                        functools.partial(learn_global.posterior_response, K=config.full_information.k), run,
+                        restarts=_restarts(config, game, full_information))
     best = selection.best.result
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
                        len(learn_global.cache), values=learn_global.values.get(best.pi_l.probs.tobytes()))
@@ -231,20 +231,20 @@ def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) ->
     return config.loop.refine
 
 
-def refine(selection: Selection, learn_global: GlobalLearner, run: Callable[[str, Any, TabularLocalPolicy], None],
-           names: list[str], results: list[AlternatingResult], evaluate: Any, selection_seed: int, *,
-           restarts: int, K: int) -> Selection:
-    """Up to `restarts` times: from the best fixed point (pi_g, pi_l), run the alternation again from
-    (posterior response to pi_l, pi_l) as start "refine:<r>" (`run` appends to names and results), and select
-    again among all runs; stop when the response is pi_g itself or the restart is not the new best."""
+def _refine(select: Callable[[], Selection], respond: Callable[[TabularLocalPolicy], TabularGlobalPolicy],
+            run: Callable[[str, Any, TabularLocalPolicy], None], *, restarts: int) -> Selection:
+    """`select()` the best fixed point (pi_g, pi_l); then up to `restarts` times run the alternation again from
+    (respond(pi_l), pi_l) as start "refine:<r>" and select again among all runs, stopping when the response is
+    pi_g itself or the restart did not become the best (loop.refine; `respond` is the posterior response)."""
+    selection = select()
     for r in range(1, restarts + 1):
         best = selection.best.result
-        pi_g0 = learn_global.posterior_response(best.pi_l, K)
+        pi_g0 = respond(best.pi_l)
         if np.array_equal(pi_g0.actions, best.pi_g.actions):
             break
         run(f"refine:{r}", pi_g0, best.pi_l)
-        selection = select_equilibrium(names, results, evaluate, selection_seed)
-        if selection.chosen != len(results) - 1:
+        selection = select()
+        if selection.chosen != len(selection.outcomes) - 1:
             break
     return selection
 
