@@ -63,6 +63,7 @@ class TrainResult(NamedTuple):
     g_learn_calls: int  # G-LEARN computations actually run (each distinct pi_l is solved once)
     pooled: PooledStep | None = None  # the pooled training (config.pooled.enabled), after the alternation
     values: np.ndarray | None = None  # full information: G-LEARN's V for the chosen pi_l (the posterior start's Q)
+    response: Any = None  # full information: that solve's greedy table (FullInformationPolicy), with `values`
 
 
 class FinalEvaluation(NamedTuple):
@@ -209,15 +210,19 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
                                  on_round=None if progress is None else functools.partial(progress, name)))
         names.append(name)
 
-    ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values)
+    ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values,
+                                                   reference.response)
     for start in starts:
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
     selection = _refine(lambda: select_equilibrium(names, results, evaluate, _int_seed(seed, 1)),
-                        functools.partial(learn_global.posterior_response, K=config.full_information.k), run,
-                        restarts=_restarts(config, game, full_information))
+                        functools.partial(learn_global.posterior_response, K=config.full_information.k,
+                                          reference=ref), run, restarts=_restarts(config, game, full_information))
     best = selection.best.result
+    key = best.pi_l.probs.tobytes()
+    values = learn_global.values.get(key)  # full information only
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
-                       len(learn_global.cache), values=learn_global.values.get(best.pi_l.probs.tobytes()))
+                       len(learn_global.cache), values=values,
+                       response=None if values is None else learn_global.cache[key])
 
 
 def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) -> int:

@@ -130,13 +130,20 @@ def posterior_dispatcher(game: TabularGame, reference: FullInformationPolicy, pi
     return TabularGlobalPolicy(table, k, game.n_local_states, game.n_global_actions)
 
 
+def full_information_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float,
+                              max_iter: int) -> tuple[FullInformationPolicy, np.ndarray]:
+    """G-LEARN's full-information best response to pi_l on count vectors of K (the deterministic transition, as the
+    reference's learner) and its (S_g, D_K) values."""
+    best = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
+    return FullInformationPolicy(best.pi_g), best.V
+
+
 def posterior_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, k: int, rng: np.random.Generator,
                        n_agents: int, horizon: int, tol: float, max_iter: int,
                        ordering: sim.Ordering = "paper") -> TabularGlobalPolicy:
-    """The restricted global step against any robots pi_l: the full-information best response to pi_l (G-LEARN on
-    count vectors of K, the deterministic transition, as the reference's learner) projected onto the k-sample
-    (`posterior_dispatcher` from that pair). With pi_l the reference's robots it is the posterior start's table
-    when the reference's dispatcher is G-LEARN's response to them."""
-    best = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
-    return posterior_dispatcher(game, FullInformationPolicy(best.pi_g), pi_l, k=k, rng=rng, n_agents=n_agents,
-                                horizon=horizon, tol=tol, max_iter=max_iter, ordering=ordering, V=best.V)
+    """The restricted global step against any robots pi_l: the full-information best response to pi_l
+    (`full_information_response`) projected onto the k-sample (`posterior_dispatcher` from that pair). With pi_l the
+    reference's robots it is the posterior start's table when the reference's dispatcher is that response."""
+    best, V = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)
+    return posterior_dispatcher(game, best, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, tol=tol,
+                                max_iter=max_iter, ordering=ordering, V=V)

@@ -18,7 +18,7 @@ from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.posterior import posterior_dispatcher, posterior_response
+from altmarl_ros.marl.posterior import full_information_response, posterior_dispatcher
 from altmarl_ros.marl.restricted import restricted_proposal
 
 
@@ -28,6 +28,7 @@ class Reference(NamedTuple):
     pi_g: FullInformationPolicy
     pi_l: TabularLocalPolicy
     V: np.ndarray | None = None  # (S_g, D_K) G-LEARN's V against pi_l (None: recomputed when needed)
+    response: FullInformationPolicy | None = None  # the greedy table of that solve (G-LEARN's response to pi_l)
 
 
 class GlobalLearner:
@@ -45,6 +46,7 @@ class GlobalLearner:
         self.cache: dict[bytes, Any] = {}
         self.V: np.ndarray | None = None  # the last solve's values (warm start)
         self.values: dict[bytes, np.ndarray] = {}  # full information: each solve's V (the posterior start's Q)
+        self.posteriors: dict[tuple[bytes, bytes], TabularGlobalPolicy] = {}  # by (full-information table, pi_l)
 
     def __call__(self, pi_l: TabularLocalPolicy) -> Any:
         key = pi_l.probs.tobytes()
@@ -70,20 +72,32 @@ class GlobalLearner:
 
     def posterior(self, reference: Reference) -> TabularGlobalPolicy:
         """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
-        gc = self.config
-        return posterior_dispatcher(self.game, reference.pi_g, reference.pi_l, k=self.k,
-                                    rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
-                                    horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering,
-                                    V=reference.V)
+        return self._project(reference.pi_g, reference.pi_l, reference.V)
 
-    def posterior_response(self, pi_l: TabularLocalPolicy, K: int) -> TabularGlobalPolicy:
-        """The posterior projection of the full-information (K counts) best response to pi_l (`marl.posterior`).
-        Its occupancy episodes are the posterior start's (same generator), so from the reference's robots, when the
-        reference's dispatcher is G-LEARN's response to them, it is the posterior start's table."""
-        gc = self.config
-        return posterior_response(self.game, pi_l, K=K, k=self.k, rng=np.random.default_rng([self.seed, 16]),
-                                  n_agents=self.n_agents, horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter,
-                                  ordering=self.ordering)
+    def posterior_response(self, pi_l: TabularLocalPolicy, K: int, reference: Reference | None = None
+                           ) -> TabularGlobalPolicy:
+        """`posterior.posterior_response` to pi_l with full information on counts of K. From the reference's robots,
+        the reference's own solve is reused (the same G-LEARN call) and, when its dispatcher is that solve's
+        response, the projection is the posterior start's (same table, same occupancy episodes): computed once."""
+        if reference is not None and reference.response is not None and reference.V is not None and \
+                np.array_equal(pi_l.probs, reference.pi_l.probs):
+            best, V = reference.response, reference.V
+        else:
+            best, V = full_information_response(self.game, pi_l, K=K, tol=self.config.tol,
+                                                max_iter=self.config.max_iter)
+        return self._project(best, pi_l, V)
+
+    def _project(self, best: FullInformationPolicy, pi_l: TabularLocalPolicy, V: np.ndarray | None
+                 ) -> TabularGlobalPolicy:
+        """`posterior_dispatcher` from (best, pi_l), memoised by both tables (its occupancy episodes are always
+        drawn from the generator (seed, 16))."""
+        key = (best.pi_g.actions.tobytes(), pi_l.probs.tobytes())
+        if key not in self.posteriors:
+            gc = self.config
+            self.posteriors[key] = posterior_dispatcher(
+                self.game, best, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
+                horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering, V=V)
+        return self.posteriors[key]
 
     def constant(self, a_g: int) -> Any:
         """The constant dispatcher a_g over this learner's count vectors."""
