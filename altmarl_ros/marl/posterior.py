@@ -41,7 +41,7 @@ def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: flo
     full-information reference's learner, `run_learners.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d').
     `V`: that G-LEARN's (S_g, D_K) values if already solved (the reference's training keeps them), else solved."""
     if V is None:
-        V = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter).V
+        V = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)[1]
     elif V.shape != (game.n_global_states, cv.n_count_vectors(K, game.n_local_states)):
         raise InputError(f"V must have shape (S_g, D_K), got {V.shape}")
     return deterministic_action_values(game, pi_l, V, k=K)

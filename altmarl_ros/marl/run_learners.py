@@ -54,10 +54,8 @@ class GlobalLearner:
             return self.cache[key]
         gc = self.config
         if self.full_information:
-            result = g_learn(self.game, pi_l, k=self.k, transition="deterministic", stopping="span", tol=gc.tol,
-                             max_iter=gc.max_iter)
-            self.cache[key] = FullInformationPolicy(result.pi_g)
-            self.values[key] = result.V
+            self.cache[key], self.values[key] = full_information_response(self.game, pi_l, K=self.k, tol=gc.tol,
+                                                                          max_iter=gc.max_iter)
         else:
             result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
                              transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
