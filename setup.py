@@ -20,7 +20,7 @@ setup(
         (f"share/{PACKAGE}/policies", glob("policies/*.npz") + glob("policies/*.json")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "scipy", "pyyaml", "setuptools"],
+    install_requires=["numpy", "scipy", "numba", "pyyaml", "setuptools"],
     extras_require={
         "plot": ["matplotlib"],
         # sim_node mode 'physics' (altmarl_ros/physics/engine.py); the three wheels must share one version

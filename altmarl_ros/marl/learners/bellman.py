@@ -89,11 +89,15 @@ class BellmanOperator:
 
 class ExpectationOperator(BellmanOperator):
     """W from S_g (D, D) row-stochastic sparse matrices ("sampled", "exact"): S_g sparse products run on
-    a thread pool (scipy releases the GIL in them) opened by `with`."""
+    a thread pool (scipy and the compiled kernel release the GIL) opened by `with`. `samples` = m says that
+    every row holds m entries 1/m ("sampled"): the products over all rows then run in
+    `kernels.sampled_expectation` (the same sums as scipy's, bit for bit, about twice as fast)."""
 
-    def __init__(self, C: np.ndarray, gamma_P_g: np.ndarray, matrices: Sequence[sp.csr_matrix]) -> None:
+    def __init__(self, C: np.ndarray, gamma_P_g: np.ndarray, matrices: Sequence[sp.csr_matrix],
+                 samples: int | None = None) -> None:
         super().__init__(C, gamma_P_g, [np.arange(C.shape[2])])
         self.matrices = matrices
+        self.samples = samples
         self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> ExpectationOperator:
@@ -110,8 +114,15 @@ class ExpectationOperator(BellmanOperator):
             raise RuntimeError("ExpectationOperator is used inside `with operator:`")
         every = rows.size == self.D
         VT = np.ascontiguousarray(V.T)  # (D, S_g'), shared by every s_g
-        M = self.matrices
-        expected = list(self._pool.map(lambda g: (M[g] if every else M[g][rows]) @ VT, range(self.S_g)))
+        M, m = self.matrices, self.samples
+        from altmarl_ros.marl.learners import kernels  # numba: imported by the learners' first use, not by the nodes
+
+        def product(g: int) -> np.ndarray:
+            if m is not None and every:
+                return kernels.sampled_expectation(M[g].indices, m, 1.0 / m, VT)
+            return (M[g] if every else M[g][rows]) @ VT
+
+        expected = list(self._pool.map(product, range(self.S_g)))
         for g in range(self.S_g):
             yield expected[g].T
 

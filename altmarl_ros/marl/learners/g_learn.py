@@ -108,8 +108,10 @@ def count_transitions(game: TabularGame, P_tilde: np.ndarray, *, k: int, transit
     S_l, S_g = game.n_local_states, game.n_global_states
     D = cv.n_count_vectors(k, S_l)
     all_d = cv.enumerate_counts(k, S_l)
-    if transition == "deterministic":
-        return [cv.rank(cv.round_to_counts(all_d @ P_tilde[:, g, :], k), k) for g in range(S_g)]
+    if transition == "deterministic":  # rank(round_to_counts(E[d'], k)), compiled (`kernels.round_and_rank`)
+        from altmarl_ros.marl.learners import kernels  # numba: imported by the learners' first use, not by the nodes
+
+        return [kernels.round_and_rank(all_d @ P_tilde[:, g, :], k) for g in range(S_g)]
     if transition == "exact":
         if D > _EXACT_MAX_D:
             raise InputError(f"transition='exact' enumerates all next count vectors; D={D} > {_EXACT_MAX_D}")
@@ -258,7 +260,7 @@ def g_learn(game: TabularGame, pi_l: TabularLocalPolicy, *, k: int, rng: np.rand
         raise InputError(f"V0 must have shape {(S_g, D)}, got {V.shape}")
     M = transitions.per_global_state
     T: BellmanOperator = (GatherOperator(C, gamma_P_g, np.stack(M)) if transition == "deterministic"
-                          else ExpectationOperator(C, gamma_P_g, M))  # type: ignore[arg-type]
+                          else ExpectationOperator(C, gamma_P_g, M, samples=m if transition == "sampled" else None))
     anderson = (Anderson(_ANDERSON_DEPTH, center=stopping == "span")
                 if acceleration == "anderson" and stopping != "fixed" else None)
     solution = solve(T, V, stop=_stop_rule(stopping, game.gamma, tol), max_iter=max_iter, anderson=anderson)

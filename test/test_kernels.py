@@ -1,0 +1,74 @@
+"""The compiled kernels of G-LEARN (`learners/kernels.py`) give bit for bit what the NumPy / SciPy expressions
+they replace give, on adversarial inputs (ties in the rounding, several column blocks, both index widths)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl.game import marginal_local
+from altmarl_ros.marl.games import make_game
+from altmarl_ros.marl.learners import kernels
+from altmarl_ros.marl.learners.bellman import Anderson, ExpectationOperator, SpanStop, solve
+from altmarl_ros.marl.learners.g_learn import _rewards, count_transitions
+from altmarl_ros.marl.policy import TabularLocalPolicy
+
+
+@pytest.mark.parametrize("n_columns", [1, 5, 8, 9, 17])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_sampled_expectation_is_scipys_product_bit_for_bit(n_columns, index_dtype):
+    rng = np.random.default_rng(n_columns)
+    D, m = 300, 7
+    indices = rng.integers(0, D, size=D * m).astype(index_dtype)
+    M = sp.csr_matrix((np.full(D * m, 1.0 / m), indices, np.arange(0, D * m + 1, m)), shape=(D, D))
+    VT = rng.normal(size=(D, n_columns)) * 10.0 ** rng.integers(-3, 4, size=(D, 1))
+    got = kernels.sampled_expectation(indices, m, 1.0 / m, VT)
+    assert got.shape == (D, n_columns)
+    assert np.array_equal(got, M @ VT)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(0, 2**32 - 1), st.booleans())
+def test_round_and_rank_is_rank_of_round_to_counts(k, n_states, seed, ties):
+    rng = np.random.default_rng(seed)
+    if ties:  # equal remainders everywhere: k / S per state, and exact thirds / halves
+        expected = np.vstack([np.full(n_states, k / n_states), np.r_[np.full(n_states - 1, 0.0), k]])
+    else:
+        expected = rng.dirichlet(np.ones(n_states), size=64) * k
+    want = cv.rank(cv.round_to_counts(expected, k), k)
+    assert np.array_equal(kernels.round_and_rank(expected, k), want)
+
+
+def test_deterministic_transition_is_the_rounded_mean_field_step():
+    game = make_game("warehouse")
+    P_tilde, _ = marginal_local(game, TabularLocalPolicy.uniform(5, 5, 3).probs)
+    all_d = cv.enumerate_counts(12, 5)
+    for g, nxt in enumerate(count_transitions(game, P_tilde, k=12, transition="deterministic")):
+        assert np.array_equal(nxt, cv.rank(cv.round_to_counts(all_d @ P_tilde[:, g, :], 12), 12))
+
+
+def test_sampled_operator_solves_as_the_scipy_products_do():
+    """The operator with `samples` (the kernel) and without (SciPy's products) reach the same V, bit for bit."""
+    game = make_game("warehouse")
+    pi_l = TabularLocalPolicy.uniform(5, 5, 3)
+    P_tilde, r_tilde = marginal_local(game, pi_l.probs)
+    M = count_transitions(game, P_tilde, k=6, transition="sampled", m=9, rng=np.random.default_rng(0))
+    C, D = _rewards(game, r_tilde, 6), cv.n_count_vectors(6, 5)
+    stop = SpanStop(game.gamma / (1 - game.gamma), 1e-3)
+    kernel, plain = (solve(ExpectationOperator(C, game.gamma * game.P_g, M, samples=samples), np.zeros((5, D)),
+                           stop=stop, max_iter=2000, anderson=Anderson(5, center=True)) for samples in (9, None))
+    assert kernel.n_sweeps == plain.n_sweeps > 1
+    assert np.array_equal(kernel.V, plain.V) and np.array_equal(kernel.actions, plain.actions)
+
+
+def test_the_ros_nodes_do_not_load_numba():
+    """The kernels are the offline learners' only: a node process does not pay numba's import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import altmarl_ros.ros.controller_node, altmarl_ros.ros.robot_node, "
+            "altmarl_ros.ros.sim_node; print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
