@@ -84,7 +84,7 @@ def _round_and_rank(expected: np.ndarray, k: int, binom: np.ndarray, out: np.nda
     for r in range(N):
         deficit = k
         for i in range(S):
-            f = np.int64(np.floor(expected[r, i] + 1e-12))
+            f = int(np.floor(expected[r, i] + 1e-12))
             floored[i] = f
             deficit -= f
             residual[i] = expected[r, i] - f
