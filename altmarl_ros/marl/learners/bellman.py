@@ -91,7 +91,7 @@ class ExpectationOperator(BellmanOperator):
     """W from S_g (D, D) row-stochastic sparse matrices ("sampled", "exact"): S_g sparse products run on
     a thread pool (scipy and the compiled kernel release the GIL) opened by `with`. `samples` = m says that
     every row holds m entries 1/m ("sampled"): the products over all rows then run in
-    `kernels.sampled_expectation` (the same sums as scipy's, bit for bit, about twice as fast)."""
+    `kernels.sampled_expectation` (the same sums as scipy's, bit for bit, with less memory traffic)."""
 
     def __init__(self, C: np.ndarray, gamma_P_g: np.ndarray, matrices: Sequence[sp.csr_matrix],
                  samples: int | None = None) -> None:

@@ -6,9 +6,9 @@ what changes is memory traffic and per-element overhead:
 
 - `sampled_expectation`: W = M @ V^T for a "sampled" transition matrix M (m entries of value 1/m per row,
   `g_learn.count_transitions`). SciPy's CSR product reads the m float64 data of each row and accumulates every
-  column through memory; here the data are one constant and the (up to 8) columns stay in registers: about half
-  the time of `M @ VT` at k = 50 (bench/README 2.5). Accumulation order per entry: y += (1/m) * V[j] over the
-  row's samples in order, as in SciPy's csr_matvecs.
+  column through memory; here the data are one constant and the (up to 8) columns stay in registers: ~1.6x
+  faster than `M @ VT` at k = 50 on one thread, ~25 % on the trainer's two (bench/README 2.5). Accumulation
+  order per entry: y += (1/m) * V[j] over the row's samples in order, as in SciPy's csr_matvecs.
 - `round_and_rank`: rank(round_to_counts(E, k), k) of `counts` fused over the rows of E, for the deterministic
   transition's (D, S) tables: one pass instead of S^2 vectorised comparisons and a cumsum over D rows.
 
