@@ -72,3 +72,13 @@ def test_the_ros_nodes_do_not_load_numba():
             "altmarl_ros.ros.sim_node; print('numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_a_sampled_operator_refuses_rows_without_m_entries():
+    """Summed duplicates (fewer than m entries in a row) would make the kernel read the wrong indices: refused."""
+    D, m = 6, 3
+    M = sp.csr_matrix((np.full(D * m, 1.0 / m), np.zeros(D * m, dtype=np.int32), np.arange(0, D * m + 1, m)),
+                      shape=(D, D))
+    M.sum_duplicates()
+    with pytest.raises(ValueError, match="samples=3"):
+        ExpectationOperator(np.zeros((1, 1, D)), np.ones((1, 1, 1)), [M], samples=m)

@@ -96,6 +96,8 @@ class ExpectationOperator(BellmanOperator):
     def __init__(self, C: np.ndarray, gamma_P_g: np.ndarray, matrices: Sequence[sp.csr_matrix],
                  samples: int | None = None) -> None:
         super().__init__(C, gamma_P_g, [np.arange(C.shape[2])])
+        if samples is not None and any(M.nnz != M.shape[0] * samples for M in matrices):
+            raise ValueError(f"samples={samples}: every row of a sampled transition holds exactly that many entries")
         self.matrices = matrices
         self.samples = samples
         self._pool: ThreadPoolExecutor | None = None
