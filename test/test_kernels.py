@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import marginal_local
 from altmarl_ros.marl.games import make_game
@@ -80,5 +81,5 @@ def test_a_sampled_operator_refuses_rows_without_m_entries():
     M = sp.csr_matrix((np.full(D * m, 1.0 / m), np.zeros(D * m, dtype=np.int32), np.arange(0, D * m + 1, m)),
                       shape=(D, D))
     M.sum_duplicates()
-    with pytest.raises(ValueError, match="samples=3"):
+    with pytest.raises(InputError, match="samples=3"):
         ExpectationOperator(np.zeros((1, 1, D)), np.ones((1, 1, 1)), [M], samples=m)

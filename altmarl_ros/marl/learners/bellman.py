@@ -21,6 +21,8 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from altmarl_ros.errors import InputError
+
 _THREADS = len(os.sched_getaffinity(0))  # the sampled sweep's S_g sparse products run on this many threads
 
 
@@ -97,7 +99,7 @@ class ExpectationOperator(BellmanOperator):
                  samples: int | None = None) -> None:
         super().__init__(C, gamma_P_g, [np.arange(C.shape[2])])
         if samples is not None and any(M.nnz != M.shape[0] * samples for M in matrices):
-            raise ValueError(f"samples={samples}: every row of a sampled transition holds exactly that many entries")
+            raise InputError(f"samples={samples}: every row of a sampled transition holds exactly that many entries")
         self.matrices = matrices
         self.samples = samples
         self._pool: ThreadPoolExecutor | None = None
