@@ -1,5 +1,5 @@
-"""The compiled kernels of G-LEARN (`learners/kernels.py`) give bit for bit what the NumPy / SciPy expressions
-they replace give, on adversarial inputs (ties in the rounding, several column blocks, both index widths)."""
+"""The compiled kernels (`learners/kernels.py`) give bit for bit what the NumPy / SciPy expressions they replace
+give, on adversarial inputs (ties in the rounding, several column blocks, both index widths, empty states, k = n)."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
+from altmarl_ros.marl import population_sim as ps
 from altmarl_ros.marl.game import marginal_local
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.learners import kernels
@@ -83,3 +84,47 @@ def test_a_sampled_operator_refuses_rows_without_m_entries():
     M.sum_duplicates()
     with pytest.raises(InputError, match="samples=3"):
         ExpectationOperator(np.zeros((1, 1, D)), np.ones((1, 1, 1)), [M], samples=m)
+
+
+def _numpy_sample_counts(u, h, k):
+    """The vectorised NumPy form the kernel replaced (population_sim before it): per state, the log pmf of every x
+    in 0..k at once (negative factorial arguments wrap to log_f's +inf tail), exp, cumsum, inverse CDF."""
+    log_f = ps.log_factorials(int(h.sum(-1).max()), k)
+    out, left_n, left_k, x = np.empty_like(h), h.sum(-1), np.full(h.shape[0], k), np.arange(k + 1)
+    for j in range(h.shape[1] - 1):
+        good = h[:, j]
+        log_p = -(log_f[x] + log_f[left_k[:, None] - x] + log_f[good[:, None] - x]
+                  + log_f[(left_n - good - left_k)[:, None] + x])
+        cdf = np.cumsum(np.exp(log_p - log_p.max(1, keepdims=True)), axis=1)
+        out[:, j] = (cdf[:, :-1] <= (u[j] * cdf[:, -1])[:, None]).sum(1)
+        left_n, left_k = left_n - good, left_k - out[:, j]
+    out[:, -1] = left_k
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 1200), st.integers(1, 60), st.integers(1, 200), st.integers(0, 2**32 - 1))
+def test_sample_counts_kernel_is_the_numpy_inverse_cdf_bit_for_bit(n_states, n, k, batch, seed):
+    rng = np.random.default_rng(seed)
+    k = min(k, n)
+    h = np.array([rng.multinomial(n, p) for p in rng.dirichlet(np.full(n_states, 0.3), batch)])  # many empty states
+    u = rng.random((n_states - 1, batch))
+    got = ps.sample_counts(u, h, k)
+    assert np.array_equal(got, _numpy_sample_counts(u, h, k))
+    assert (got.sum(1) == k).all() and (got <= h).all()
+
+
+def test_deterministic_action_values_reuse_the_solve_only_when_it_is_for_the_same_robots():
+    """With the solve's transitions, the same Q as built again; transitions of other robots are not used."""
+    from altmarl_ros.marl.learners.g_learn import deterministic_action_values, g_learn
+    from altmarl_ros.marl.learners.l_learn import chase_policy
+
+    game = make_game("warehouse")
+    pi_l, uniform = chase_policy(game), TabularLocalPolicy.uniform(5, 5, game.n_local_actions)
+    solved = g_learn(game, pi_l, k=6, transition="deterministic", tol=1e-3)
+    built = deterministic_action_values(game, pi_l, solved.V, k=6)
+    assert np.array_equal(deterministic_action_values(game, pi_l, solved.V, k=6, transitions=solved.transitions), built)
+    other = g_learn(game, uniform, k=6, transition="deterministic", tol=1e-3).transitions
+    assert np.array_equal(deterministic_action_values(game, pi_l, solved.V, k=6, transitions=other), built)
+    assert np.array_equal(built.argmax(-1), g_learn(game, pi_l, k=6, transition="deterministic", tol=1e-3,
+                                                    V0=solved.V, max_iter=1, stopping="fixed").pi_g.actions)

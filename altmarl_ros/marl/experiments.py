@@ -46,6 +46,7 @@ from altmarl_ros.marl.learners.alternate import (
 from altmarl_ros.marl.metrics import global_oracle
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
+from altmarl_ros.marl.posterior import reference_q
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
 from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, Reference, start_pair
 
@@ -64,6 +65,7 @@ class TrainResult(NamedTuple):
     pooled: PooledStep | None = None  # the pooled training (config.pooled.enabled), after the alternation
     values: np.ndarray | None = None  # full information: G-LEARN's V for the chosen pi_l (the posterior start's Q)
     response: Any = None  # full information: that solve's greedy table (FullInformationPolicy), with `values`
+    q: np.ndarray | None = None  # full information: `posterior.reference_q` at `values` (the posterior's Q_ref)
 
 
 class FinalEvaluation(NamedTuple):
@@ -211,7 +213,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
         names.append(name)
 
     ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values,
-                                                   reference.response)
+                                                   reference.response, reference.q)
     for start in starts:
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
     selection = _refine(lambda: select_equilibrium(names, results, evaluate, _int_seed(seed, 1)),
@@ -220,9 +222,11 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     best = selection.best.result
     key = best.pi_l.probs.tobytes()
     values = learn_global.values.get(key)  # full information only
+    q = None if values is None else reference_q(game, best.pi_l, K=k_learner, tol=config.g_learn.tol,
+                                                max_iter=config.g_learn.max_iter, V=values)  # once per reference
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
                        len(learn_global.cache), values=values,
-                       response=None if values is None else learn_global.cache[key])
+                       response=None if values is None else learn_global.cache[key], q=q)
 
 
 def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) -> int:

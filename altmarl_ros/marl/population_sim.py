@@ -82,39 +82,21 @@ def log_factorials(n: int, k: int) -> np.ndarray:
     return out
 
 
-def hypergeometric(u: np.ndarray, good: np.ndarray, total: np.ndarray, draws: np.ndarray, k: int,
-                   log_f: np.ndarray) -> np.ndarray:
-    """Inverse-CDF hypergeometric draws: the number x of `good` items among `draws` taken without replacement
-    from `total`, for (B,) uniforms u and (B,) ints with draws <= k <= total <= n, log_f = log_factorials(n, k).
-
-    pmf(x) is proportional to 1 / (x! (draws - x)! (good - x)! (bad - draws + x)!) on x = 0..k (0 where a
-    factorial's argument is negative; bad = total - good); x is the smallest value whose CDF exceeds u. One
-    uniform per draw, so two runs from the same stream stay paired row by row."""
-    x = np.arange(k + 1)
-    log_p = -(log_f[x] + log_f[draws[:, None] - x] + log_f[good[:, None] - x]
-              + log_f[(total - good - draws)[:, None] + x])  # (B, k + 1)
-    cdf = np.cumsum(np.exp(log_p - log_p.max(1, keepdims=True)), axis=1)
-    return (cdf[:, :-1] <= (u * cdf[:, -1])[:, None]).sum(1)
-
-
 def sample_counts(u: np.ndarray, h: np.ndarray, k: int) -> np.ndarray:
     """The counts of a uniform k-subset without replacement of each row's population, from (S - 1, B)
     uniforms: (B, S) histograms summing to n >= k -> (B, S) multivariate hypergeometric count vectors summing
-    to k, one state at a time (o_j ~ Hypergeometric(h_j good among the agents in states >= j, what is left of
-    k drawn), by inverse CDF with u[j])."""
+    to k, one state at a time: o_j ~ Hypergeometric(h_j good among the `left` agents in states >= j, `draws` =
+    what is left of k), by inverse CDF with u[j]: pmf(x) is proportional to
+    1 / (x! (draws - x)! (h_j - x)! (left - h_j - draws + x)!) on x = 0..k (0 where a factorial's argument is
+    negative), and o_j is the smallest x whose CDF exceeds u[j]. One uniform per draw, so two runs from the same
+    stream stay paired row by row. Compiled (`kernels.sample_counts`, numba: imported on first use)."""
+    from altmarl_ros.marl.learners import kernels
+
     h = np.asarray(h, dtype=np.int64)
-    out = np.empty_like(h)
     left_n = h.sum(-1)
     if np.any(left_n < k):
         raise InputError(f"need k <= n in every row, got k={k}, smallest n={left_n.min()}")
-    log_f = log_factorials(int(left_n.max()), k)
-    left_k = np.full(h.shape[0], k, dtype=np.int64)
-    for j in range(h.shape[1] - 1):
-        out[:, j] = hypergeometric(u[j], h[:, j], left_n, left_k, k, log_f)
-        left_n = left_n - h[:, j]
-        left_k = left_k - out[:, j]
-    out[:, -1] = left_k
-    return out
+    return kernels.sample_counts(u, h, k, log_factorials(int(left_n.max()), k))
 
 
 def k_sample(pi_g: CountController) -> int | None:

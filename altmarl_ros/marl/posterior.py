@@ -30,21 +30,23 @@ from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population_sim as ps
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.marl.learners.g_learn import deterministic_action_values, g_learn
+from altmarl_ros.marl.learners.g_learn import CountTransitions, GLearnResult, deterministic_action_values, g_learn
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled import lift_table
 
 
 def reference_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int,
-                V: np.ndarray | None = None) -> np.ndarray:
+                V: np.ndarray | None = None, transitions: CountTransitions | None = None) -> np.ndarray:
     """(S_g, D_K, A_g) Q(s_g, d, a) of G-LEARN on count vectors of K with the deterministic transition (the
     full-information reference's learner, `run_learners.GlobalLearner`): r_Delta + gamma E_{s_g'} V(s_g', d').
-    `V`: that G-LEARN's (S_g, D_K) values if already solved (the reference's training keeps them), else solved."""
+    `V`: that G-LEARN's (S_g, D_K) values if already solved (the reference's training keeps them), else solved;
+    `transitions`: that solve's (`GLearnResult.transitions`), reused when given."""
     if V is None:
-        V = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)[1]
+        solved = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)[1]
+        V, transitions = solved.V, solved.transitions
     elif V.shape != (game.n_global_states, cv.n_count_vectors(K, game.n_local_states)):
         raise InputError(f"V must have shape (S_g, D_K), got {V.shape}")
-    return deterministic_action_values(game, pi_l, V, k=K)
+    return deterministic_action_values(game, pi_l, V, k=K, transitions=transitions)
 
 
 class Occupancy(NamedTuple):
@@ -121,9 +123,11 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
 def posterior_dispatcher(game: TabularGame, reference: FullInformationPolicy, pi_l: TabularLocalPolicy, *, k: int,
                          rng: np.random.Generator, n_agents: int, horizon: int, tol: float, max_iter: int,
                          episodes: int = 400, samples: int = 8, ordering: sim.Ordering = "paper",
-                         V: np.ndarray | None = None) -> TabularGlobalPolicy:
-    """The posterior dispatcher for k-samples (module docstring) as a `TabularGlobalPolicy`."""
-    Q = reference_q(game, pi_l, K=reference.k, tol=tol, max_iter=max_iter, V=V)
+                         V: np.ndarray | None = None, Q: np.ndarray | None = None) -> TabularGlobalPolicy:
+    """The posterior dispatcher for k-samples (module docstring) as a `TabularGlobalPolicy`. `Q`: the reference's
+    `reference_q` if already computed, else computed (from `V` when given)."""
+    if Q is None:
+        Q = reference_q(game, pi_l, K=reference.k, tol=tol, max_iter=max_iter, V=V)
     occ = occupancy(game, reference, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, episodes=episodes,
                     samples=samples, ordering=ordering)
     table = posterior_table(game, reference, Q, occ, k=k)
@@ -131,11 +135,11 @@ def posterior_dispatcher(game: TabularGame, reference: FullInformationPolicy, pi
 
 
 def full_information_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float,
-                              max_iter: int) -> tuple[FullInformationPolicy, np.ndarray]:
+                              max_iter: int) -> tuple[FullInformationPolicy, GLearnResult]:
     """G-LEARN's full-information best response to pi_l on count vectors of K (the deterministic transition, as the
-    reference's learner) and its (S_g, D_K) values."""
+    reference's learner) and that solve (its (S_g, D_K) values V and its transitions)."""
     best = g_learn(game, pi_l, k=K, transition="deterministic", stopping="span", tol=tol, max_iter=max_iter)
-    return FullInformationPolicy(best.pi_g), best.V
+    return FullInformationPolicy(best.pi_g), best
 
 
 def posterior_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, k: int, rng: np.random.Generator,
@@ -144,6 +148,7 @@ def posterior_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, k
     """The restricted global step against any robots pi_l: the full-information best response to pi_l
     (`full_information_response`) projected onto the k-sample (`posterior_dispatcher` from that pair). With pi_l the
     reference's robots it is the posterior start's table when the reference's dispatcher is that response."""
-    best, V = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)
+    best, solved = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)
+    Q = reference_q(game, pi_l, K=K, tol=tol, max_iter=max_iter, V=solved.V, transitions=solved.transitions)
     return posterior_dispatcher(game, best, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, tol=tol,
-                                max_iter=max_iter, ordering=ordering, V=V)
+                                max_iter=max_iter, ordering=ordering, Q=Q)

@@ -7,6 +7,7 @@ functions `learners.alternate.alternate` calls; `start_pair` builds the pair a s
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -18,7 +19,7 @@ from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.posterior import full_information_response, posterior_dispatcher
+from altmarl_ros.marl.posterior import full_information_response, posterior_dispatcher, reference_q
 from altmarl_ros.marl.restricted import restricted_proposal
 
 
@@ -29,6 +30,7 @@ class Reference(NamedTuple):
     pi_l: TabularLocalPolicy
     V: np.ndarray | None = None  # (S_g, D_K) G-LEARN's V against pi_l (None: recomputed when needed)
     response: FullInformationPolicy | None = None  # the greedy table of that solve (G-LEARN's response to pi_l)
+    Q: np.ndarray | None = None  # (S_g, D_K, A_g) `posterior.reference_q` at V (None: computed from V when needed)
 
 
 class GlobalLearner:
@@ -54,8 +56,9 @@ class GlobalLearner:
             return self.cache[key]
         gc = self.config
         if self.full_information:
-            self.cache[key], self.values[key] = full_information_response(self.game, pi_l, K=self.k, tol=gc.tol,
-                                                                          max_iter=gc.max_iter)
+            self.cache[key], solved = full_information_response(self.game, pi_l, K=self.k, tol=gc.tol,
+                                                                max_iter=gc.max_iter)
+            self.values[key] = solved.V
         else:
             result = g_learn(self.game, pi_l, k=self.k, rng=np.random.default_rng([self.seed, zlib.crc32(key)]),
                              transition=cast(Transition, gc.transition), m=gc.m, tol=gc.tol, max_iter=gc.max_iter,
@@ -70,7 +73,7 @@ class GlobalLearner:
 
     def posterior(self, reference: Reference) -> TabularGlobalPolicy:
         """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
-        return self._project(reference.pi_g, reference.pi_l, reference.V)
+        return self._project(reference.pi_g, reference.pi_l, lambda: self._reference_q(reference))
 
     def posterior_response(self, pi_l: TabularLocalPolicy, K: int, reference: Reference | None = None
                            ) -> TabularGlobalPolicy:
@@ -79,22 +82,30 @@ class GlobalLearner:
         response, the projection is the posterior start's (same table, same occupancy episodes): computed once."""
         if reference is not None and reference.response is not None and reference.V is not None and \
                 np.array_equal(pi_l.probs, reference.pi_l.probs):
-            best, V = reference.response, reference.V
-        else:
-            best, V = full_information_response(self.game, pi_l, K=K, tol=self.config.tol,
-                                                max_iter=self.config.max_iter)
-        return self._project(best, pi_l, V)
+            return self._project(reference.response, pi_l, lambda: self._reference_q(reference))
+        best, solved = full_information_response(self.game, pi_l, K=K, tol=self.config.tol,
+                                                 max_iter=self.config.max_iter)
+        return self._project(best, pi_l, lambda: reference_q(self.game, pi_l, K=K, tol=self.config.tol,
+                                                             max_iter=self.config.max_iter, V=solved.V,
+                                                             transitions=solved.transitions))
 
-    def _project(self, best: FullInformationPolicy, pi_l: TabularLocalPolicy, V: np.ndarray | None
+    def _reference_q(self, reference: Reference) -> np.ndarray:
+        """The reference's action values: kept with it (computed once per seed), else computed from its V."""
+        if reference.Q is not None:
+            return reference.Q
+        return reference_q(self.game, reference.pi_l, K=reference.pi_g.k, tol=self.config.tol,
+                           max_iter=self.config.max_iter, V=reference.V)
+
+    def _project(self, best: FullInformationPolicy, pi_l: TabularLocalPolicy, q: Callable[[], np.ndarray]
                  ) -> TabularGlobalPolicy:
-        """`posterior_dispatcher` from (best, pi_l), memoised by both tables (its occupancy episodes are always
-        drawn from the generator (seed, 16))."""
+        """`posterior_dispatcher` from (best, pi_l) with the action values q() (called only when not memoised),
+        memoised by both tables (its occupancy episodes are always drawn from the generator (seed, 16))."""
         key = (best.pi_g.actions.tobytes(), pi_l.probs.tobytes())
         if key not in self.posteriors:
             gc = self.config
             self.posteriors[key] = posterior_dispatcher(
                 self.game, best, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
-                horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering, V=V)
+                horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering, Q=q())
         return self.posteriors[key]
 
     def constant(self, a_g: int) -> Any:

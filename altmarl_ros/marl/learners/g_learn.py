@@ -192,13 +192,22 @@ def _rewards(game: TabularGame, r_tilde: np.ndarray, k: int) -> np.ndarray:
     return game.r_g[:, :, None] + local[:, None, :]
 
 
-def deterministic_action_values(game: TabularGame, pi_l: TabularLocalPolicy, V: np.ndarray, *, k: int) -> np.ndarray:
+def deterministic_action_values(game: TabularGame, pi_l: TabularLocalPolicy, V: np.ndarray, *, k: int,
+                                transitions: CountTransitions | None = None) -> np.ndarray:
     """(S_g, D, A_g) Q(s_g, d, a) of the "deterministic" operator at V (S_g, D): what a g_learn(...,
-    transition="deterministic") result's greedy pi_g maximises when V is its V."""
+    transition="deterministic") result's greedy pi_g maximises when V is its V. `transitions`: that result's
+    (reused when built for the same game, pi_l and k; else built here). The same sums as
+    `GatherOperator.action_values`."""
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
-    nxt = np.stack(count_transitions(game, P_tilde, k=k, transition="deterministic"))  # type: ignore[arg-type]
-    with GatherOperator(_rewards(game, r_tilde, k), game.gamma * game.P_g, nxt) as T:
-        return np.stack(list(T.action_values(V, np.arange(V.shape[1]))), axis=0).transpose(0, 2, 1)
+    if transitions is None or transitions.key != transition_key(game, pi_l, k=k, transition="deterministic", m=0):
+        transitions = CountTransitions("", count_transitions(game, P_tilde, k=k, transition="deterministic"))
+    C, gamma_P_g = _rewards(game, r_tilde, k), game.gamma * game.P_g
+    Q = np.empty((V.shape[0], V.shape[1], game.n_global_actions))
+    for g, nxt in enumerate(transitions.per_global_state):
+        Q_g = gamma_P_g[g] @ np.take(V, nxt, axis=1)  # (A_g, D)
+        Q_g += C[g]
+        Q[g] = Q_g.T
+    return Q
 
 
 def _stop_rule(stopping: str, gamma: float, tol: float) -> StopRule:

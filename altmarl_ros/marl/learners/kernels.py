@@ -1,4 +1,5 @@
-"""Compiled loops (numba) for G-LEARN's two memory-bound steps over the (s_g, count vector) table.
+"""Compiled loops (numba): G-LEARN's two memory-bound steps over the (s_g, count vector) table, and the k-samples
+of the simulator by counts.
 
 Each kernel performs the same floating-point operations in the same order as the NumPy / SciPy expression it
 replaces, so results are bit for bit those of that expression (tested against it in test/test_kernels.py);
@@ -11,9 +12,13 @@ what changes is memory traffic and per-element overhead:
   order per entry: y += (1/m) * V[j] over the row's samples in order, as in SciPy's csr_matvecs.
 - `round_and_rank`: rank(round_to_counts(E, k), k) of `counts` fused over the rows of E, for the deterministic
   transition's (D, S) tables: one pass instead of S^2 vectorised comparisons and a cumsum over D rows.
+- `sample_counts`: the multivariate hypergeometric k-samples of `population_sim` (S - 1 inverse-CDF draws per
+  row), the evaluations' and the posterior occupancy's; one pass per row instead of ~10 small NumPy calls per
+  state: 5-12x faster at B = 128, k = 1-35.
 
-Compiled on first use and cached beside this file (`cache=True`); loaded only by the learners, never by the
-ROS nodes. `nogil`: the sampled products of the S_g global states run on G-LEARN's thread pool.
+Compiled on first use and cached beside this file (`cache=True`); loaded only by the learners and `population_sim`
+(on first use), never by the ROS nodes. `nogil`: the sampled products of the S_g global states run on G-LEARN's
+thread pool.
 """
 
 from __future__ import annotations
@@ -111,4 +116,48 @@ def round_and_rank(expected: np.ndarray, k: int) -> np.ndarray:
     out = np.empty(expected.shape[0], dtype=np.int64)
     S = expected.shape[1]
     _round_and_rank(expected, k, cv._binom_table(k + S - 1, S - 1), out)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _sample_counts(u: np.ndarray, h: np.ndarray, k: int, log_f: np.ndarray, out: np.ndarray) -> None:
+    """`population_sim.sample_counts`, per row and state: log pmf term by term, its max, exp, the running cdf, and
+    the inverse-CDF draw; the same sums in the same order as the vectorised NumPy form (test/test_kernels.py)."""
+    L = log_f.shape[0]
+    log_p = np.empty(k + 1)
+    cdf = np.empty(k + 1)
+    for b in range(h.shape[0]):
+        left_n = 0
+        for j in range(h.shape[1]):
+            left_n += h[b, j]
+        left_k = k
+        for j in range(h.shape[1] - 1):
+            good = h[b, j]
+            bad = left_n - good - left_k
+            top = -np.inf
+            for x in range(k + 1):
+                i1, i2, i3 = left_k - x, good - x, bad + x  # a negative index reads log_f's +inf tail, as in NumPy
+                v = -(log_f[x] + log_f[i1 + L if i1 < 0 else i1] + log_f[i2 + L if i2 < 0 else i2]
+                      + log_f[i3 + L if i3 < 0 else i3])
+                log_p[x] = v
+                top = max(top, v)
+            acc = 0.0
+            for x in range(k + 1):
+                acc += np.exp(log_p[x] - top)
+                cdf[x] = acc
+            threshold = u[j, b] * cdf[k]
+            draw = 0
+            for x in range(k):
+                draw += cdf[x] <= threshold
+            out[b, j] = draw
+            left_n -= good
+            left_k -= draw
+        out[b, h.shape[1] - 1] = left_k
+
+
+def sample_counts(u: np.ndarray, h: np.ndarray, k: int, log_f: np.ndarray) -> np.ndarray:
+    """(B, S) int64 multivariate hypergeometric k-samples of the rows of h from (S - 1, B) uniforms u, as
+    `population_sim.sample_counts` defines them; log_f = `population_sim.log_factorials(max n, k)`."""
+    out = np.empty(h.shape, dtype=np.int64)
+    _sample_counts(np.ascontiguousarray(u, dtype=np.float64), np.ascontiguousarray(h, dtype=np.int64), k, log_f, out)
     return out
