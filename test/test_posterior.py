@@ -46,6 +46,7 @@ def test_posterior_table_is_the_bayes_decision_on_the_occupancy_particles():
     occ = occupancy(game, reference, pi_l, k=2, rng=np.random.default_rng(0), n_agents=6, horizon=15, episodes=60,
                     samples=2)
     table = posterior_table(game, reference, Q, occ, k=2)
+    assert np.array_equal(posterior_table(game, reference, Q, occ, k=2, chunk=1), table)  # chunks are rows apart
     all_d = cv.enumerate_counts(2, S_l)
     plug_in = reference.pi_g.actions[:, cv.rank(cv.round_to_counts(all_d * 2, 4), 4)]
     for g in range(game.n_global_states):

@@ -21,6 +21,8 @@ Unlike G-LEARN's k-agent surrogate, it treats d as a noisy sample of n robots. F
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -93,7 +95,7 @@ def occupancy(game: TabularGame, reference: FullInformationPolicy, pi_l: Tabular
 
 
 def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.ndarray, occ: Occupancy, *,
-                    k: int, chunk: int = 2048) -> np.ndarray:
+                    k: int, chunk: int = 128) -> np.ndarray:
     """The (S_g, D_k) posterior dispatcher of the module docstring on the occupancy `occ` (drawn for this k):
     per visited entry d, argmax_a sum_h w(h) L(d | h) Q_ref(s_g, round_K(h), a) with the multinomial
     likelihood L(d | h) = prod_j (h_j / n)^d_j (a k-sample with replacement: O(k / n) from the
@@ -104,10 +106,11 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
                          f"got {Q.shape}")
     all_d = cv.enumerate_counts(k, S_l)
     table = lift_table(reference.pi_g.actions, K, k, S_l)  # the plug-in: the reference read at round(d K / k)
-    for g in range(S_g):
+
+    def decide(g: int) -> None:  # rows of table[g] only: the S_g global states run on a thread pool
         h, entries = occ.h[g], occ.entries[g]
         if h.size == 0 or entries.size == 0:
-            continue
+            return
         n = h[0].sum()
         q = Q[g, cv.rank(cv.round_to_counts(h * (K / n), K), K)]  # (N, A_g)
         # log(h_j / n); a state with no robot gets -1e6, so that a sample with d_j > 0 rules that h out
@@ -117,6 +120,9 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
             log_l = all_d[entries[lo:lo + chunk]] @ log_mu.T + log_w  # (c, N)
             log_l -= log_l.max(1, keepdims=True)
             table[g, entries[lo:lo + chunk]] = (np.exp(log_l) @ q).argmax(-1)
+
+    with ThreadPoolExecutor(max_workers=min(S_g, len(os.sched_getaffinity(0)))) as pool:
+        list(pool.map(decide, range(S_g)))  # NumPy releases the GIL in exp and the products; list() re-raises
     return table
 
 
