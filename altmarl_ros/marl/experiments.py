@@ -66,6 +66,7 @@ class TrainResult(NamedTuple):
     values: np.ndarray | None = None  # full information: G-LEARN's V for the chosen pi_l (the posterior start's Q)
     response: Any = None  # full information: that solve's greedy table (FullInformationPolicy), with `values`
     q: np.ndarray | None = None  # full information: `posterior.reference_q` at `values` (the posterior's Q_ref)
+    responses: dict[Any, Any] | None = None  # full information: `run_learners.Reference.responses`, shared by the k
 
 
 class FinalEvaluation(NamedTuple):
@@ -213,7 +214,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
         names.append(name)
 
     ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values,
-                                                   reference.response, reference.q)
+                                                   reference.response, reference.q, reference.responses)
     for start in starts:
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
     selection = _refine(lambda: select_equilibrium(names, results, evaluate, _int_seed(seed, 1)),
@@ -226,7 +227,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
                                                 max_iter=config.g_learn.max_iter, V=values)  # once per reference
     return TrainResult(best.pi_g, best.pi_l, game, config.game_spec, best, selection, math.nan,
                        len(learn_global.cache), values=values,
-                       response=None if values is None else learn_global.cache[key], q=q)
+                       response=None if values is None else learn_global.cache[key], q=q,
+                       responses=None if values is None else {})
 
 
 def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) -> int:

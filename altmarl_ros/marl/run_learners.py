@@ -31,6 +31,12 @@ class Reference(NamedTuple):
     V: np.ndarray | None = None  # (S_g, D_K) G-LEARN's V against pi_l (None: recomputed when needed)
     response: FullInformationPolicy | None = None  # the greedy table of that solve (G-LEARN's response to pi_l)
     Q: np.ndarray | None = None  # (S_g, D_K, A_g) `posterior.reference_q` at V (None: computed from V when needed)
+    # the full-information responses to other robots, with their Q, shared by every k trained from this reference
+    # (by (pi_l table, K): the restarts of different k often start from the same robots); `RESPONSES_KEPT` at most
+    responses: dict[tuple[bytes, int], tuple[FullInformationPolicy, np.ndarray]] | None = None
+
+
+RESPONSES_KEPT = 4  # ~80 MB each at K = 50 (Q and the table)
 
 
 class GlobalLearner:
@@ -83,11 +89,17 @@ class GlobalLearner:
         if reference is not None and reference.response is not None and reference.V is not None and \
                 np.array_equal(pi_l.probs, reference.pi_l.probs):
             return self._project(reference.response, pi_l, lambda: self._reference_q(reference))
-        best, solved = full_information_response(self.game, pi_l, K=K, tol=self.config.tol,
-                                                 max_iter=self.config.max_iter)
-        return self._project(best, pi_l, lambda: reference_q(self.game, pi_l, K=K, tol=self.config.tol,
-                                                             max_iter=self.config.max_iter, V=solved.V,
-                                                             transitions=solved.transitions))
+        memo = {} if reference is None or reference.responses is None else reference.responses
+        key = (pi_l.probs.tobytes(), K)
+        if key not in memo:
+            gc = self.config
+            best, solved = full_information_response(self.game, pi_l, K=K, tol=gc.tol, max_iter=gc.max_iter)
+            if len(memo) >= RESPONSES_KEPT:
+                memo.pop(next(iter(memo)))  # the oldest
+            memo[key] = best, reference_q(self.game, pi_l, K=K, tol=gc.tol, max_iter=gc.max_iter, V=solved.V,
+                                          transitions=solved.transitions)
+        best, Q = memo[key]
+        return self._project(best, pi_l, lambda: Q)
 
     def _reference_q(self, reference: Reference) -> np.ndarray:
         """The reference's action values: kept with it (computed once per seed), else computed from its V."""
