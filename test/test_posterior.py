@@ -12,7 +12,7 @@ from altmarl_ros.marl.game import marginal_local
 from altmarl_ros.marl.games import make_game
 from altmarl_ros.marl.learners.g_learn import count_transitions, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy
-from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy
+from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.posterior import occupancy, posterior_table, reference_q
 from altmarl_ros.marl.sim import Estimate
 
@@ -208,3 +208,36 @@ def test_refine_reaches_the_better_equilibrium_the_update_rule_rejects_at_k_5():
     diff = Estimate.of(evaluate_policies(config, refined.game, refined.pi_g, refined.pi_l, seed=0).returns
                        - evaluate_policies(config, plain.game, plain.pi_g, plain.pi_l, seed=0).returns)
     assert diff.mean > 5 * diff.stderr, diff
+
+
+def test_the_reference_keeps_its_q_and_the_responses_every_k_shares(monkeypatch):
+    """A sweep's cells share what the reference keeps: its Q_ref (computed once) and the full-information responses
+    to robots a restart begins from (solved once per robots, at most RESPONSES_KEPT kept); the projections are
+    the same as `posterior_response` computes from scratch."""
+    import altmarl_ros.marl.run_learners as rl
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import reference_pair
+    from altmarl_ros.marl.posterior import posterior_response
+
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 8},
+                               "loop": {"eval_episodes": 32, "eval_horizon": 20, "starts": ["constant:0"]},
+                               "evaluation": {"horizon": 20, "episodes": 20, "seeds": 2}})
+    reference = reference_pair(config, seed=0)
+    game, gc = reference.game, config.g_learn
+    assert np.array_equal(reference.q, reference_q(game, reference.pi_l, K=8, tol=gc.tol, max_iter=gc.max_iter,
+                                                   V=reference.values))
+    ref = rl.Reference(reference.pi_g, reference.pi_l, reference.values, reference.response, reference.q, {})
+    solves = []
+    real = rl.full_information_response
+    monkeypatch.setattr(rl, "full_information_response", lambda *a, **kw: solves.append(1) or real(*a, **kw))
+    robots = [chase_policy(game), TabularLocalPolicy.uniform(5, 5, game.n_local_actions)]
+    for k in (2, 3):
+        learner = rl.GlobalLearner(game, gc, k=k, seed=0, full_information=False, n_agents=30, horizon=20)
+        got = learner.posterior_response(robots[0], K=8, reference=ref)
+        expected = posterior_response(game, robots[0], K=8, k=k, n_agents=30, horizon=20, tol=gc.tol,
+                                      max_iter=gc.max_iter, rng=np.random.default_rng([0, 16]))
+        assert np.array_equal(got.actions, expected.actions)
+    assert len(solves) == 1 and list(ref.responses) == [(robots[0].probs.tobytes(), 8)]
+    monkeypatch.setattr(rl, "RESPONSES_KEPT", 1)
+    learner.posterior_response(robots[1], K=8, reference=ref)
+    assert len(solves) == 2 and list(ref.responses) == [(robots[1].probs.tobytes(), 8)]  # the oldest dropped
