@@ -44,6 +44,9 @@ def test_the_paper_and_authors_configs_differ_where_they_should():
         ({"game_options": {"r_g": "huge"}}, "game_options"),
         ({"g_learn": {"warm_start": "yes"}}, r"warm_start: must be true or false"),
         ({"evaluation": 5}, "evaluation: expected a mapping"),
+        ({"loop": {"select_episodes": 1}}, r"loop\.select_episodes: must be 0 \(eval_episodes\) or >= 2"),
+        ({"loop": {"oracle_max_k": -1}}, r"loop\.oracle_max_k: must be >= 0"),
+        ({"loop": {"oracle_max_k": 1.5}}, r"loop\.oracle_max_k: must be an integer"),
     ],
 )
 def test_bad_values_name_the_key(data, message):

@@ -167,6 +167,10 @@ class LoopConfig:
     """Episodes of each in-loop evaluation (paired: the proposal and the incumbent share them)."""
     eval_horizon: int = 50
     """Horizon of each in-loop evaluation."""
+    select_episodes: int = 0
+    """Episodes of the equilibrium selection among the runs' fixed points (common to every run; 0:
+    eval_episodes). Two candidates 0.9 apart need ~256 to be told apart reliably on the warehouse (sd of a
+    paired difference ~4)."""
     starts: tuple[str, ...] = ("constant:0",)
     """Starting pairs of the alternation (equilibrium selection keeps the best fixed point reached):
     constant[:a_g] (pi_g constant, uniform robots; without ":a_g" every action), l_first[:a_g] (pi_g
@@ -178,12 +182,18 @@ class LoopConfig:
     reference itself, and skipped with a warning when the reference is out of reach for the game
     (`FullInfoConfig.feasible`)."""
     refine: int = 0
-    """Restarts after selection (beyond the paper, `experiments._refine`): up to `refine` times, the alternation
+    """Restarts after selection (beyond the paper, `run_learners.restart`): up to `refine` times, the alternation
     runs again from the best fixed point's robots and the posterior projection of the full-information best
     response to them (`posterior.posterior_response`: a restricted global step that the 2 eta UPDATE rejects
     at small k, where 2 eta exceeds the gain), and selection keeps the best fixed point of all runs. Stops
     early when a restart does not become the best. Needs the full-information reference's table size (skipped
     with a warning when out of reach); ignored when training the reference itself."""
+    oracle_max_k: int = 0
+    """At k <= oracle_max_k (0: never), one more restart after those of `refine`: from the best fixed point's robots
+    and the restricted best response to them (`restricted.restricted_best_response`, the oracle of
+    gap_g_restricted, started from the best dispatcher and every constant table; beyond the paper, issue 15 item
+    1a). Selection then keeps the best fixed point of all runs. Its cost grows fast with k (warehouse: a few
+    seconds at k <= 2, ~40 s at k = 5)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
@@ -191,9 +201,12 @@ class LoopConfig:
         _check(0.5 <= self.confidence < 1, f"{key}.confidence", "must lie in [0.5, 1)")
         _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
         _check(self.refine >= 0, f"{key}.refine", "must be >= 0")
+        _check(self.oracle_max_k >= 0, f"{key}.oracle_max_k", "must be >= 0 (0: no oracle restart)")
         for name in ("max_rounds", "eval_episodes", "eval_horizon"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
         _check(self.eval_episodes >= 2, f"{key}.eval_episodes", "must be >= 2 (a paired test needs a stderr)")
+        _check(self.select_episodes == 0 or self.select_episodes >= 2, f"{key}.select_episodes",
+               "must be 0 (eval_episodes) or >= 2")
         _check(len(self.starts) >= 1, f"{key}.starts", "needs at least one start")
         for start in self.starts:
             try:

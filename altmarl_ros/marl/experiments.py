@@ -48,7 +48,8 @@ from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled_training import PooledStep, train_pooled
 from altmarl_ros.marl.posterior import reference_q
 from altmarl_ros.marl.reports import nash_gap_lower_bound, stop_report
-from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, Reference, start_pair
+from altmarl_ros.marl.restricted import restricted_best_response
+from altmarl_ros.marl.run_learners import GlobalLearner, LocalLearner, Reference, restart, start_pair
 
 ROW_FIELDS = ("k", "seed", "metric", "value", "stderr")
 
@@ -194,7 +195,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
            full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
            reference: TrainResult | None = None) -> TrainResult:
     """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), equilibrium
-    selection, then the posterior restarts of loop.refine (`_refine`)."""
+    selection, then the posterior restarts of loop.refine and the oracle restart of loop.oracle_max_k
+    (`run_learners.restart`)."""
     loop = config.loop
     k_learner = config.full_information.k if full_information else k
     learn_global = GlobalLearner(game, config.g_learn, k=k_learner, n_agents=config.n_agents,
@@ -202,6 +204,8 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
                                  ordering=config.ordering)  # type: ignore[arg-type]
     learn_local = LocalLearner(game, config.l_learn)
     evaluate = paired_evaluator(config, game, episodes=loop.eval_episodes, horizon=loop.eval_horizon)
+    judge = paired_evaluator(config, game, episodes=loop.select_episodes, horizon=loop.eval_horizon) \
+        if loop.select_episodes else evaluate  # equilibrium selection
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
     names: list[str] = []
     results: list[AlternatingResult] = []
@@ -217,9 +221,21 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
                                                    reference.response, reference.q, reference.responses)
     for start in starts:
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
-    selection = _refine(lambda: select_equilibrium(names, results, evaluate, _int_seed(seed, 1)),
-                        functools.partial(learn_global.posterior_response, K=config.full_information.k,
-                                          reference=ref), run, restarts=_restarts(config, game, full_information))
+    def select() -> Selection:
+        return select_equilibrium(names, results, judge, _int_seed(seed, 1))
+
+    def posterior(pi_g: Any, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+        return learn_global.posterior_response(pi_l, K=config.full_information.k, reference=ref)
+
+    def oracle(pi_g: TabularGlobalPolicy, pi_l: TabularLocalPolicy) -> TabularGlobalPolicy:
+        br = restricted_best_response(game, pi_l, k=k, n_agents=config.n_agents, horizon=loop.eval_horizon,
+                                      rng=np.random.default_rng([seed, 17]), starts={"best": pi_g.actions})
+        return TabularGlobalPolicy(br.table, k, game.n_local_states, game.n_global_actions)
+
+    selection = restart(select(), select, posterior, run, restarts=_restarts(config, game, full_information),
+                        name="refine")
+    if not full_information and k <= loop.oracle_max_k:
+        selection = restart(selection, select, oracle, run, restarts=1, name="oracle")
     best = selection.best.result
     key = best.pi_l.probs.tobytes()
     values = learn_global.values.get(key)  # full information only
@@ -240,24 +256,6 @@ def _restarts(config: TrainConfig, game: TabularGame, full_information: bool) ->
             warnings.warn(f"loop.refine skipped: {_reference_too_large(config, game)}", stacklevel=3)
         return 0
     return config.loop.refine
-
-
-def _refine(select: Callable[[], Selection], respond: Callable[[TabularLocalPolicy], TabularGlobalPolicy],
-            run: Callable[[str, Any, TabularLocalPolicy], None], *, restarts: int) -> Selection:
-    """`select()` the best fixed point (pi_g, pi_l); then up to `restarts` times run the alternation again from
-    (respond(pi_l), pi_l) as start "refine:<r>" and select again among all runs, stopping when the response is
-    pi_g itself or the restart did not become the best (loop.refine; `respond` is the posterior response)."""
-    selection = select()
-    for r in range(1, restarts + 1):
-        best = selection.best.result
-        pi_g0 = respond(best.pi_l)
-        if np.array_equal(pi_g0.actions, best.pi_g.actions):
-            break
-        run(f"refine:{r}", pi_g0, best.pi_l)
-        selection = select()
-        if selection.chosen != len(selection.outcomes) - 1:
-            break
-    return selection
 
 
 def evaluate_policies(config: TrainConfig, game: TabularGame, pi_g: Any, pi_l: TabularLocalPolicy, *,

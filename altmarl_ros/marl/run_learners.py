@@ -1,7 +1,8 @@
 """The alternating loop's learners and starting pairs for one training run (`experiments.train_policies`).
 
 `GlobalLearner` (G-LEARN, PAPER.md Algorithm 1, cached per pi_l) and `LocalLearner` (L-LEARN) are the
-functions `learners.alternate.alternate` calls; `start_pair` builds the pair a start (config.Start) begins from.
+functions `learners.alternate.alternate` calls; `start_pair` builds the pair a start (config.Start) begins from;
+`restart` runs the restarts after selection (loop.refine, loop.oracle_max_k).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.config import ConfigError, GLearnConfig, LLearnConfig, Start, StartKind
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.learners.alternate import Selection
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
@@ -85,7 +87,8 @@ class GlobalLearner:
                            ) -> TabularGlobalPolicy:
         """`posterior.posterior_response` to pi_l with full information on counts of K. From the reference's robots,
         the reference's own solve is reused (the same G-LEARN call) and, when its dispatcher is that solve's
-        response, the projection is the posterior start's (same table, same occupancy episodes): computed once."""
+        response, the projection is the posterior start's (same table, same occupancy episodes): computed once. To
+        other robots, the response and its Q are kept with the reference (`Reference.responses`) for the other k."""
         if reference is not None and reference.response is not None and reference.V is not None and \
                 np.array_equal(pi_l.probs, reference.pi_l.probs):
             return self._project(reference.response, pi_l, lambda: self._reference_q(reference))
@@ -163,3 +166,22 @@ def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, lea
     if kind is StartKind.POSTERIOR and reference is not None:
         return learn_global.posterior(reference), reference.pi_l
     raise ConfigError(f"start {start.name!r} cannot be used here")
+
+
+def restart(selection: Selection, select: Callable[[], Selection],
+            respond: Callable[[Any, TabularLocalPolicy], TabularGlobalPolicy],
+            run: Callable[[str, Any, TabularLocalPolicy], None], *, restarts: int, name: str) -> Selection:
+    """From `selection`, up to `restarts` times run the alternation again from (respond(pi_g, pi_l), pi_l) of the
+    best fixed point as start "<name>:<r>" and `select()` again among all runs, stopping when the response is
+    pi_g itself or the restart did not become the best (loop.refine: `respond` is the posterior response;
+    loop.oracle_max_k: the restricted best response)."""
+    for r in range(1, restarts + 1):
+        best = selection.best.result
+        pi_g0 = respond(best.pi_g, best.pi_l)
+        if np.array_equal(pi_g0.actions, best.pi_g.actions):
+            break
+        run(f"{name}:{r}", pi_g0, best.pi_l)
+        selection = select()
+        if selection.chosen != len(selection.outcomes) - 1:
+            break
+    return selection
