@@ -241,3 +241,40 @@ def test_the_reference_keeps_its_q_and_the_responses_every_k_shares(monkeypatch)
     monkeypatch.setattr(rl, "RESPONSES_KEPT", 1)
     learner.posterior_response(robots[1], K=8, reference=ref)
     assert len(solves) == 2 and list(ref.responses) == [(robots[1].probs.tobytes(), 8)]  # the oldest dropped
+
+
+def test_oracle_restart_begins_from_the_restricted_best_response_to_the_best_robots(monkeypatch):
+    """loop.oracle_max_k: at k <= it, after the posterior restarts, one restart "oracle:1" begins from (the restricted
+    best response to the best fixed point's robots, started from its dispatcher, those robots); above it, none.
+    loop.select_episodes gives the selection its own budget (the outcomes' welfare has that many episodes)."""
+    from dataclasses import replace
+
+    import altmarl_ros.marl.experiments as experiments
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import train_policies
+    from altmarl_ros.marl.restricted import restricted_best_response
+
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 2, "full_information": {"k": 6},
+                               "loop": {"eval_episodes": 16, "eval_horizon": 10, "starts": ["constant:0"],
+                                        "oracle_max_k": 2, "select_episodes": 24},
+                               "evaluation": {"horizon": 10, "episodes": 10, "seeds": 2}})
+    started_from = []
+    real_alternate = experiments.alternate
+
+    def spy(**kwargs):
+        started_from.append((kwargs["pi_g0"], kwargs["pi_l0"], real_alternate(**kwargs)))
+        return started_from[-1][2]
+
+    monkeypatch.setattr(experiments, "alternate", spy)
+    trained = train_policies(config, k=2, seed=1)
+    outcomes = trained.selection.outcomes
+    assert [o.start for o in outcomes] == ["constant:0", "oracle:1"]
+    assert all(o.welfare.n == 24 for o in outcomes)
+    best = started_from[0][2]
+    expected = restricted_best_response(trained.game, best.pi_l, k=2, n_agents=30, horizon=10,
+                                        rng=np.random.default_rng([1, 17]), starts={"best": best.pi_g.actions})
+    np.testing.assert_array_equal(started_from[1][0].actions, expected.table)
+    np.testing.assert_array_equal(started_from[1][1].probs, best.pi_l.probs)
+    assert not np.array_equal(expected.table, best.pi_g.actions)  # else no restart would have run
+    above = train_policies(replace(config, loop=replace(config.loop, oracle_max_k=1)), k=2, seed=1)
+    assert [o.start for o in above.selection.outcomes] == ["constant:0"]
