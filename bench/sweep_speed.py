@@ -1,7 +1,8 @@
 """One seed's k-sweep timed cell by cell, as `altmarl sweep` runs it, side by side with the authors' code.
 
 In one subprocess per repeat: the full-information reference of seed 0 is trained once (timed apart), then every k
-in the order given, from that reference (`experiments.train_policies(..., reference=...)`, the default config), so
+in the order given, from that reference (`experiments.train_policies(..., reference=...)`; `--config`, default
+config/train_warehouse.yaml), so
 later cells reuse what the reference keeps (its action values, the full-information responses to robots that
 earlier cells' restarts met). The authors' code trains each k in its own subprocess (`speed.run_authors`). Repeats
 are interleaved (our sweep, then the authors' k, then again). Rows written as JSON lines; a Markdown table printed.
@@ -28,12 +29,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import speed  # noqa: E402  (bench/speed.py: the authors' side and the subprocess environment)
 
 
-def run_sweep(ks: list[int]) -> dict:
+def run_sweep(ks: list[int], config_name: str) -> dict:
     """Child: the reference of seed 0, then each k from it; seconds per step."""
     from altmarl_ros.marl.config import load_train_config
     from altmarl_ros.marl.experiments import reference_pair, train_policies
 
-    config = load_train_config(ROOT / "config" / "train_warehouse.yaml")
+    config = load_train_config(ROOT / "config" / config_name)
     t0 = time.perf_counter()
     reference = reference_pair(config, seed=0)
     row: dict = {"reference_s": time.perf_counter() - t0, "cells": {}}
@@ -44,9 +45,9 @@ def run_sweep(ks: list[int]) -> dict:
     return row
 
 
-def ours(ks: list[int]) -> dict:
+def ours(ks: list[int], config_name: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, __file__, "--one", "--k", ",".join(map(str, ks))]
+    cmd = [sys.executable, __file__, "--one", "--k", ",".join(map(str, ks)), "--config", config_name]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -81,13 +82,14 @@ def main() -> int:
     parser.add_argument("--authors-dir", default=None, help="the authors' scripts/ directory (optional)")
     parser.add_argument("--k", default="1,2,5,10,20,35,50", help="the sweep's k, in the order trained")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--config", default="train_warehouse.yaml", help="our training config, in config/")
     parser.add_argument("--out", default="bench/results/sweep_speed.jsonl")
     parser.add_argument("--summarize", metavar="JSONL", help="only print the table of an earlier run's rows")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
     if args.one:
-        print(json.dumps(run_sweep(ks)))
+        print(json.dumps(run_sweep(ks, args.config)))
         return 0
     out = ROOT / (args.summarize or args.out)
     if args.summarize:
@@ -98,7 +100,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for rep in range(args.repeats):
         print(f"repeat {rep + 1}: our sweep ...", file=sys.stderr, flush=True)
-        rows.append({"kind": "ours_sweep", "repeat": rep, **ours(ks)})
+        rows.append({"kind": "ours_sweep", "repeat": rep, "config": args.config, **ours(ks, args.config)})
         for k in ks if args.authors_dir else []:
             print(f"repeat {rep + 1}: the authors' code, k={k} ...", file=sys.stderr, flush=True)
             rows.append({**speed.measure("authors", k, args.authors_dir, 0), "repeat": rep})
