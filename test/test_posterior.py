@@ -132,21 +132,10 @@ def test_the_cli_says_once_in_one_line_which_starts_it_skips(tmp_path):
                                                                 "skipped: "), warned
 
 
-def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypatch):
-    """loop.refine: each restart begins from (posterior_response(pi_l*), pi_l*) of the best fixed point so far, is
-    recorded as start refine:<r>, the next one follows only if it became the best, and selection keeps the best
-    fixed point of all runs (a small warehouse where both restarts happen, ~1 s)."""
-    from dataclasses import replace
-
+def _record_starts(monkeypatch):
+    """Record (pi_g0, pi_l0, result) of every alternation `train_policies` runs, in order."""
     import altmarl_ros.marl.experiments as experiments
-    from altmarl_ros.marl.config import config_from_dict
-    from altmarl_ros.marl.experiments import train_policies
-    from altmarl_ros.marl.posterior import posterior_response
 
-    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 8},
-                               "loop": {"eval_episodes": 32, "eval_horizon": 20, "starts": ["constant:0"]},
-                               "evaluation": {"horizon": 20, "episodes": 20, "seeds": 2}})
-    plain = train_policies(config, k=3, seed=4)
     started_from = []
     real_alternate = experiments.alternate
 
@@ -155,6 +144,24 @@ def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypa
         return started_from[-1][2]
 
     monkeypatch.setattr(experiments, "alternate", spy)
+    return started_from
+
+
+def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypatch):
+    """loop.refine: each restart begins from (posterior_response(pi_l*), pi_l*) of the best fixed point so far, is
+    recorded as start refine:<r>, the next one follows only if it became the best, and selection keeps the best
+    fixed point of all runs (a small warehouse where both restarts happen, ~1 s)."""
+    from dataclasses import replace
+
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import train_policies
+    from altmarl_ros.marl.posterior import posterior_response
+
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "k": 3, "full_information": {"k": 8},
+                               "loop": {"eval_episodes": 32, "eval_horizon": 20, "starts": ["constant:0"]},
+                               "evaluation": {"horizon": 20, "episodes": 20, "seeds": 2}})
+    plain = train_policies(config, k=3, seed=4)
+    started_from = _record_starts(monkeypatch)
     refined = train_policies(replace(config, loop=replace(config.loop, refine=2)), k=3, seed=4)
     outcomes = refined.selection.outcomes
     assert [o.start for o in outcomes] == ["constant:0", "refine:1", "refine:2"]
@@ -249,7 +256,6 @@ def test_oracle_restart_begins_from_the_restricted_best_response_to_the_best_rob
     loop.select_episodes gives the selection its own budget (the outcomes' welfare has that many episodes)."""
     from dataclasses import replace
 
-    import altmarl_ros.marl.experiments as experiments
     from altmarl_ros.marl.config import config_from_dict
     from altmarl_ros.marl.experiments import train_policies
     from altmarl_ros.marl.restricted import restricted_best_response
@@ -258,14 +264,7 @@ def test_oracle_restart_begins_from_the_restricted_best_response_to_the_best_rob
                                "loop": {"eval_episodes": 16, "eval_horizon": 10, "starts": ["constant:0"],
                                         "oracle_max_k": 2, "select_episodes": 24},
                                "evaluation": {"horizon": 10, "episodes": 10, "seeds": 2}})
-    started_from = []
-    real_alternate = experiments.alternate
-
-    def spy(**kwargs):
-        started_from.append((kwargs["pi_g0"], kwargs["pi_l0"], real_alternate(**kwargs)))
-        return started_from[-1][2]
-
-    monkeypatch.setattr(experiments, "alternate", spy)
+    started_from = _record_starts(monkeypatch)
     trained = train_policies(config, k=2, seed=1)
     outcomes = trained.selection.outcomes
     assert [o.start for o in outcomes] == ["constant:0", "oracle:1"]
