@@ -192,8 +192,8 @@ class LoopConfig:
     """At k <= oracle_max_k (0: never), one more restart after those of `refine`: from the best fixed point's robots
     and the restricted best response to them (`restricted.restricted_best_response`, the oracle of
     gap_g_restricted, started from the best dispatcher and every constant table; beyond the paper, issue 15 item
-    1a). Selection then keeps the best fixed point of all runs. Its cost grows fast with k (warehouse: a few
-    seconds at k <= 2, ~40 s at k = 5)."""
+    1a). Selection then keeps the best fixed point of all runs. Its cost grows fast with k (warehouse, a cell of a
+    sweep: ~3 s instead of ~1.5 s at k <= 2, ~15 s at k = 5; bench/README.md 11.7)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
