@@ -81,7 +81,7 @@ class GlobalLearner:
 
     def posterior(self, reference: Reference) -> TabularGlobalPolicy:
         """The posterior dispatcher for this learner's k-samples from the reference pair (`marl.posterior`)."""
-        return self._project(reference.pi_g, reference.pi_l, lambda: self._reference_q(reference))
+        return self._project(reference.pi_g, reference.pi_l, Q=reference.Q, V=reference.V)
 
     def posterior_response(self, pi_l: TabularLocalPolicy, K: int, reference: Reference | None = None
                            ) -> TabularGlobalPolicy:
@@ -91,7 +91,7 @@ class GlobalLearner:
         other robots, the response and its Q are kept with the reference (`Reference.responses`) for the other k."""
         if reference is not None and reference.response is not None and reference.V is not None and \
                 np.array_equal(pi_l.probs, reference.pi_l.probs):
-            return self._project(reference.response, pi_l, lambda: self._reference_q(reference))
+            return self._project(reference.response, pi_l, Q=reference.Q, V=reference.V)
         memo = {} if reference is None or reference.responses is None else reference.responses
         key = (pi_l.probs.tobytes(), K)
         if key not in memo:
@@ -102,25 +102,18 @@ class GlobalLearner:
             memo[key] = best, reference_q(self.game, pi_l, K=K, tol=gc.tol, max_iter=gc.max_iter, V=solved.V,
                                           transitions=solved.transitions)
         best, Q = memo[key]
-        return self._project(best, pi_l, lambda: Q)
+        return self._project(best, pi_l, Q=Q)
 
-    def _reference_q(self, reference: Reference) -> np.ndarray:
-        """The reference's action values: kept with it (computed once per seed), else computed from its V."""
-        if reference.Q is not None:
-            return reference.Q
-        return reference_q(self.game, reference.pi_l, K=reference.pi_g.k, tol=self.config.tol,
-                           max_iter=self.config.max_iter, V=reference.V)
-
-    def _project(self, best: FullInformationPolicy, pi_l: TabularLocalPolicy, q: Callable[[], np.ndarray]
-                 ) -> TabularGlobalPolicy:
-        """`posterior_dispatcher` from (best, pi_l) with the action values q() (called only when not memoised),
+    def _project(self, best: FullInformationPolicy, pi_l: TabularLocalPolicy, *, Q: np.ndarray | None = None,
+                 V: np.ndarray | None = None) -> TabularGlobalPolicy:
+        """`posterior_dispatcher` from (best, pi_l) with best's action values Q (None: computed from V, or solved),
         memoised by both tables (its occupancy episodes are always drawn from the generator (seed, 16))."""
         key = (best.pi_g.actions.tobytes(), pi_l.probs.tobytes())
         if key not in self.posteriors:
             gc = self.config
             self.posteriors[key] = posterior_dispatcher(
                 self.game, best, pi_l, k=self.k, rng=np.random.default_rng([self.seed, 16]), n_agents=self.n_agents,
-                horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering, Q=q())
+                horizon=self.horizon, tol=gc.tol, max_iter=gc.max_iter, ordering=self.ordering, V=V, Q=Q)
         return self.posteriors[key]
 
     def constant(self, a_g: int) -> Any:

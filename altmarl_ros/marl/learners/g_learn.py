@@ -196,17 +196,15 @@ def deterministic_action_values(game: TabularGame, pi_l: TabularLocalPolicy, V: 
                                 transitions: CountTransitions | None = None) -> np.ndarray:
     """(S_g, D, A_g) Q(s_g, d, a) of the "deterministic" operator at V (S_g, D): what a g_learn(...,
     transition="deterministic") result's greedy pi_g maximises when V is its V. `transitions`: that result's
-    (reused when built for the same game, pi_l and k; else built here). The same sums as
-    `GatherOperator.action_values`."""
+    (reused when built for the same game, pi_l and k; else built here)."""
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     if transitions is None or transitions.key != transition_key(game, pi_l, k=k, transition="deterministic", m=0):
         transitions = CountTransitions("", count_transitions(game, P_tilde, k=k, transition="deterministic"))
-    C, gamma_P_g = _rewards(game, r_tilde, k), game.gamma * game.P_g
     Q = np.empty((V.shape[0], V.shape[1], game.n_global_actions))
-    for g, nxt in enumerate(transitions.per_global_state):
-        Q_g = gamma_P_g[g] @ np.take(V, nxt, axis=1)  # (A_g, D)
-        Q_g += C[g]
-        Q[g] = Q_g.T
+    nxt = np.stack(transitions.per_global_state)  # type: ignore[arg-type]
+    with GatherOperator(_rewards(game, r_tilde, k), game.gamma * game.P_g, nxt) as T:
+        for g, Q_g in enumerate(T.action_values(V, np.arange(V.shape[1]))):  # (A_g, D) per s_g
+            Q[g] = Q_g.T
     return Q
 
 
