@@ -235,8 +235,8 @@ def test_the_reference_keeps_its_q_and_the_responses_every_k_shares(monkeypatch)
                                                    V=reference.values))
     ref = rl.Reference(reference.pi_g, reference.pi_l, reference.values, reference.response, reference.q, {})
     solves = []
-    real = rl.full_information_response
-    monkeypatch.setattr(rl, "full_information_response", lambda *a, **kw: solves.append(1) or real(*a, **kw))
+    real = rl.response_and_q
+    monkeypatch.setattr(rl, "response_and_q", lambda *a, **kw: solves.append(1) or real(*a, **kw))
     robots = [chase_policy(game), TabularLocalPolicy.uniform(5, 5, game.n_local_actions)]
     for k in (2, 3):
         learner = rl.GlobalLearner(game, gc, k=k, seed=0, full_information=False, n_agents=30, horizon=20)

@@ -148,13 +148,19 @@ def full_information_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K:
     return FullInformationPolicy(best.pi_g), best
 
 
+def response_and_q(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, tol: float, max_iter: int
+                   ) -> tuple[FullInformationPolicy, np.ndarray]:
+    """`full_information_response` to pi_l and its (S_g, D_K, A_g) action values (`reference_q` from that solve)."""
+    best, solved = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)
+    return best, reference_q(game, pi_l, K=K, tol=tol, max_iter=max_iter, V=solved.V, transitions=solved.transitions)
+
+
 def posterior_response(game: TabularGame, pi_l: TabularLocalPolicy, *, K: int, k: int, rng: np.random.Generator,
                        n_agents: int, horizon: int, tol: float, max_iter: int,
                        ordering: sim.Ordering = "paper") -> TabularGlobalPolicy:
     """The restricted global step against any robots pi_l: the full-information best response to pi_l
     (`full_information_response`) projected onto the k-sample (`posterior_dispatcher` from that pair). With pi_l the
     reference's robots it is the posterior start's table when the reference's dispatcher is that response."""
-    best, solved = full_information_response(game, pi_l, K=K, tol=tol, max_iter=max_iter)
-    Q = reference_q(game, pi_l, K=K, tol=tol, max_iter=max_iter, V=solved.V, transitions=solved.transitions)
+    best, Q = response_and_q(game, pi_l, K=K, tol=tol, max_iter=max_iter)
     return posterior_dispatcher(game, best, pi_l, k=k, rng=rng, n_agents=n_agents, horizon=horizon, tol=tol,
                                 max_iter=max_iter, ordering=ordering, Q=Q)

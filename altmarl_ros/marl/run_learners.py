@@ -21,7 +21,7 @@ from altmarl_ros.marl.learners.alternate import Selection
 from altmarl_ros.marl.learners.g_learn import Stopping, Transition, g_learn
 from altmarl_ros.marl.learners.l_learn import chase_policy, l_learn, l_learn_authors
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
-from altmarl_ros.marl.posterior import full_information_response, posterior_dispatcher, reference_q
+from altmarl_ros.marl.posterior import full_information_response, posterior_dispatcher, response_and_q
 from altmarl_ros.marl.restricted import restricted_proposal
 
 
@@ -95,12 +95,9 @@ class GlobalLearner:
         memo = {} if reference is None or reference.responses is None else reference.responses
         key = (pi_l.probs.tobytes(), K)
         if key not in memo:
-            gc = self.config
-            best, solved = full_information_response(self.game, pi_l, K=K, tol=gc.tol, max_iter=gc.max_iter)
             if len(memo) >= RESPONSES_KEPT:
                 memo.pop(next(iter(memo)))  # the oldest
-            memo[key] = best, reference_q(self.game, pi_l, K=K, tol=gc.tol, max_iter=gc.max_iter, V=solved.V,
-                                          transitions=solved.transitions)
+            memo[key] = response_and_q(self.game, pi_l, K=K, tol=self.config.tol, max_iter=self.config.max_iter)
         best, Q = memo[key]
         return self._project(best, pi_l, Q=Q)
 
