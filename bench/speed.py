@@ -89,8 +89,13 @@ def run_authors(authors_dir: str, k: int, eval_seeds: int) -> dict:
     return row
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a measured subprocess: one BLAS thread (as in ../shared/REFERENCE.md)."""
+    return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
 def measure(kind: str, k: int, authors_dir: str | None, eval_seeds: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = child_env()
     cmd = [sys.executable, __file__, "--one", kind, "--k", str(k), "--eval-seeds", str(eval_seeds)]
     if authors_dir:
         cmd += ["--authors-dir", authors_dir]

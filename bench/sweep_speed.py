@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -46,9 +45,8 @@ def run_sweep(ks: list[int], config_name: str) -> dict:
 
 
 def ours(ks: list[int], config_name: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, __file__, "--one", "--k", ",".join(map(str, ks)), "--config", config_name]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=speed.child_env(), cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
