@@ -65,6 +65,26 @@ def test_sampled_operator_solves_as_the_scipy_products_do():
     assert np.array_equal(kernel.V, plain.V) and np.array_equal(kernel.actions, plain.actions)
 
 
+@pytest.mark.parametrize("n_global", [1, 3, 5, 8, 9])
+def test_fused_sampled_backup_is_the_generic_backup(n_global):
+    """`ExpectationOperator.backup` (the fused kernel for up to 8 global states, the generic path above) gives the
+    generic `BellmanOperator.backup`'s values and greedy actions, including ties (equal actions keep the lowest)."""
+    rng = np.random.default_rng(n_global)
+    D, m, A = 500, 7, 4
+    matrices = [sp.csr_matrix((np.full(D * m, 1.0 / m), rng.integers(0, D, size=D * m).astype(np.int32),
+                               np.arange(0, D * m + 1, m)), shape=(D, D)) for _ in range(n_global)]
+    C = rng.normal(size=(n_global, A, D)) * 10
+    C[:, 2] = C[:, 1]  # action 2 ties with action 1 wherever their transitions agree
+    gamma_P_g = 0.95 * rng.dirichlet(np.ones(n_global), size=(n_global, A))
+    gamma_P_g[:, 2] = gamma_P_g[:, 1]
+    V = rng.normal(size=(n_global, D)) * 100
+    with ExpectationOperator(C, gamma_P_g, matrices, samples=m) as T:
+        fused = T.backup(V, np.arange(D), greedy=True)
+        generic = super(ExpectationOperator, T).backup(V, np.arange(D), greedy=True)
+    assert np.array_equal(fused[0], generic[0]) and np.array_equal(fused[1], generic[1])
+    assert not np.any(fused[1] == 2)  # the tie went to action 1
+
+
 def test_the_ros_nodes_do_not_load_numba():
     """The kernels are the offline learners' only: a node process does not pay numba's import."""
     import subprocess

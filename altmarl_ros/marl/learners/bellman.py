@@ -24,6 +24,8 @@ import scipy.sparse as sp
 from altmarl_ros.errors import InputError
 
 _THREADS = len(os.sched_getaffinity(0))  # the sampled sweep's S_g sparse products run on this many threads
+_FUSED_MAX_GLOBAL_STATES = 8  # `kernels.sampled_backup` keeps a row's S_g' expectations in 8 registers
+_FUSED_BLOCKS = 4  # row blocks per global state in a fused sampled backup (balances S_g tasks on the threads)
 
 
 def recurrence_chain(nxt: np.ndarray) -> list[np.ndarray]:
@@ -129,6 +131,28 @@ class ExpectationOperator(BellmanOperator):
         expected = list(self._pool.map(product, range(self.S_g)))
         for g in range(self.S_g):
             yield expected[g].T
+
+    def backup(self, V: np.ndarray, rows: np.ndarray, greedy: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """A sampled transition's backup over every count vector is one compiled pass per (s_g, block of rows)
+        (`kernels.sampled_backup`: the expectation, Q and its running max without the (S_g', D) W and (A_g, D) Q
+        arrays; the same values bit for bit); other cases as `BellmanOperator.backup`."""
+        m = self.samples
+        if m is None or rows.size != self.D or self.S_g > _FUSED_MAX_GLOBAL_STATES or self._pool is None:
+            return super().backup(V, rows, greedy)
+        from altmarl_ros.marl.learners import kernels
+
+        VT = np.ascontiguousarray(V.T)
+        V_new = np.empty((self.S_g, self.D))
+        actions = np.empty((self.S_g, self.D), dtype=np.int64)
+        bounds = np.linspace(0, self.D, _FUSED_BLOCKS + 1).astype(np.int64)
+
+        def block(task: tuple[int, int]) -> None:
+            g, b = task
+            kernels.sampled_backup(self.matrices[g].indices, m, 1.0 / m, VT, self.gamma_P_g[g], self.C[g],
+                                   int(bounds[b]), int(bounds[b + 1]), V_new[g], actions[g])
+
+        list(self._pool.map(block, [(g, b) for g in range(self.S_g) for b in range(_FUSED_BLOCKS)]))
+        return V_new, actions if greedy else None
 
 
 class GatherOperator(BellmanOperator):

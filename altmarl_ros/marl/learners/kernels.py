@@ -10,6 +10,12 @@ what changes is memory traffic and per-element overhead:
   column through memory; here the data are one constant and the (up to 8) columns stay in registers: ~1.6x
   faster than `M @ VT` at k = 50 on one thread, ~25 % on the trainer's two (bench/README 2.5). Accumulation
   order per entry: y += (1/m) * V[j] over the row's samples in order, as in SciPy's csr_matvecs.
+- `sampled_backup`: one global state's whole Bellman backup over a block of rows of a sampled transition: the
+  expectation's sums as `sampled_expectation`, then Q[a] = gamma P_g[a] . w + C[a] and its running max, without
+  writing the (S_g', D) expectations and (A_g, D) action values out and reading them back (~1.5x per backup at
+  k = 50, bench/README 2.7). The action values are formed as OpenBLAS's dgemm forms gamma P_g @ W (one fused
+  multiply-add per term, in order; `fastmath={"contract"}` on that helper only), so the backup equals the NumPy
+  one bit for bit where NumPy's BLAS does that (test_kernels checks it).
 - `round_and_rank`: rank(round_to_counts(E, k), k) of `counts` fused over the rows of E, for the deterministic
   transition's (D, S) tables: one pass instead of S^2 vectorised comparisons and a cumsum over D rows.
 - `sample_counts`: the multivariate hypergeometric k-samples of `population_sim` (S - 1 inverse-CDF draws per
@@ -161,3 +167,59 @@ def sample_counts(u: np.ndarray, h: np.ndarray, k: int, log_f: np.ndarray) -> np
     out = np.empty(h.shape, dtype=np.int64)
     _sample_counts(np.ascontiguousarray(u, dtype=np.float64), np.ascontiguousarray(h, dtype=np.int64), k, log_f, out)
     return out
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _action_value(gP: np.ndarray, a: int, w: np.ndarray) -> float:
+    """sum_s gP[a, s] w[s] as one fused multiply-add per term in order: how OpenBLAS's dgemm forms (gP @ W)."""
+    q = gP[a, 0] * w[0]
+    for s in range(1, gP.shape[1]):
+        q = q + gP[a, s] * w[s]
+    return q
+
+
+@numba.njit(nogil=True, cache=True)
+def _sampled_backup(indices: np.ndarray, m: int, weight: float, VT: np.ndarray, gP: np.ndarray, C: np.ndarray,
+                    lo: int, hi: int, V_out: np.ndarray, act_out: np.ndarray) -> None:
+    """Rows lo..hi of one global state's backup: w = the m samples' mean of VT's rows (the sums of `_expect_block`),
+    Q[a] = gP[a] . w + C[a, i], V_out[i] = max_a Q, act_out[i] = its first argmax."""
+    S = VT.shape[1]
+    w = np.empty(8)
+    for i in range(lo, hi):
+        w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
+        base = i * m
+        for s in range(m):
+            j = indices[base + s]
+            w0 += weight * VT[j, 0]
+            if S > 1:
+                w1 += weight * VT[j, 1]
+            if S > 2:
+                w2 += weight * VT[j, 2]
+            if S > 3:
+                w3 += weight * VT[j, 3]
+            if S > 4:
+                w4 += weight * VT[j, 4]
+            if S > 5:
+                w5 += weight * VT[j, 5]
+            if S > 6:
+                w6 += weight * VT[j, 6]
+            if S > 7:
+                w7 += weight * VT[j, 7]
+        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7] = w0, w1, w2, w3, w4, w5, w6, w7
+        best = _action_value(gP, 0, w) + C[0, i]
+        arg = 0
+        for a in range(1, gP.shape[0]):
+            q = _action_value(gP, a, w) + C[a, i]
+            if q > best:  # ties keep the lowest action, like the running max of `BellmanOperator.backup`
+                best = q
+                arg = a
+        V_out[i] = best
+        act_out[i] = arg
+
+
+def sampled_backup(indices: np.ndarray, m: int, weight: float, VT: np.ndarray, gP: np.ndarray, C: np.ndarray,
+                   lo: int, hi: int, V_out: np.ndarray, act_out: np.ndarray) -> None:
+    """One global state's Bellman backup over the rows lo..hi of a sampled transition (at most 8 global states,
+    `BLOCK`): fills V_out[lo:hi] = max_a (gP @ (M @ VT).T + C) and act_out[lo:hi] its first argmax, the values
+    of `sampled_expectation` then `BellmanOperator.backup` bit for bit (dgemm's fused sums: test_kernels)."""
+    _sampled_backup(indices, m, weight, VT, gP, C, lo, hi, V_out, act_out)
