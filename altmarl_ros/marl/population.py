@@ -15,6 +15,7 @@ observation kernel, R_l (S_g, H) mean local reward, init (S_g, H).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -111,6 +112,21 @@ class PopulationModel:
     def n_observations(self) -> int:
         return kernel_shape(self.O)[1]
 
+    @cached_property
+    def reward_base(self) -> np.ndarray:
+        """(S_g, H, A_g) r_g(s_g, a) + R_l(s_g, h), the immediate part of every action value."""
+        return self.game.r_g[:, None, :] + self.R_l[:, :, None]
+
+    @cached_property
+    def T_transposed(self) -> tuple[Any, ...]:
+        """T[s_g]^T per s_g (CSR for sparse T: the forward pass's products without a transpose per call)."""
+        return tuple(M.T.tocsr() if sp.issparse(M) else M.T for M in self.T)
+
+    @cached_property
+    def P_g_T(self) -> np.ndarray:
+        """(S_g, S_g', A_g) P_g transposed per s_g (the right factor of the continuation's batched product)."""
+        return np.ascontiguousarray(np.transpose(self.game.P_g, (0, 2, 1)))
+
 
 def population_model(game: TabularGame, pi_l: TabularLocalPolicy, *, n_agents: int, k: int) -> PopulationModel:
     """Build the exact histogram chain; refuses more than MAX_HISTOGRAMS histograms."""
@@ -153,8 +169,9 @@ def memoryless_chain(model: PopulationModel, table: np.ndarray) -> MemorylessCha
 def _q_values(model: PopulationModel, V: np.ndarray) -> np.ndarray:
     """(S_g, H, A_g) r_g + R_l + gamma sum_g' P_g(g' | s_g, a) E[V(g', h') | s_g, h] from (S_g, H) V."""
     game = model.game
-    cont = np.stack([np.asarray(model.T[g] @ V.T) @ game.P_g[g].T for g in range(game.n_global_states)])
-    return game.r_g[:, None, :] + model.R_l[:, :, None] + game.gamma * cont
+    VT = np.ascontiguousarray(V.T)  # (H, S_g'), shared by the S_g products
+    cont = np.stack([np.asarray(model.T[g] @ VT) for g in range(game.n_global_states)])  # (S_g, H, S_g')
+    return model.reward_base + game.gamma * np.matmul(cont, model.P_g_T)
 
 
 def _forward(model: PopulationModel, probs: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -163,17 +180,21 @@ def _forward(model: PopulationModel, probs: np.ndarray, d: np.ndarray) -> np.nda
     out = np.zeros_like(d)
     for g in range(game.n_global_states):
         moved = d[g][:, None] * (probs[g] @ game.P_g[g])  # (H, S_g')
-        out += np.asarray(model.T[g].T @ moved).T
+        out += np.asarray(model.T_transposed[g] @ moved).T
     return out
 
 
 def _value_sequence(model: PopulationModel, probs: np.ndarray, horizon: int | None,
-                    tol: float = 1e-12) -> list[np.ndarray]:
-    """[V_0 = 0, ..., V_H] (S_g, H) values with j steps to go, or [V_inf] by value iteration to `tol`."""
+                    tol: float = 1e-12, q_out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """[V_0 = 0, ..., V_H] (S_g, H) values with j steps to go, or [V_inf] by value iteration to `tol`.
+    With a finite horizon, `q_out` (a list) receives [Q_1, ..., Q_H], Q_j the action values with j steps to go."""
     out = [np.zeros(model.R_l.shape)]
     steps = horizon if horizon is not None else 1_000_000
     for _ in range(steps):
-        V = (probs * _q_values(model, out[-1])).sum(-1)
+        Q = _q_values(model, out[-1])
+        if q_out is not None and horizon is not None:
+            q_out.append(Q)
+        V = (probs * Q).sum(-1)
         if horizon is None:
             done = np.abs(V - out[-1]).max() < tol
             out = [V]
@@ -239,8 +260,9 @@ def observation_q(model: PopulationModel, table: np.ndarray, *, horizon: int | N
             d, t = _forward(model, probs, d), t + 1
         weighted = occupancy[:, :, None] * Q
     else:
-        values = _value_sequence(model, probs, horizon)
+        qs: list[np.ndarray] = []
+        _value_sequence(model, probs, horizon, q_out=qs)
         for t in range(horizon):
-            weighted += gamma ** t * d[:, :, None] * _q_values(model, values[horizon - t - 1])
+            weighted += gamma ** t * d[:, :, None] * qs[horizon - t - 1]
             d = _forward(model, probs, d)
     return np.stack([kernel_transpose(model.O, weighted[g]) for g in range(game.n_global_states)])
