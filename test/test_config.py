@@ -47,6 +47,7 @@ def test_the_paper_and_authors_configs_differ_where_they_should():
         ({"loop": {"select_episodes": 1}}, r"loop\.select_episodes: must be 0 \(eval_episodes\) or >= 2"),
         ({"loop": {"oracle_max_k": -1}}, r"loop\.oracle_max_k: must be >= 0"),
         ({"loop": {"oracle_max_k": 1.5}}, r"loop\.oracle_max_k: must be an integer"),
+        ({"loop": {"refine_from": "all"}}, r"loop\.refine_from: must be one of \('best', 'tied'\)"),
     ],
 )
 def test_bad_values_name_the_key(data, message):

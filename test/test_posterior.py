@@ -28,7 +28,11 @@ def test_reference_q_is_the_action_value_the_reference_dispatcher_is_greedy_for(
     reference, res = _reference(game, pi_l, 8)
     Q = reference_q(game, pi_l, K=8, tol=1e-3, max_iter=2000)
     assert Q.shape == (5, cv.n_count_vectors(8, 5), 5)
-    np.testing.assert_array_equal(Q.argmax(-1), reference.pi_g.actions)
+    chosen = np.take_along_axis(Q, reference.pi_g.actions[..., None], -1)[..., 0]
+    top = Q.max(-1)
+    np.testing.assert_allclose(chosen, top, rtol=1e-12)  # greedy up to rounding: exact ties (actions with equal
+    clear = np.sort(Q, -1)[..., -2] < top - 1e-9 * np.abs(top)  # P_g rows) break by the last bit, which the BLAS
+    np.testing.assert_array_equal(Q.argmax(-1)[clear], reference.pi_g.actions[clear])  # kernel of the machine sets
     P_tilde, r_tilde = marginal_local(game, pi_l.probs)
     nxt = count_transitions(game, P_tilde, k=8, transition="deterministic")
     d = cv.enumerate_counts(8, 5)[37]
@@ -176,6 +180,49 @@ def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypa
     np.testing.assert_array_equal(started_from[0][2].pi_g.actions, plain.pi_g.actions)  # refine=0 is the plain run
     welfare = {o.start: o.welfare.mean for o in outcomes if o.result.fixed_point}
     assert refined.selection.best.start == max(welfare, key=welfare.get)
+
+
+def test_tied_restarts_begin_from_every_fixed_point_not_significantly_below_the_best():
+    """loop.refine_from: tied. `Selection.tied` keeps the fixed points whose paired difference to the chosen one is
+    not significantly negative (a run that stopped at max_rounds and one clearly below are left out), and `restart`
+    runs its chain from each of them, the chosen one first; "best" begins from the chosen one only."""
+    from types import SimpleNamespace
+
+    from altmarl_ros.marl.learners.alternate import Selection, StartOutcome
+    from altmarl_ros.marl.run_learners import restart
+    from altmarl_ros.marl.sim import Estimate
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(100, 4, size=256)
+
+    def pair(name, fixed_point=True):
+        return SimpleNamespace(pi_g=SimpleNamespace(actions=np.array([ord(name[0])])), pi_l=name,
+                               fixed_point=fixed_point)
+
+    wobble = np.resize([0.5, -0.5], 256)  # paired differences of mean -0.01, stderr 0.03: tied; -2: below
+    runs = {"best": base, "tied": base - 0.01 + wobble, "below": base - 2 + wobble,
+            "no_fixed_point": base + 0.01}
+    names = list(runs)
+    returns = np.stack([runs[n] for n in names])
+    outcomes = tuple(StartOutcome(n, pair(n, n != "no_fixed_point"), Estimate.of(runs[n])) for n in names)
+    selection = Selection(0, outcomes, "best fixed point", returns)
+    assert selection.tied(1.645) == [0, 1]
+
+    for tied_z, expected in [(1.645, [("refine:1", "best"), ("refine:2", "tied")]), (None, [("refine:1", "best")])]:
+        ran = []
+
+        def respond(pi_g, pi_l):
+            return SimpleNamespace(actions=np.array([-1]))
+
+        def run(name, pi_g0, pi_l0, ran=ran):
+            ran.append((name, pi_l0))
+
+        def select(ran=ran):  # every restart ends below the best: each chain stops after one run
+            return selection._replace(outcomes=outcomes + tuple(
+                StartOutcome(n, pair("x"), Estimate(0.0, 1.0, 256)) for n, _ in ran))
+
+        restart(selection, select, respond, run, restarts=2, name="refine", tied_z=tied_z)
+        assert ran == expected
 
 
 def test_refine_stops_when_the_response_is_the_best_dispatcher_itself():

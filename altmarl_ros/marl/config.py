@@ -23,6 +23,8 @@ from altmarl_ros.marl.learners.alternate import RULES
 from altmarl_ros.marl.learners.g_learn import STOPPINGS, TRANSITIONS
 from altmarl_ros.marl.sim import ORDERINGS
 
+REFINE_FROM = ("best", "tied")  # loop.refine_from
+
 
 class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
@@ -188,6 +190,10 @@ class LoopConfig:
     at small k, where 2 eta exceeds the gain), and selection keeps the best fixed point of all runs. Stops
     early when a restart does not become the best. Needs the full-information reference's table size (skipped
     with a warning when out of reach); ignored when training the reference itself."""
+    refine_from: str = "best"
+    """Where the `refine` restarts begin: "best" (the best fixed point of the selection) or "tied" (also every
+    other fixed point not significantly below it on the selection episodes, one-sided at `confidence`: the
+    selection's noise then does not decide which robots the restarts begin from; bench/README.md 11.8)."""
     oracle_max_k: int = 0
     """At k <= oracle_max_k (0: never), one more restart after those of `refine`: from the best fixed point's robots
     and the restricted best response to them (`restricted.restricted_best_response`, the oracle of
@@ -202,6 +208,7 @@ class LoopConfig:
         _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
         _check(self.refine >= 0, f"{key}.refine", "must be >= 0")
         _check(self.oracle_max_k >= 0, f"{key}.oracle_max_k", "must be >= 0 (0: no oracle restart)")
+        _check(self.refine_from in REFINE_FROM, f"{key}.refine_from", f"must be one of {REFINE_FROM}")
         for name in ("max_rounds", "eval_episodes", "eval_horizon"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")
         _check(self.eval_episodes >= 2, f"{key}.eval_episodes", "must be >= 2 (a paired test needs a stderr)")

@@ -233,7 +233,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
         return TabularGlobalPolicy(br.table, k, game.n_local_states, game.n_global_actions)
 
     selection = restart(select(), select, posterior, run, restarts=_restarts(config, game, full_information),
-                        name="refine")
+                        name="refine", tied_z=rule.z if loop.refine_from == "tied" else None)
     if not full_information and k <= loop.oracle_max_k:
         selection = restart(selection, select, oracle, run, restarts=1, name="oracle")
     best = selection.best.result

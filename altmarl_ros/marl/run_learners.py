@@ -160,18 +160,27 @@ def start_pair(start: Start, game: TabularGame, learn_global: GlobalLearner, lea
 
 def restart(selection: Selection, select: Callable[[], Selection],
             respond: Callable[[Any, TabularLocalPolicy], TabularGlobalPolicy],
-            run: Callable[[str, Any, TabularLocalPolicy], None], *, restarts: int, name: str) -> Selection:
+            run: Callable[[str, Any, TabularLocalPolicy], None], *, restarts: int, name: str,
+            tied_z: float | None = None) -> Selection:
     """From `selection`, up to `restarts` times run the alternation again from (respond(pi_g, pi_l), pi_l) of the
     best fixed point as start "<name>:<r>" and `select()` again among all runs, stopping when the response is
     pi_g itself or the restart did not become the best (loop.refine: `respond` is the posterior response;
-    loop.oracle_max_k: the restricted best response)."""
-    for r in range(1, restarts + 1):
-        best = selection.best.result
-        pi_g0 = respond(best.pi_g, best.pi_l)
-        if np.array_equal(pi_g0.actions, best.pi_g.actions):
-            break
-        run(f"{name}:{r}", pi_g0, best.pi_l)
-        selection = select()
-        if selection.chosen != len(selection.outcomes) - 1:
-            break
+    loop.oracle_max_k: the restricted best response). With `tied_z` (loop.refine_from: tied), the same chain also
+    begins from every other fixed point of `selection` that is not significantly below the best
+    (`Selection.tied(tied_z)`), so which of two nearly equal fixed points the selection's noise ranks first does
+    not decide where the restarts begin."""
+    origins = [selection.chosen] if tied_z is None else selection.tied(tied_z)
+    count = 0
+    for origin in origins:
+        pair = selection.outcomes[origin].result
+        for _ in range(restarts):
+            pi_g0 = respond(pair.pi_g, pair.pi_l)
+            if np.array_equal(pi_g0.actions, pair.pi_g.actions):
+                break
+            count += 1
+            run(f"{name}:{count}", pi_g0, pair.pi_l)
+            selection = select()
+            if selection.chosen != len(selection.outcomes) - 1:
+                break
+            pair = selection.best.result
     return selection

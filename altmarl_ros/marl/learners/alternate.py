@@ -250,10 +250,23 @@ class Selection(NamedTuple):
     chosen: int  # index into outcomes
     outcomes: tuple[StartOutcome, ...]
     reason: str  # "best fixed point" | "best (no fixed point)"
+    returns: np.ndarray | None = None  # (n_outcomes, episodes) the selection episodes' returns (paired)
 
     @property
     def best(self) -> StartOutcome:
         return self.outcomes[self.chosen]
+
+    def tied(self, z: float) -> list[int]:
+        """The fixed points (the chosen one first, then by welfare) whose paired difference to the chosen one on
+        the selection episodes is not significantly negative: mean + z stderr >= 0 (one-sided at z)."""
+        if self.returns is None:
+            return [self.chosen]
+        others = []
+        for i, outcome in enumerate(self.outcomes):
+            diff = Estimate.of(self.returns[i] - self.returns[self.chosen])
+            if i != self.chosen and outcome.result.fixed_point and diff.mean + z * diff.stderr >= 0:
+                others.append(i)
+        return [self.chosen, *sorted(others, key=lambda i: -self.outcomes[i].welfare.mean)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record of every start: outcome, welfare on the common episodes, rounds, and the
@@ -281,4 +294,4 @@ def select_equilibrium(starts: Sequence[str], results: Sequence[AlternatingResul
     reason = "best fixed point" if pool else "best (no fixed point)"
     pool = pool or list(range(len(results)))
     chosen = max(pool, key=lambda i: outcomes[i].welfare.mean)
-    return Selection(chosen, outcomes, reason)
+    return Selection(chosen, outcomes, reason, np.asarray(returns))
