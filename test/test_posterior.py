@@ -185,7 +185,8 @@ def test_refine_restarts_from_the_posterior_response_to_the_best_robots(monkeypa
 def test_tied_restarts_begin_from_every_fixed_point_not_significantly_below_the_best():
     """loop.refine_from: tied. `Selection.tied` keeps the fixed points whose paired difference to the chosen one is
     not significantly negative (a run that stopped at max_rounds and one clearly below are left out), and `restart`
-    runs its chain from each of them, the chosen one first; "best" begins from the chosen one only."""
+    runs its chain from each of them, the chosen one first, once per distinct start pair (a tied fixed point with
+    the same robots and response adds no run); "best" begins from the chosen one only."""
     from types import SimpleNamespace
 
     from altmarl_ros.marl.learners.alternate import Selection, StartOutcome
@@ -195,27 +196,29 @@ def test_tied_restarts_begin_from_every_fixed_point_not_significantly_below_the_
     rng = np.random.default_rng(0)
     base = rng.normal(100, 4, size=256)
 
-    def pair(name, fixed_point=True):
-        return SimpleNamespace(pi_g=SimpleNamespace(actions=np.array([ord(name[0])])), pi_l=name,
-                               fixed_point=fixed_point)
+    def pair(name, robots=None, fixed_point=True):
+        robots = robots or name
+        return SimpleNamespace(pi_g=SimpleNamespace(actions=np.array([len(name)])), fixed_point=fixed_point,
+                               pi_l=SimpleNamespace(name=robots, probs=np.frombuffer(robots.encode(), np.uint8)))
 
-    wobble = np.resize([0.5, -0.5], 256)  # paired differences of mean -0.01, stderr 0.03: tied; -2: below
-    runs = {"best": base, "tied": base - 0.01 + wobble, "below": base - 2 + wobble,
-            "no_fixed_point": base + 0.01}
+    wobble = np.resize([0.5, -0.5], 256)  # paired differences of mean -0.01 (or -0.02), stderr 0.03: tied; -2: below
+    runs = {"best": (base, "best"), "tied": (base - 0.01 + wobble, "tied"), "twin": (base - 0.02 + wobble, "tied"),
+            "below": (base - 2 + wobble, "below"), "no_fixed_point": (base + 0.01, "no_fixed_point")}
     names = list(runs)
-    returns = np.stack([runs[n] for n in names])
-    outcomes = tuple(StartOutcome(n, pair(n, n != "no_fixed_point"), Estimate.of(runs[n])) for n in names)
+    returns = np.stack([runs[n][0] for n in names])
+    outcomes = tuple(StartOutcome(n, pair(n, runs[n][1], n != "no_fixed_point"), Estimate.of(runs[n][0]))
+                     for n in names)
     selection = Selection(0, outcomes, "best fixed point", returns)
-    assert selection.tied(1.645) == [0, 1]
+    assert selection.tied(1.645) == [0, 1, 2]
 
     for tied_z, expected in [(1.645, [("refine:1", "best"), ("refine:2", "tied")]), (None, [("refine:1", "best")])]:
         ran = []
 
-        def respond(pi_g, pi_l):
+        def respond(pi_g, pi_l):  # like the posterior response: a function of the robots only
             return SimpleNamespace(actions=np.array([-1]))
 
         def run(name, pi_g0, pi_l0, ran=ran):
-            ran.append((name, pi_l0))
+            ran.append((name, pi_l0.name))
 
         def select(ran=ran):  # every restart ends below the best: each chain stops after one run
             return selection._replace(outcomes=outcomes + tuple(

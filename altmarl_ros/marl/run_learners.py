@@ -170,13 +170,15 @@ def restart(selection: Selection, select: Callable[[], Selection],
     (`Selection.tied(tied_z)`), so which of two nearly equal fixed points the selection's noise ranks first does
     not decide where the restarts begin."""
     origins = [selection.chosen] if tied_z is None else selection.tied(tied_z)
-    count = 0
+    count, started = 0, set()
     for origin in origins:
         pair = selection.outcomes[origin].result
         for _ in range(restarts):
             pi_g0 = respond(pair.pi_g, pair.pi_l)
-            if np.array_equal(pi_g0.actions, pair.pi_g.actions):
+            key = (pi_g0.actions.tobytes(), pair.pi_l.probs.tobytes())
+            if np.array_equal(pi_g0.actions, pair.pi_g.actions) or key in started:  # nothing new to run
                 break
+            started.add(key)
             count += 1
             run(f"{name}:{count}", pi_g0, pair.pi_l)
             selection = select()
