@@ -37,47 +37,41 @@ from altmarl_ros.marl import counts as cv
 _BLOCK = 8  # value columns (global states) accumulated in registers per pass over a row's samples
 
 
-@numba.njit(nogil=True, cache=True)
-def _expect_block(indices: np.ndarray, m: int, a: float, VT: np.ndarray, out: np.ndarray, b: int) -> None:
-    """out[:, b:b + 8] = rows of m samples (indices (D * m,)) averaged with weight a, columns b.. of VT."""
+@numba.njit(nogil=True, cache=True, inline="always")
+def _row_sums(indices: np.ndarray, base: int, m: int, a: float, VT: np.ndarray, b: int) -> tuple[float, ...]:
+    """The 8 sums a * VT[j, b + c] over one row's m samples j = indices[base:base + m], in order (0 past VT's end)."""
     # Eight scalar accumulators written out: numba keeps scalars in registers but not a small array (a loop over
     # an accumulator array measured no faster than SciPy). The guards on n are loop-invariant (LLVM unswitches them).
     n = VT.shape[1] - b  # columns in this block
-    for i in range(out.shape[0]):
-        w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
-        base = i * m
-        for s in range(m):
-            j = indices[base + s]
-            w0 += a * VT[j, b]
-            if n > 1:
-                w1 += a * VT[j, b + 1]
-            if n > 2:
-                w2 += a * VT[j, b + 2]
-            if n > 3:
-                w3 += a * VT[j, b + 3]
-            if n > 4:
-                w4 += a * VT[j, b + 4]
-            if n > 5:
-                w5 += a * VT[j, b + 5]
-            if n > 6:
-                w6 += a * VT[j, b + 6]
-            if n > 7:
-                w7 += a * VT[j, b + 7]
-        out[i, b] = w0
+    w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
+    for s in range(m):
+        j = indices[base + s]
+        w0 += a * VT[j, b]
         if n > 1:
-            out[i, b + 1] = w1
+            w1 += a * VT[j, b + 1]
         if n > 2:
-            out[i, b + 2] = w2
+            w2 += a * VT[j, b + 2]
         if n > 3:
-            out[i, b + 3] = w3
+            w3 += a * VT[j, b + 3]
         if n > 4:
-            out[i, b + 4] = w4
+            w4 += a * VT[j, b + 4]
         if n > 5:
-            out[i, b + 5] = w5
+            w5 += a * VT[j, b + 5]
         if n > 6:
-            out[i, b + 6] = w6
+            w6 += a * VT[j, b + 6]
         if n > 7:
-            out[i, b + 7] = w7
+            w7 += a * VT[j, b + 7]
+    return w0, w1, w2, w3, w4, w5, w6, w7
+
+
+@numba.njit(nogil=True, cache=True)
+def _expect_block(indices: np.ndarray, m: int, a: float, VT: np.ndarray, out: np.ndarray, b: int) -> None:
+    """out[:, b:b + 8] = rows of m samples (indices (D * m,)) averaged with weight a, columns b.. of VT."""
+    n = min(VT.shape[1] - b, 8)
+    for i in range(out.shape[0]):
+        w = _row_sums(indices, i * m, m, a, VT, b)
+        for c in range(n):
+            out[i, b + c] = w[c]
 
 
 def sampled_expectation(indices: np.ndarray, m: int, weight: float, VT: np.ndarray) -> np.ndarray:
@@ -181,31 +175,11 @@ def _action_value(gP: np.ndarray, a: int, w: np.ndarray) -> float:
 @numba.njit(nogil=True, cache=True)
 def _sampled_backup(indices: np.ndarray, m: int, weight: float, VT: np.ndarray, gP: np.ndarray, C: np.ndarray,
                     lo: int, hi: int, V_out: np.ndarray, act_out: np.ndarray) -> None:
-    """Rows lo..hi of one global state's backup: w = the m samples' mean of VT's rows (the sums of `_expect_block`),
+    """Rows lo..hi of one global state's backup: w = the m samples' mean of VT's rows (`_row_sums`),
     Q[a] = gP[a] . w + C[a, i], V_out[i] = max_a Q, act_out[i] = its first argmax."""
-    S = VT.shape[1]
     w = np.empty(8)
     for i in range(lo, hi):
-        w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
-        base = i * m
-        for s in range(m):
-            j = indices[base + s]
-            w0 += weight * VT[j, 0]
-            if S > 1:
-                w1 += weight * VT[j, 1]
-            if S > 2:
-                w2 += weight * VT[j, 2]
-            if S > 3:
-                w3 += weight * VT[j, 3]
-            if S > 4:
-                w4 += weight * VT[j, 4]
-            if S > 5:
-                w5 += weight * VT[j, 5]
-            if S > 6:
-                w6 += weight * VT[j, 6]
-            if S > 7:
-                w7 += weight * VT[j, 7]
-        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7] = w0, w1, w2, w3, w4, w5, w6, w7
+        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7] = _row_sums(indices, i * m, m, weight, VT, 0)
         best = _action_value(gP, 0, w) + C[0, i]
         arg = 0
         for a in range(1, gP.shape[0]):
@@ -219,7 +193,7 @@ def _sampled_backup(indices: np.ndarray, m: int, weight: float, VT: np.ndarray, 
 
 def sampled_backup(indices: np.ndarray, m: int, weight: float, VT: np.ndarray, gP: np.ndarray, C: np.ndarray,
                    lo: int, hi: int, V_out: np.ndarray, act_out: np.ndarray) -> None:
-    """One global state's Bellman backup over the rows lo..hi of a sampled transition (at most 8 global states,
-    `BLOCK`): fills V_out[lo:hi] = max_a (gP @ (M @ VT).T + C) and act_out[lo:hi] its first argmax, the values
+    """One global state's Bellman backup over the rows lo..hi of a sampled transition (at most 8 global states):
+    fills V_out[lo:hi] = max_a (gP @ (M @ VT).T + C) and act_out[lo:hi] its first argmax, the values
     of `sampled_expectation` then `BellmanOperator.backup` bit for bit (dgemm's fused sums: test_kernels)."""
     _sampled_backup(indices, m, weight, VT, gP, C, lo, hi, V_out, act_out)
