@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=400)
     ap.add_argument("--n-agents", type=int, default=1000)
     ap.add_argument("--horizon", type=int, default=50)
+    ap.add_argument("--grid", type=int, default=None,
+                    help="the oracle's grid resolution K (default: restricted.default_grid(k))")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     for k in args.ks:
@@ -44,7 +46,7 @@ def main() -> None:
             t0 = time.perf_counter()
             gap = gap_g_restricted_oracle(game, pi_g, pi_l, seed=st.final, n_agents=args.n_agents,
                                           horizon=args.horizon, n_episodes=args.episodes,
-                                          rng=np.random.default_rng(seed))
+                                          rng=np.random.default_rng(seed), K=args.grid)
             oracle_s = time.perf_counter() - t0
             heur = heuristic_dispatchers(game, k)
             obs = KSampleObserver(k, game.n_local_states)
@@ -55,7 +57,8 @@ def main() -> None:
             final = {"k": k, "n_agents": args.n_agents, "horizon": args.horizon, "n_episodes": args.episodes}
             h_vs_pi = paired_table_gain(game, heur[best], pi_g.actions, pi_l, st.final, **final)
             h_vs_oracle = paired_table_gain(game, heur[best], gap.policy.actions, pi_l, st.final, **final)
-            row = {"k": k, "seed": seed, "gap_g_restricted": gap.report.to_dict(), "text": gap.report.text(),
+            row = {"k": k, "seed": seed, "grid": args.grid, "gap_g_restricted": gap.report.to_dict(),
+                   "text": gap.report.text(),
                    "model_gain": gap.model_gain, "oracle_seconds": oracle_s, "oracle_evaluations":
                    gap.oracle.evaluations, "heuristic_best": best, "heuristic_vs_pi_g": h_vs_pi._asdict(),
                    "heuristic_vs_oracle": h_vs_oracle._asdict(), "heuristics_tried": len(heur)}
