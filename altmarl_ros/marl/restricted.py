@@ -26,8 +26,10 @@ Both learners are policy iteration over the memoryless table with verification:
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +44,7 @@ from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
 
 _TOL = 1e-10
+_THREADS = len(os.sched_getaffinity(0))  # the model searches of the starts run on this many threads
 
 
 class BestResponse(NamedTuple):
@@ -118,15 +121,22 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
     if not all_starts:
         raise InputError("model_best_response needs a start (constants=False and no starts)")
     coordinate = S_g * D * A_g <= coordinate_max
+    tables = {name: np.asarray(start, dtype=np.int64) for name, start in all_starts.items()}
+    for name, start in tables.items():
+        if start.shape != (S_g, D):
+            raise InputError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
+
+    def search(start: np.ndarray) -> tuple[float, tuple[np.ndarray, float, int]]:
+        v0 = population.memoryless_value(model, start, horizon=horizon)
+        return v0, _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
+
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:  # the starts are independent (NumPy / SciPy release the GIL)
+        searched = dict(zip(tables, pool.map(search, tables.values()), strict=True))
     best: BestResponse | None = None
     evaluations = 0
     start_values: dict[str, float] = {}
-    for name, start in all_starts.items():
-        start = np.asarray(start, dtype=np.int64)
-        if start.shape != (S_g, D):
-            raise InputError(f"start {name!r} has shape {start.shape}, expected {(S_g, D)}")
-        v0 = start_values[name] = population.memoryless_value(model, start, horizon=horizon)
-        table, value, n_eval = _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
+    for name, (v0, (table, value, n_eval)) in searched.items():  # in the starts' order, as one at a time
+        start_values[name] = v0
         evaluations += n_eval + 1
         if best is None or value > best.value + _TOL * (1 + abs(value)):
             best = BestResponse(table, value, name, 0, 0, 0.0)
