@@ -199,7 +199,7 @@ class LoopConfig:
     and the restricted best response to them (`restricted.restricted_best_response`, the oracle of
     gap_g_restricted, started from the best dispatcher and every constant table; beyond the paper, issue 15 item
     1a). Selection then keeps the best fixed point of all runs. Its cost grows fast with k (warehouse, a cell of a
-    sweep: ~2 s instead of ~1 s at k <= 2, ~7 s at k = 5; bench/README.md 11.7, 11.8)."""
+    sweep: ~2 s instead of ~1 s at k <= 2, ~5 s at k = 5; bench/README.md 11.7, 11.8)."""
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
