@@ -183,6 +183,49 @@ def test_a_live_host_that_never_answers_stops_the_start_naming_it(ros_domain, po
     assert "never answered the first step" in stderr and "/mute_host: 3 robot(s) (robot_0..robot_2)" in stderr, stderr
 
 
+# A reader that joins after the controller answered: a latched tick for step 0, the controller's answer made
+# (no poses: after pose_wait) while nothing reads /swarm/zone_command, then a reader with the simulator's QoS.
+LATE_READER = """
+import sys, time
+import rclpy
+from std_msgs.msg import Int32MultiArray, Int64MultiArray
+from altmarl_ros.ros import topics
+rclpy.init()
+node = rclpy.create_node("altmarl_test_late_reader")
+tick = node.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
+tick.publish(topics.tick_msg(topics.Tick(0, 2, node.get_clock().now().nanoseconds)))
+deadline = time.monotonic() + 30
+while tick.get_subscription_count() == 0 and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.05)
+end = time.monotonic() + 2.0  # pose_wait is 0.5 s: the controller has decided step 0 by now
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.05)
+got = []
+node.create_subscription(Int32MultiArray, topics.ZONE_COMMAND, lambda m: got.append(topics.parse_answer(m).step),
+                         topics.COMMAND_READER_QOS)
+end = time.monotonic() + 10.0
+while not got and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.05)
+print("steps", got)
+"""
+
+
+def test_an_answer_made_before_its_reader_matched_still_arrives(ros_domain, policy):
+    """The controller's zone commands go out on a volatile writer, which does not deliver to a reader it matches
+    after publishing; the simulator starts when *its* reader has matched, which can come first (the first step's
+    answer was lost so once in three full test runs). The controller holds answers until its writer has matched."""
+    controller = subprocess.Popen([sys.executable, "-m", "altmarl_ros.ros.controller_node", "--ros-args",
+                                   "-p", "n_robots:=8", "-p", f"k:={K}", "-p", f"policy_path:={policy}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        out = subprocess.run([sys.executable, "-c", LATE_READER], capture_output=True, text=True, timeout=90)
+    finally:
+        controller.send_signal(signal.SIGINT)
+        controller.wait(timeout=30)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "steps [0]" in out.stdout, (out.stdout, out.stderr[-2000:])
+
+
 def test_malformed_parameters_fail_clearly(ros_domain, policy):
     bad_type = _node("controller_node", ["-p", f"policy_path:={policy}", "-p", "n_robots:=10", "-p", "k:=abc"])
     assert bad_type.returncode == 2

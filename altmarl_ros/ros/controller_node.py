@@ -62,6 +62,7 @@ from altmarl_ros.ros.common import (
 )
 
 NODE_NAME = contract.CONTROLLER_NODE
+ANSWERS_HELD = 10  # the answers held until the command writer matches (ANSWER_QOS depth)
 
 
 class ControllerNode(Node):
@@ -111,6 +112,7 @@ class ControllerNode(Node):
         self.subs: dict[int, Subscription] = {}
         self.max_subs = 0
         self.pending: tuple[topics.Tick, np.ndarray, float] | None = None
+        self.unsent: list[Int32MultiArray] = []  # answers made before the command writer matched a reader
         self.last_step = -1
         self.last_a_g: int | None = None
         self.next_sample = self._draw()
@@ -243,8 +245,23 @@ class ControllerNode(Node):
             self._decide()
 
     def _check_pending(self) -> None:
+        self._flush()
         if self.pending is not None and time.monotonic() - self.pending[2] >= self.pose_wait:
             self._decide()
+
+    def _answer(self, msg: Int32MultiArray) -> None:
+        """Publish a zone command, held (in order, the last ANSWERS_HELD) until the command writer has matched a
+        reader: the simulator starts when its reader has matched this writer, but discovery is per side, and a
+        volatile writer does not deliver to readers it matches after publishing (a first step's answer was lost so,
+        1 full test run in 3 on 2026-12-07)."""
+        self.unsent = [*self.unsent, msg][-ANSWERS_HELD:]
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.unsent and self.cmd_pub.get_subscription_count() > 0:
+            for msg in self.unsent:
+                self.cmd_pub.publish(msg)
+            self.unsent = []
 
     def _decide(self) -> None:
         assert self.pending is not None  # callers check
@@ -268,7 +285,7 @@ class ControllerNode(Node):
             # no observation yet: hold the last command, else "activate s_g" where that is an action
             a_g = self.last_a_g if self.last_a_g is not None else self._default_action(tick.s_g)
         self.last_a_g = a_g
-        self.cmd_pub.publish(topics.answer_msg(tick.step, a_g, "a_g"))
+        self._answer(topics.answer_msg(tick.step, a_g, "a_g"))
         latency_ms = 1e3 * (time.monotonic() - t0)
         if self.observation == contract.ObservationMode.ROTATING:
             self._hold(self.next_sample)  # drop the current sample; keep the one subscribed ahead
