@@ -21,7 +21,6 @@ Unlike G-LEARN's k-agent surrogate, it treats d as a noisy sample of n robots. F
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -32,6 +31,7 @@ from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population_sim as ps
 from altmarl_ros.marl import sim
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.learners.bellman import THREADS
 from altmarl_ros.marl.learners.g_learn import CountTransitions, GLearnResult, deterministic_action_values, g_learn
 from altmarl_ros.marl.policy import FullInformationPolicy, TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.pooled import lift_table
@@ -121,7 +121,7 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
             log_l -= log_l.max(1, keepdims=True)
             table[g, entries[lo:lo + chunk]] = (np.exp(log_l) @ q).argmax(-1)
 
-    with ThreadPoolExecutor(max_workers=min(S_g, len(os.sched_getaffinity(0)))) as pool:
+    with ThreadPoolExecutor(max_workers=min(S_g, THREADS)) as pool:
         list(pool.map(decide, range(S_g)))  # NumPy releases the GIL in exp and the products; list() re-raises
     return table
 

@@ -26,7 +26,6 @@ Both learners are policy iteration over the memoryless table with verification:
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -38,13 +37,13 @@ from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl import population
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.learners.bellman import THREADS
 from altmarl_ros.marl.meanfield_model import meanfield_grid
 from altmarl_ros.marl.observe import KSampleObserver, Observer, table_rollouts
 from altmarl_ros.marl.policy import TabularGlobalPolicy, TabularLocalPolicy
 from altmarl_ros.marl.sim import Estimate
 
 _TOL = 1e-10
-_THREADS = len(os.sched_getaffinity(0))  # the model searches of the starts run on this many threads
 
 
 class BestResponse(NamedTuple):
@@ -130,7 +129,7 @@ def model_best_response(model: population.PopulationModel, *, starts: Mapping[st
         v0 = population.memoryless_value(model, start, horizon=horizon)
         return v0, _improve_exact(model, start, v0, horizon, max_sweeps, coordinate)
 
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool:  # the starts are independent (NumPy / SciPy release the GIL)
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # the starts are independent (NumPy / SciPy release the GIL)
         searched = dict(zip(tables, pool.map(search, tables.values()), strict=True))
     best: BestResponse | None = None
     evaluations = 0

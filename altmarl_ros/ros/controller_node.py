@@ -62,7 +62,7 @@ from altmarl_ros.ros.common import (
 )
 
 NODE_NAME = contract.CONTROLLER_NODE
-ANSWERS_HELD = 10  # the answers held until the command writer matches (ANSWER_QOS depth)
+ANSWERS_HELD = contract.ANSWER_QOS.depth  # the answers held until the command writer matches a reader
 
 
 class ControllerNode(Node):

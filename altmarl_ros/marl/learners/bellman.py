@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from altmarl_ros.errors import InputError
 
-_THREADS = len(os.sched_getaffinity(0))  # the sampled sweep's S_g sparse products run on this many threads
+THREADS = len(os.sched_getaffinity(0))  # the cores this process may use: the learners' thread pools' size
 _FUSED_MAX_GLOBAL_STATES = 8  # `kernels.sampled_backup` keeps a row's S_g' expectations in 8 registers
 _FUSED_BLOCKS = 4  # row blocks per global state in a fused sampled backup (balances S_g tasks on the threads)
 
@@ -107,7 +107,7 @@ class ExpectationOperator(BellmanOperator):
         self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> ExpectationOperator:
-        self._pool = ThreadPoolExecutor(max_workers=min(self.S_g, _THREADS))
+        self._pool = ThreadPoolExecutor(max_workers=min(self.S_g, THREADS))
         return self
 
     def __exit__(self, *exc: object) -> None:
