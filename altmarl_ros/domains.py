@@ -55,10 +55,11 @@ def _try_lock(path: Path) -> IO[str] | None:
     return handle
 
 
-def claim_domain(environ: dict[str, str] | None = None, *, lock_dir: Path = LOCK_DIR) -> DomainClaim:
-    """Keep the environment's ROS_DOMAIN_ID if set, else claim a free one of CANDIDATES (starting at an offset
-    from the pid, so that runs started together do not all try domain 1 first). Sets ROS_DOMAIN_ID and, when
-    unset, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST in `environ` (default: os.environ)."""
+def claim_domain(environ: dict[str, str] | None = None, *, lock_dir: Path = LOCK_DIR,
+                 first: int | None = None) -> DomainClaim:
+    """Keep the environment's ROS_DOMAIN_ID if set, else claim a free one of CANDIDATES, trying `first` first
+    (default: an offset from the pid, so that runs started together do not all try domain 1 first). Sets
+    ROS_DOMAIN_ID and, when unset, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST in `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
     env.setdefault(RANGE_ENV, "LOCALHOST")
     given = env.get(DOMAIN_ENV, "").strip()
@@ -67,7 +68,7 @@ def claim_domain(environ: dict[str, str] | None = None, *, lock_dir: Path = LOCK
             raise DomainError(f"{DOMAIN_ENV}={given!r} is not a ROS domain ID (an integer in 0..232)")
         return DomainClaim(int(given), "environment", env[RANGE_ENV])
     lock_dir.mkdir(parents=True, exist_ok=True)
-    start = os.getpid() % len(CANDIDATES)
+    start = (os.getpid() if first is None else first - CANDIDATES.start) % len(CANDIDATES)
     for i in range(len(CANDIDATES)):
         domain = CANDIDATES[(start + i) % len(CANDIDATES)]
         lock = _try_lock(lock_dir / f"{domain}.lock")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from altmarl_ros.domains import claim_domain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_closed_loop import _children, _sample
@@ -50,8 +51,9 @@ WATCHER = textwrap.dedent("""
 
 
 def run_once(args: argparse.Namespace, policy: Path, rate: float, out: Path) -> dict:
-    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(110, 230)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    env = {key: value for key, value in os.environ.items() if key != "ROS_DOMAIN_ID"}
+    claim = claim_domain(env)  # a domain no other run on this machine holds while this one runs
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     watcher = subprocess.Popen([sys.executable, "-c", WATCHER], env=env, stdout=subprocess.PIPE, text=True)
     cmd = [sys.executable, "-m", "altmarl_ros.ros.swarm", "--n-robots", str(args.n_robots), "--k", str(args.k),
            "--steps", str(args.steps), "--policy", str(policy), "--out", str(out), "--marker-rate", str(rate),
@@ -69,6 +71,7 @@ def run_once(args: argparse.Namespace, policy: Path, rate: float, out: Path) -> 
     wall = time.monotonic() - t0
     watcher.send_signal(2)
     received, points = (int(v) for v in watcher.communicate(timeout=30)[0].split()[:2])
+    claim.release()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())

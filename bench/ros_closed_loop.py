@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.domains import claim_domain
+
 ROLES = ("sim_node", "controller_node", "robot_node")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(wire_per_step(n, k))
         return 0
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    os.environ.setdefault("ROS_DOMAIN_ID", "97")
+    _claim = claim_domain()  # a domain no other run on this machine holds (or ROS_DOMAIN_ID), held until exit
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from altmarl_ros.ros.heuristics import save_heuristic

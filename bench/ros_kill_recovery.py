@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.domains import claim_domain
+
 N, K, PER_HOST = 30, 4, 10
 
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: a single run, JSON on stdout
     args = parser.parse_args(argv)
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    os.environ.setdefault("ROS_DOMAIN_ID", "95")
+    _claim = claim_domain()  # a domain no other run on this machine holds (or ROS_DOMAIN_ID), held until exit
     out = Path(args.out)
     if args.one:
         print(json.dumps(one_run(args.one, out)))

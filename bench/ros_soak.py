@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from altmarl_ros.domains import claim_domain
+
 
 def run_once(i: int, args: argparse.Namespace, out: Path, policy: Path) -> dict:
     run_dir = out / f"run{i:02d}"
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/ros_soak")
     args = parser.parse_args(argv)
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    os.environ.setdefault("ROS_DOMAIN_ID", "96")
+    _claim = claim_domain()  # a domain no other run on this machine holds (or ROS_DOMAIN_ID), held until exit
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from altmarl_ros.ros.heuristics import save_heuristic

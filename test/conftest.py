@@ -19,11 +19,15 @@ _modules = itertools.count()
 MARKER = "ALTMARL_TEST_MODULE"
 
 
-def next_domain() -> int:
-    """A ROS_DOMAIN_ID in [40, 102), a different one for each of the first 62 modules of this pytest run (offset
-    by the pid, so that two runs on one machine rarely share one). Domains above 101 put Fast DDS's UDP ports
-    in Linux's ephemeral range, where any socket of another process can hold them (ROS 2's domain ID docs)."""
-    return 40 + (os.getpid() + next(_modules)) % 62
+def claim_next_domain():
+    """A ROS domain of its own for this module: claimed with the lock `altmarl swarm` takes (`domains.claim_domain`),
+    so no other test run, swarm or benchmark on this machine shares it while the module runs; tried first is a
+    different one for each of the first 62 modules of this run (offset by the pid), in [40, 102). Domains above
+    101 put Fast DDS's UDP ports in Linux's ephemeral range (ROS 2's domain ID docs)."""
+    from altmarl_ros.domains import claim_domain
+
+    env = {key: value for key, value in os.environ.items() if key != "ROS_DOMAIN_ID"}
+    return claim_domain(env, first=40 + (os.getpid() + next(_modules)) % 62)
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +37,17 @@ def ros_domain(request, tmp_path_factory):
     pytest.importorskip("rclpy")
     from altmarl_ros.ros.dds import write_profile
 
-    saved = {key: os.environ.get(key) for key in ("ROS_DOMAIN_ID", "RMW_IMPLEMENTATION",
-                                                  "FASTDDS_DEFAULT_PROFILES_FILE", MARKER)}
-    domain = next_domain()
+    saved = {key: os.environ.get(key) for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
+                                                  "RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE", MARKER)}
+    claim = claim_next_domain()
+    domain = claim.domain_id
     os.environ[MARKER] = f"{os.getpid()}-{domain}"
     os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", claim.discovery_range)
     os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(write_profile(tmp_path_factory.mktemp("dds")))
     yield domain
+    claim.release()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

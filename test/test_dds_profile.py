@@ -48,7 +48,7 @@ def test_use_profile_keeps_a_profile_the_user_chose(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("transport", ["udp", "shm"])
-def test_fast_dds_accepts_the_profile(tmp_path, transport):
+def test_fast_dds_accepts_the_profile(ros_domain, tmp_path, transport):
     """Fast DDS itself parses the profile: a node starts with it and nothing is reported by its XML parser
     (which prints `[XMLPARSER Error]` and falls back to defaults on a profile it rejects)."""
     import os
@@ -56,7 +56,7 @@ def test_fast_dds_accepts_the_profile(tmp_path, transport):
     import sys
 
     pytest.importorskip("rclpy")
-    env = {**os.environ, ENV_VAR: str(write_profile(tmp_path, transport)), "ROS_DOMAIN_ID": "38",
+    env = {**os.environ, ENV_VAR: str(write_profile(tmp_path, transport)), "ROS_DOMAIN_ID": str(ros_domain),
            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
     code = "import rclpy; rclpy.init(); rclpy.create_node('altmarl_profile_check').destroy_node(); print('started')"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

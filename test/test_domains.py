@@ -51,3 +51,14 @@ def test_claims_exclude_each_other_until_the_holder_dies(tmp_path):
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_a_preferred_domain_is_tried_first_then_the_next_free_one(tmp_path):
+    """`first`: the test modules' domains (conftest) take the same locks as `altmarl swarm`, starting at their own."""
+    a = claim_domain({}, lock_dir=tmp_path, first=60)
+    b = claim_domain({}, lock_dir=tmp_path, first=60)
+    last = claim_domain({}, lock_dir=tmp_path, first=101)
+    wrapped = claim_domain({}, lock_dir=tmp_path, first=101)
+    assert (a.domain_id, b.domain_id, last.domain_id, wrapped.domain_id) == (60, 61, 101, 1)
+    for claim in (a, b, last, wrapped):
+        claim.release()

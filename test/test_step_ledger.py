@@ -113,6 +113,26 @@ def test_duplicates_within_a_batch_across_batches_and_from_the_controller():
     assert ledger.pending == Counts(bad=0, late=0, duplicate=4)
 
 
+def test_answers_to_a_repeated_tick_are_not_faults_but_still_apply_once():
+    """The first step's tick repeated (`ask_again`): the second answers it invites, during the step or after it
+    closed, are neither duplicates nor late; the first answer of each still applies; other steps count as before."""
+    ledger = StepLedger(N, MAX_MISSED)
+    ledger.begin()
+    ledger.take_goals(0, np.array([0]), np.array([4]))
+    ledger.take_command(0, 2, 5)
+    ledger.ask_again()
+    assert ledger.take_goals(0, np.array([0, 1]), np.array([6, 7])) is Verdict.APPLIED
+    assert ledger.take_command(0, 3, 5) is Verdict.DUPLICATE and ledger.a_g == 2
+    assert ledger.goals[:2].tolist() == [4, 7] and ledger.pending == Counts()
+    ledger.take_goals(0, np.arange(2, N), np.zeros(N - 2))
+    ledger.close(s_g=0)
+    ledger.begin()
+    assert ledger.take_goals(0, np.array([3]), np.zeros(1)) is Verdict.LATE and ledger.pending == Counts()
+    ledger.take_command(1, 1, 5)
+    assert ledger.take_command(1, 1, 5) is Verdict.DUPLICATE  # step 1 was not asked again
+    assert ledger.pending == Counts(bad=0, late=0, duplicate=1)
+
+
 def test_bad_answers_not_announced_out_of_range_and_unusable():
     ledger = StepLedger(N, MAX_MISSED)
     assert ledger.take_goals(0, np.array([0]), np.zeros(1)) is Verdict.NOT_ANNOUNCED  # before any tick

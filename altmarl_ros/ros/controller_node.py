@@ -17,7 +17,9 @@ Observation modes:
 A sampled pose is fresh when its stamp is at or after the tick's; the controller waits up to
 `pose_wait` s for fresh poses, then decides with what it has: stale poses are used and counted,
 missing (or NaN) ones are left out and the observed counts are rescaled to k (largest remainder).
-With no usable pose at all it repeats its last command. Nothing blocks, nothing raises.
+With no usable pose at all it repeats its last command. Nothing blocks, nothing raises. A tick repeated
+for the step just answered (the simulator asks again when the first step's answer has not arrived) gets
+the same answer again.
 
 A pooled policy artifact (`marl/pooled.py`, beyond the paper) makes the dispatcher read a filtered estimate of
 the population's histogram instead of the fresh counts: the controller keeps the filter state and folds each
@@ -113,6 +115,7 @@ class ControllerNode(Node):
         self.max_subs = 0
         self.pending: tuple[topics.Tick, np.ndarray, float] | None = None
         self.unsent: list[Int32MultiArray] = []  # answers made before the command writer matched a reader
+        self.last_answer: Int32MultiArray | None = None  # the answer for last_step (re-sent on a repeated tick)
         self.last_step = -1
         self.last_a_g: int | None = None
         self.next_sample = self._draw()
@@ -212,8 +215,16 @@ class ControllerNode(Node):
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
+        if tick.step == self.last_step and self.last_answer is not None:
+            # the simulator asks again (the answer did not arrive): the same answer once more, unless still held
+            if not self.unsent:
+                self.get_logger().info(f"tick for step {tick.step} repeated: answer re-sent", once=True)
+                self._answer(self.last_answer)
+            return
         if tick.step <= self.last_step:
             return
+        if self.last_step < 0:
+            self.get_logger().info(f"first tick: step {tick.step}")
         self._start(tick)
 
     def _self_tick(self) -> None:
@@ -256,6 +267,8 @@ class ControllerNode(Node):
         1 full test run in 3 on 2026-12-07)."""
         self.unsent = [*self.unsent, msg][-ANSWERS_HELD:]
         self._flush()
+        if self.unsent:
+            self.get_logger().info(f"answers held until {topics.ZONE_COMMAND} has a reader", once=True)
 
     def _flush(self) -> None:
         if self.unsent and self.cmd_pub.get_subscription_count() > 0:
@@ -285,7 +298,8 @@ class ControllerNode(Node):
             # no observation yet: hold the last command, else "activate s_g" where that is an action
             a_g = self.last_a_g if self.last_a_g is not None else self._default_action(tick.s_g)
         self.last_a_g = a_g
-        self._answer(topics.answer_msg(tick.step, a_g, "a_g"))
+        self.last_answer = topics.answer_msg(tick.step, a_g, "a_g")
+        self._answer(self.last_answer)
         latency_ms = 1e3 * (time.monotonic() - t0)
         if self.observation == contract.ObservationMode.ROTATING:
             self._hold(self.next_sample)  # drop the current sample; keep the one subscribed ahead

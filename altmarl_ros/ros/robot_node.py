@@ -98,7 +98,7 @@ class RobotNode(Node):
         self.pose_time = np.full(n, -np.inf)  # monotonic receipt time
         self.goal = np.full(n, -1, dtype=np.int64)
         self.target_x = np.full(n, np.nan)  # continuous: where the last answer sends each robot (m)
-        self.answered = np.ones(n, dtype=bool)
+        self.answered, self.sent_step = np.ones(n, dtype=bool), np.full(n, -1, dtype=np.int64)  # sent: per-robot path
         self.tick: topics.Tick | None = None
         self.tick_time = 0.0
         self.t_start = time.monotonic()
@@ -209,6 +209,9 @@ class RobotNode(Node):
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
+        if self.tick is not None and tick.step == self.tick.step and self.goals_pub is None:
+            self._resend(tick)  # the simulator asks again: a per-robot (volatile) answer may not have arrived
+            return
         if self.tick is not None and tick.step <= self.tick.step:
             return  # duplicate (transient-local replay) or old
         if self.tick is None:
@@ -276,10 +279,17 @@ class RobotNode(Node):
         if self.goals_pub is not None:
             self.goals_pub.publish(topics.goals_msg(tick.step, self.batch_offset + idx, goals))
         else:
+            self.sent_step[idx] = tick.step
             for i, goal in zip(idx.tolist(), goals.tolist(), strict=True):
                 self.goal_pubs[i].publish(topics.answer_msg(tick.step, goal, "goal_zone"))
         if self.drive:
             self._drive(idx)  # head for the new goal now, not at the next pose
+
+    def _resend(self, tick: topics.Tick) -> None:
+        """A repeated tick for the step answered: the per-robot answers already given for it, once more (the
+        batch answers are transient-local, so a reader that matched late has them)."""
+        for i in np.flatnonzero(self.sent_step == tick.step).tolist():
+            self.goal_pubs[i].publish(topics.answer_msg(tick.step, int(self.goal[i]), "goal_zone"))
 
     def _drive(self, idx: np.ndarray) -> None:
         """Publish the go-to-goal cmd_vel (altmarl_ros.physics.control) of the hosted robots `idx` that have a goal."""

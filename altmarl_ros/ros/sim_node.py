@@ -20,8 +20,10 @@ never stand in for a live one). Every other answer is counted, never applied: `l
 an earlier step, whenever heard, also between steps), `duplicate_answers` (a second answer for the
 same step), `bad_answers` (out of range, reached by no local action, or for a step not announced yet).
 Counters go into the next recorded step's row; the summary's totals include what was heard after
-the last row. This accounting is `step_ledger.StepLedger` (ROS-free, unit-tested without rclpy); the
-run's phase is `step_ledger.Phase`; the parameters are read once into the frozen `SimParams`.
+the last row. The first step is a handshake (every node answers once, within `startup_timeout`), whose
+tick is repeated every RETICK_S s while answers are owed (see `_retick`).
+This accounting is `step_ledger.StepLedger` (ROS-free, unit-tested without rclpy); the run's phase
+is `step_ledger.Phase`; the parameters are read once into the frozen `SimParams`.
 `lockstep: false`: steps run in real time every `step_period` s.
 
 Publishes /swarm/metrics per step, writes the per-step record to `record_path` (atomically) at the
@@ -52,6 +54,7 @@ from altmarl_ros.ros.sim_summary import sim_summary
 from altmarl_ros.ros.step_ledger import ClosedStep, ControlCycles, Phase, StepLedger, Verdict
 
 NODE_NAME = contract.SIM_NODE
+RETICK_S = 1.0  # s between repeats of the first step's tick while an answer to it is owed
 
 
 class SimNode(Node):
@@ -85,6 +88,7 @@ class SimNode(Node):
         self.phase = Phase.WAITING
         self.ledger = StepLedger(n, p.max_missed)
         self.step_t0 = self.next_begin = 0.0  # wall time the open step began, the next may begin
+        self.tick, self.tick_sent, self.reticks = Int64MultiArray(), 0.0, 0  # the open step's tick, see _retick
         self.ctrl_rtt = math.nan
         self.record: list[dict[str, float]] = []
         self.started_wall = self.finished_wall = 0.0  # end of the first step, of the last step
@@ -205,10 +209,8 @@ class SimNode(Node):
         if not (math.isfinite(v) and math.isfinite(w)):
             self._warn_once(f"cmd{j}", f"{self.names[j]}: cmd_vel has NaN/inf; treated as zero")
             v = w = 0.0
-        self.cmd[j] = (v, w)
-        self.cmd_time[j] = time.monotonic()
-        if self.cycles is not None and self.cycles.take_cmd(j) and not self.ledger.open and \
-                self.phase is Phase.RUNNING:
+        self.cmd[j], self.cmd_time[j] = (v, w), time.monotonic()
+        if self.cycles is not None and self.cycles.take_cmd(j) and not self.ledger.open and self.phase is Phase.RUNNING:
             self._physics()  # every driving robot answered: the next control cycle runs now
 
     def _on_swarm_command(self, msg: String) -> None:
@@ -257,6 +259,8 @@ class SimNode(Node):
         if self.ledger.open:
             if self.ledger.step == 0:  # the handshake: every host must answer once, within the startup budget
                 limit = max(p.step_timeout, self.t_start + p.startup_timeout - self.step_t0)
+                if now - self.tick_sent >= RETICK_S:
+                    self._retick(now)
             else:
                 limit = p.step_timeout if p.lockstep else (math.inf if self.drives else p.step_period)
             if now - self.step_t0 >= limit:
@@ -271,20 +275,30 @@ class SimNode(Node):
         self.sim_ns = self.sim_ns if self.drives else self.ledger.step * self.period_ns
         self._publish_poses()
         self.state_pub.publish(Int32(data=self.snap.s_g))
-        tick = topics.tick_msg(topics.Tick(self.ledger.step, self.snap.s_g, self.sim_ns))
+        self.tick = tick = topics.tick_msg(topics.Tick(self.ledger.step, self.snap.s_g, self.sim_ns))
         self.tick_pub.publish(tick)
+        self.tick_sent = time.monotonic()
         if self.bag is not None:
             self.bag.write(topics.TICK, tick)
             self.bag.write(topics.GLOBAL_STATE, Int32(data=self.snap.s_g))
         self.ledger.begin()
-        self.step_t0 = time.monotonic()
-        self.ctrl_rtt = math.nan
+        self.step_t0, self.ctrl_rtt = time.monotonic(), math.nan
         self.markers.flush()  # the last step's view, built while the nodes answer this one
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
         if (self.params.lockstep or self.ledger.step == 0) and self.ledger.complete():
             self._finish_step()
+
+    def _retick(self, now: float) -> None:
+        """The first step's tick again: discovery is per side, so an answer written before its writer matched this
+        node's reader is lost (volatile), or a tick missed. The nodes answer a repeated tick with the answer they
+        gave; those second answers were invited (`StepLedger.ask_again`). Not written to the bag again."""
+        self.tick_sent, self.reticks = now, self.reticks + 1
+        self.ledger.ask_again()
+        self.tick_pub.publish(self.tick)
+        owed = f"{int(self.ledger.owed.sum())} robot(s) and {int(self.ledger.controller_owed)} controller"
+        self.get_logger().info(f"first step: {owed} owe an answer; its tick is repeated every {RETICK_S} s", once=True)
 
     def _hosts(self, robots: np.ndarray) -> dict[str, list[str]]:
         """Group robots by the node that publishes their zone_goal (their host), from the ROS graph."""

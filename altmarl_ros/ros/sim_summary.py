@@ -30,6 +30,7 @@ def sim_summary(node: Any) -> dict[str, Any]:
             **{f"{what}_answers": int(sum(r[f"{what}_answers"] for r in record)) + extra
                for what, extra in (("late", pending.late), ("bad", pending.bad), ("duplicate", pending.duplicate))},
             "steps_per_second": (len(record) - 1) / elapsed if elapsed > 0 else math.nan,
+            "first_step_reticks": node.reticks,  # repeats of the first step's tick (sim_node._retick)
             "lost_robots": node.lost,  # host -> robots that never answered the first step
             # host -> robots that were no longer waited for when the run ended (stopped answering)
             "silent_at_end": node._hosts(np.flatnonzero(~node.ledger.live())) if record else {},

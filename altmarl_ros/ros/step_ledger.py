@@ -95,6 +95,7 @@ class StepLedger:
         self.controller_owed = False
         self.controller_misses = 0
         self.last_a_g: int | None = None
+        self.reasked = -1  # the step whose tick was repeated: its answers beyond the first were invited, not faults
         self._bad = self._late = self._duplicate = 0
 
     # --- state ----------------------------------------------------------------------------------
@@ -150,6 +151,11 @@ class StepLedger:
         """Leave the open step without recording it (the run stops)."""
         self.open = False
 
+    def ask_again(self) -> None:
+        """The open step's tick was repeated: a second answer for it is what was asked for (not counted as
+        duplicate or late)."""
+        self.reasked = self.step
+
     def give_up_owed(self) -> np.ndarray:
         """Stop waiting for the robots (and controller) still owed: they count as dead until they answer.
         Returns their indices."""
@@ -164,7 +170,7 @@ class StepLedger:
         if self.open and step == self.step:
             return Verdict.APPLIED
         if step <= self.announced:
-            self._late += count
+            self._late += count if step != self.reasked else 0
             return Verdict.LATE
         self._bad += count
         return Verdict.NOT_ANNOUNCED
@@ -180,10 +186,11 @@ class StepLedger:
         if verdict is not Verdict.APPLIED:
             return verdict
         robots, first = np.unique(robots, return_index=True)  # np.unique sorts; `first` keeps the first goal
-        self._duplicate += goals.size - robots.size
+        repeats = goals.size - robots.size
         goals = goals[first]
         new = ~self.answered[robots]
-        self._duplicate += int((~new).sum())
+        if step != self.reasked:
+            self._duplicate += repeats + int((~new).sum())
         robots, goals = robots[new], goals[new]
         self.answered[robots] = True
         self.goals[robots] = goals
@@ -197,7 +204,7 @@ class StepLedger:
         if verdict is not Verdict.APPLIED:
             return verdict
         if self.a_g is not None:
-            self._duplicate += 1
+            self._duplicate += int(step != self.reasked)
             return Verdict.DUPLICATE
         if not 0 <= a_g < n_global_actions:
             self._bad += 1
