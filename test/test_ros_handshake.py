@@ -125,3 +125,18 @@ def test_the_first_step_is_asked_again_until_answered(ros_domain, policy, tmp_pa
     assert r["steps"] == 3 and r["controller_dropped"] == r["dropped_answers"] == 0, r
     assert r["first_step_reticks"] >= 1 and "its tick is repeated" in log, log[-3000:]
     assert r["duplicate_answers"] == r["late_answers"] == r["bad_answers"] == 0, r
+
+
+def test_a_controller_without_ticks_says_what_it_is_matched_with(ros_domain, policy):
+    """No simulator: after 10 s the controller names its matches (0 tick publishers), so a silent start says why."""
+    import time
+
+    from altmarl_ros.ros.testing import stop
+
+    node = _ros_node("controller_node", f"policy_path:={policy}", "n_robots:=4", f"k:={K}")
+    try:
+        time.sleep(12.0)
+    finally:
+        stop(node)
+    log = node.stderr.read()
+    assert "no tick after 10 s; matched: 0 tick publisher(s), 0 reader(s) of /swarm/zone_command" in log, log[-2000:]

@@ -131,8 +131,10 @@ class ControllerNode(Node):
         else:
             self.poll_pub = self.create_publisher(Int32MultiArray, topics.POLL, topics.LATCHED_QOS)
             self.create_subscription(Float64MultiArray, topics.POLL_POSES, self._on_poll_reply, topics.POLL_POSES_QOS)
+        self.t_start, self.silence_reported = time.monotonic(), False
         if self.clock == contract.ControllerClock.TICK:
-            self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick, topics.TICK_READER_QOS)
+            self.tick_sub = self.create_subscription(Int64MultiArray, topics.TICK, self._on_tick,
+                                                     topics.TICK_READER_QOS)
         else:
             self.tick_pub = self.create_publisher(Int64MultiArray, topics.TICK, topics.LATCHED_QOS)
             self.state_pub = self.create_publisher(Int32, topics.GLOBAL_STATE, topics.LATCHED_QOS)
@@ -257,6 +259,12 @@ class ControllerNode(Node):
 
     def _check_pending(self) -> None:
         self._flush()
+        if self.last_step < 0 and not self.silence_reported and time.monotonic() - self.t_start > 10.0 and \
+                self.clock == contract.ControllerClock.TICK:
+            self.silence_reported = True  # say what this node is matched with, so a silent start names its cause
+            self.get_logger().warning(f"no tick after 10 s; matched: {self.tick_sub.get_publisher_count()} tick "
+                                      f"publisher(s), {self.cmd_pub.get_subscription_count()} reader(s) of "
+                                      f"{topics.ZONE_COMMAND}")
         if self.pending is not None and time.monotonic() - self.pending[2] >= self.pose_wait:
             self._decide()
 
