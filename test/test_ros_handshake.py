@@ -44,6 +44,12 @@ spin(30, lambda: tick.get_subscription_count() > 0 and reader.get_publisher_coun
 spin(1.0)
 msg = topics.tick_msg(topics.Tick(0, 0, 0))
 tick.publish(msg)
+if len(sys.argv) > 2:  # repeated argv[2] s later, while the node may still be deciding; then listen for 4 s
+    spin(float(sys.argv[2]))
+    tick.publish(msg)
+    spin(4.0)
+    print("answers", got)
+    sys.exit()
 spin(10, lambda: len(got) >= 1)
 tick.publish(msg)
 spin(10, lambda: len(got) >= 2)
@@ -103,6 +109,25 @@ def test_a_repeated_tick_gets_the_same_answer_again(ros_domain, policy, executab
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.split("answers", 1)[1])
     assert len(got) == 2 and got[0] == got[1] and got[0][0] == 0, (got, node.stderr.read()[-2000:])
+
+
+def test_a_tick_repeated_while_the_controller_decides_is_not_a_second_step(ros_domain, policy, tmp_path):
+    """pose_wait 2 s and no poses, the tick repeated 0.7 s after the first: the repeat neither decides the step early
+    nor starts it again (which would draw another sample and fold a pooled filter twice): one decision, one answer."""
+    from altmarl_ros.ros.testing import stop
+
+    record = tmp_path / "controller.json"
+    node = _ros_node("controller_node", f"policy_path:={policy}", "n_robots:=4", f"k:={K}", "pose_wait:=2.0",
+                     f"record_path:={record}")
+    try:
+        out = subprocess.run([sys.executable, "-c", REPEATED_TICK, "/swarm/zone_command", "0.7"], capture_output=True,
+                             text=True, timeout=90)
+    finally:
+        stop(node)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.split("answers", 1)[1])
+    assert len(got) == 1 and got[0][0] == 0, got
+    assert len(json.loads(record.read_text())["per_step"]) == 1
 
 
 def test_the_first_step_is_asked_again_until_answered(ros_domain, policy, tmp_path):

@@ -217,6 +217,8 @@ class ControllerNode(Node):
         except ValueError as exc:
             self.get_logger().warning(str(exc))
             return
+        if self.pending is not None and tick.step == self.pending[0].step:
+            return  # repeated while this step is being decided: its answer follows
         if tick.step == self.last_step and self.last_answer is not None:
             # the simulator asks again (the answer did not arrive): the same answer once more, unless still held
             if not self.unsent:
