@@ -71,3 +71,20 @@ def test_node_start_reports_user_errors_in_one_line_and_bugs_with_their_tracebac
     bug = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "broadcast" in bug.stderr, bug.stderr
     assert "cannot start" not in bug.stderr
+
+
+def test_a_node_whose_teardown_hangs_names_where_and_exits(ros_domain):
+    """run_node's watchdog: a teardown that hangs (here destroy_node sleeps 60 s; seen once for real, a controller
+    alive 15 s after SIGINT) dumps every thread's stack to stderr and exits 1 after SHUTDOWN_WATCHDOG_S."""
+    import time
+
+    from altmarl_ros.ros.common import SHUTDOWN_WATCHDOG_S
+
+    script = ("import time\nfrom rclpy.node import Node\nfrom altmarl_ros.ros.common import run_node\n"
+              "class Stuck(Node):\n    done = True\n    def close(self):\n        pass\n"
+              "    def destroy_node(self):\n        time.sleep(60)\n"
+              "raise SystemExit(run_node(lambda: Stuck('altmarl_test_stuck'), []))\n")
+    t0 = time.monotonic()
+    stuck = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert stuck.returncode == 1 and "in destroy_node" in stuck.stderr, stuck.stderr[-2000:]
+    assert SHUTDOWN_WATCHDOG_S <= time.monotonic() - t0 < 50

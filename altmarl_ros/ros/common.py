@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import json
 import os
@@ -32,6 +33,7 @@ from altmarl_ros.zones import Zones, load_zones
 
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
 PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
+SHUTDOWN_WATCHDOG_S = 10.0  # s a node may take to destroy itself and shut rclpy down (then: stacks, exit 1)
 
 
 class ParameterError(UserError, ValueError):
@@ -205,11 +207,12 @@ def make_executor(n_entities: int):
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Create the node, spin until it is done or interrupted, always shut down cleanly.
+    """The main of a node process: create the node, spin until it is done or interrupted, always shut down cleanly.
 
     Returns 0 on success and on Ctrl-C / SIGTERM, 2 when the node fails to start on a user error (bad
     parameter or policy file: one line naming it, see `altmarl_ros.errors`); a programming error
-    raises with its traceback (exit 1 from the console script), after a clean shutdown.
+    raises with its traceback (exit 1 from the console script), after a clean shutdown; a teardown that hangs
+    exits 1 after SHUTDOWN_WATCHDOG_S with its stacks.
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -256,6 +259,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
                 node.close()  # type: ignore[attr-defined]  # every node class of this package has close()
             except Exception as exc:  # never hide the shutdown behind a secondary error
                 rclpy.logging.get_logger(PACKAGE).error(f"error while closing {node.get_name()}: {exc}")
+        # Its results written, a node whose DDS teardown hangs (seen once: a controller still alive 15 s after SIGINT
+        # in a full test run) must not stay alive: after SHUTDOWN_WATCHDOG_S the Python stacks of every thread go to
+        # stderr (the node's log: where it hung) and the process exits with 1. Armed until the process exits (the
+        # interpreter's own teardown of rclpy and DDS included): run_node is the main of a node process.
+        faulthandler.dump_traceback_later(SHUTDOWN_WATCHDOG_S, exit=True)
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return code
