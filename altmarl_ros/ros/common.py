@@ -33,6 +33,7 @@ from altmarl_ros.zones import Zones, load_zones
 
 EVENTS_EXECUTOR_THRESHOLD = 64  # entities above which a node spins on EventsExecutor
 PROFILE_ENV = "ALTMARL_PROFILE_DIR"  # set: every node profiles its spin loop (cProfile) into DIR/<node>.prof
+SILENCE_REPORT_S = 10.0  # s without a tick after which a node logs what it is matched with
 SHUTDOWN_WATCHDOG_S = 10.0  # s a node may take to destroy itself and shut rclpy down (then: stacks, exit 1)
 
 

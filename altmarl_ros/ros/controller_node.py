@@ -51,6 +51,7 @@ from altmarl_ros.marl.continuous import deploy
 from altmarl_ros.marl.pooled import PooledGlobalPolicy
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    SILENCE_REPORT_S,
     ParameterError,
     PoseSubscriber,
     declare,
@@ -115,7 +116,6 @@ class ControllerNode(Node):
         self.max_subs = 0
         self.pending: tuple[topics.Tick, np.ndarray, float] | None = None
         self.unsent: list[Int32MultiArray] = []  # answers made before the command writer matched a reader
-        self.last_answer: Int32MultiArray | None = None  # the answer for last_step (re-sent on a repeated tick)
         self.last_step = -1
         self.last_a_g: int | None = None
         self.next_sample = self._draw()
@@ -219,11 +219,11 @@ class ControllerNode(Node):
             return
         if self.pending is not None and tick.step == self.pending[0].step:
             return  # repeated while this step is being decided: its answer follows
-        if tick.step == self.last_step and self.last_answer is not None:
+        if tick.step == self.last_step and self.last_a_g is not None:
             # the simulator asks again (the answer did not arrive): the same answer once more, unless still held
             if not self.unsent:
                 self.get_logger().info(f"tick for step {tick.step} repeated: answer re-sent", once=True)
-                self._answer(self.last_answer)
+                self._answer(topics.answer_msg(tick.step, self.last_a_g, "a_g"))
             return
         if tick.step <= self.last_step:
             return
@@ -261,12 +261,12 @@ class ControllerNode(Node):
 
     def _check_pending(self) -> None:
         self._flush()
-        if self.last_step < 0 and not self.silence_reported and time.monotonic() - self.t_start > 10.0 and \
-                self.clock == contract.ControllerClock.TICK:
+        if self.last_step < 0 and not self.silence_reported and self.clock == contract.ControllerClock.TICK and \
+                time.monotonic() - self.t_start > SILENCE_REPORT_S:
             self.silence_reported = True  # say what this node is matched with, so a silent start names its cause
-            self.get_logger().warning(f"no tick after 10 s; matched: {self.tick_sub.get_publisher_count()} tick "
-                                      f"publisher(s), {self.cmd_pub.get_subscription_count()} reader(s) of "
-                                      f"{topics.ZONE_COMMAND}")
+            self.get_logger().warning(f"no tick after {SILENCE_REPORT_S:.0f} s; matched: "
+                                      f"{self.tick_sub.get_publisher_count()} tick publisher(s), "
+                                      f"{self.cmd_pub.get_subscription_count()} reader(s) of {topics.ZONE_COMMAND}")
         if self.pending is not None and time.monotonic() - self.pending[2] >= self.pose_wait:
             self._decide()
 
@@ -308,8 +308,7 @@ class ControllerNode(Node):
             # no observation yet: hold the last command, else "activate s_g" where that is an action
             a_g = self.last_a_g if self.last_a_g is not None else self._default_action(tick.s_g)
         self.last_a_g = a_g
-        self.last_answer = topics.answer_msg(tick.step, a_g, "a_g")
-        self._answer(self.last_answer)
+        self._answer(topics.answer_msg(tick.step, a_g, "a_g"))
         latency_ms = 1e3 * (time.monotonic() - t0)
         if self.observation == contract.ObservationMode.ROTATING:
             self._hold(self.next_sample)  # drop the current sample; keep the one subscribed ahead

@@ -36,6 +36,7 @@ from altmarl_ros.marl.continuous import deploy
 from altmarl_ros.physics.control import GOAL_SPACING, go_to_goal
 from altmarl_ros.ros import topics
 from altmarl_ros.ros.common import (
+    SILENCE_REPORT_S,
     PoseSubscriber,
     check_floor,
     declare,
@@ -237,7 +238,7 @@ class RobotNode(Node):
 
     def _on_timer(self) -> None:
         now = time.monotonic()
-        if self.tick is None and not self.silence_reported and now - self.t_start > 10.0:
+        if self.tick is None and not self.silence_reported and now - self.t_start > SILENCE_REPORT_S:
             self.silence_reported = True
             self._report_silence()
         if self.tick is not None and self.running and now - self.tick_time >= self.answer_wait:
@@ -253,12 +254,13 @@ class RobotNode(Node):
                 self.stopped_sent[i] = True
 
     def _report_silence(self) -> None:
-        """No tick after 10 s: say what this host is matched with, so a lost host names its cause."""
+        """No tick after SILENCE_REPORT_S: say what this host is matched with, so a lost host names its cause."""
         pose_pubs = sum(sub.get_publisher_count() for sub in self.pose_subs)
         readers = (self.goals_pub.get_subscription_count() if self.goals_pub is not None
                    else min(pub.get_subscription_count() for pub in self.goal_pubs))
-        self.get_logger().warning(f"no tick after 10 s; matched: {self.tick_sub.get_publisher_count()} tick "
-                                  f"publisher(s), {pose_pubs} pose publisher(s), {readers} reader(s) of the answers; "
+        self.get_logger().warning(f"no tick after {SILENCE_REPORT_S:.0f} s; matched: "
+                                  f"{self.tick_sub.get_publisher_count()} tick publisher(s), "
+                                  f"{pose_pubs} pose publisher(s), {readers} reader(s) of the answers; "
                                   f"poses so far for {int((self.pose_stamp >= 0).sum())}/{len(self.names)} robots")
 
     # --- outputs ------------------------------------------------------------------------------
