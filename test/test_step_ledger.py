@@ -133,6 +133,21 @@ def test_answers_to_a_repeated_tick_are_not_faults_but_still_apply_once():
     assert ledger.pending == Counts(bad=0, late=0, duplicate=1)
 
 
+def test_a_first_answer_to_a_repeated_tick_after_its_step_closed_is_late():
+    """Only the answers of those whose answer had arrived before the repeated step closed were asked for again:
+    a robot (or controller) that missed that step and answers it afterwards is late, as for any other step."""
+    ledger = StepLedger(N, MAX_MISSED)
+    ledger.begin()
+    ledger.ask_again()
+    ledger.take_goals(0, np.arange(2), np.zeros(2))  # robots 2 and 3 and the controller never answer step 0
+    closed = ledger.close(s_g=0)
+    assert closed.missing.tolist() == [False, False, True, True] and closed.controller_missing
+    ledger.begin()
+    assert ledger.take_goals(0, np.arange(N), np.zeros(N)) is Verdict.LATE  # 0, 1 invited; 2, 3 late
+    assert ledger.take_command(0, 1, 5) is Verdict.LATE
+    assert ledger.pending == Counts(bad=0, late=3, duplicate=0)
+
+
 def test_bad_answers_not_announced_out_of_range_and_unusable():
     ledger = StepLedger(N, MAX_MISSED)
     assert ledger.take_goals(0, np.array([0]), np.zeros(1)) is Verdict.NOT_ANNOUNCED  # before any tick

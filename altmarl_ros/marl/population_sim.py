@@ -104,15 +104,21 @@ def k_sample(pi_g: CountController) -> int | None:
     return pi_g.k if isinstance(pi_g, TabularGlobalPolicy | PooledGlobalPolicy) else None
 
 
+def _drawn(sample: np.ndarray | None) -> np.ndarray:
+    if sample is None:
+        raise InputError("this dispatcher reads a k-sample each step; none was drawn")
+    return sample
+
+
 def count_action(pi_g: CountController, rng: np.random.Generator, memory: Any, s_g: np.ndarray, h: np.ndarray,
                  sample: np.ndarray | None) -> tuple[np.ndarray, Any]:
     """(B,) a_g and the next dispatcher memory from (B,) s_g, (B, S_l) histograms h and, for a dispatcher that
     reads a k-sample, its (B, S_l) counts `sample` (Algorithm 4 lines 1-2 by counts). `rng`: the random
     dispatcher's draws."""
     if isinstance(pi_g, TabularGlobalPolicy):
-        return pi_g.act(s_g, sample), None
+        return pi_g.act(s_g, _drawn(sample)), None
     if isinstance(pi_g, PooledGlobalPolicy):
-        return pi_g.decide(memory, s_g, sample)
+        return pi_g.decide(memory, s_g, _drawn(sample))
     if isinstance(pi_g, FullInformationPolicy):  # the same rounding as FullInformationPolicy.act_on
         n = h.sum(-1, keepdims=True)
         return pi_g.pi_g.act(s_g, cv.round_to_counts(h * (pi_g.k / n), pi_g.k)), None

@@ -96,7 +96,7 @@ class ControllerNode(Node):
         self.continuous = resolve_continuous(self.policy_path, zones_path, k=self.k)
         if self.continuous is not None:  # zones are the histogram's bins; the tick carries s_g's code
             self.zones, env = self.continuous.zones, self.continuous.policy.env
-            self.zone_state = np.arange(env.n_bins)
+            self.zone_state: np.ndarray | None = np.arange(env.n_bins)
             self.S_l, self.n_global_states, self.n_global_actions = env.n_bins, deploy.n_codes(env), env.n_ga
             self.pi_g, self.memory = None, None
         else:
@@ -345,6 +345,7 @@ class ControllerNode(Node):
             assert self.memory is not None  # set with the pooled policy
             actions, self.memory = self.pi_g.decide(self.memory, np.array([s_g]), counts[None, :])
             return int(actions[0])
+        assert self.pi_g is not None  # None only with a continuous policy
         return int(self.pi_g.act(np.array([s_g]), counts[None, :])[0])
 
     def _on_command(self, msg: String) -> None:

@@ -96,6 +96,7 @@ class StepLedger:
         self.controller_misses = 0
         self.last_a_g: int | None = None
         self.reasked = -1  # the step whose tick was repeated: its answers beyond the first were invited, not faults
+        self.invited: tuple[np.ndarray, bool] | None = None  # who had answered `reasked` when it closed
         self._bad = self._late = self._duplicate = 0
 
     # --- state ----------------------------------------------------------------------------------
@@ -143,6 +144,8 @@ class StepLedger:
             a_g = self.a_g
         self.last_a_g = a_g
         closed = ClosedStep(self.step, missing, a_g, controller_missing)
+        if self.step == self.reasked:  # its later answers from these were asked for again, not late
+            self.invited = (self.answered.copy(), not controller_missing)
         self.open = False
         self.step += 1
         return closed
@@ -153,7 +156,7 @@ class StepLedger:
 
     def ask_again(self) -> None:
         """The open step's tick was repeated: a second answer for it is what was asked for (not counted as
-        duplicate or late)."""
+        duplicate, nor as late from those whose answer had arrived when the step closed)."""
         self.reasked = self.step
 
     def give_up_owed(self) -> np.ndarray:
@@ -166,11 +169,16 @@ class StepLedger:
         return silent
 
     # --- answers --------------------------------------------------------------------------------
-    def _classify(self, step: int, count: int) -> Verdict:
+    def _classify(self, step: int, robots: np.ndarray | None) -> Verdict:
+        """The verdict of answers for `step` from `robots` (None: the controller), counting late and bad ones."""
         if self.open and step == self.step:
             return Verdict.APPLIED
+        count = 1 if robots is None else robots.size
         if step <= self.announced:
-            self._late += count if step != self.reasked else 0
+            if step == self.reasked and self.invited is not None:  # only who had not answered it is late
+                answered, controller = self.invited
+                count = int(not controller) if robots is None else int((~answered[robots]).sum())
+            self._late += count
             return Verdict.LATE
         self._bad += count
         return Verdict.NOT_ANNOUNCED
@@ -182,7 +190,7 @@ class StepLedger:
         robots = np.asarray(robots, dtype=np.int64)
         goals = np.asarray(goals, dtype=np.int64)
         self.misses[robots] = 0  # heard from: alive, even if late
-        verdict = self._classify(step, robots.size)
+        verdict = self._classify(step, robots)
         if verdict is not Verdict.APPLIED:
             return verdict
         robots, first = np.unique(robots, return_index=True)  # np.unique sorts; `first` keeps the first goal
@@ -200,7 +208,7 @@ class StepLedger:
     def take_command(self, step: int, a_g: int, n_global_actions: int) -> Verdict:
         """The controller's zone command [step, a_g]: its first in-range command for the open step applies."""
         self.controller_misses = 0
-        verdict = self._classify(step, 1)
+        verdict = self._classify(step, None)
         if verdict is not Verdict.APPLIED:
             return verdict
         if self.a_g is not None:

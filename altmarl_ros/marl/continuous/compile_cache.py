@@ -44,6 +44,11 @@ def cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "altmarl_ros" / "jax"
 
 
+def enabled() -> bool:
+    """Whether `enable` has pointed this process's JAX at a cache directory."""
+    return _exports is not None
+
+
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at `cache_dir()`; returns it (None: off or unusable)."""
     import jax

@@ -168,7 +168,7 @@ class Deployed(NamedTuple):
         """a_g (B,) from s_g (B,) and the normalised k-sample histograms (B, n_bins)."""
         return self.pi_g.act(features_g(np, self.env, s_g, hist))
 
-    def local_actions(self, s_g: np.ndarray, s_l: np.ndarray) -> np.ndarray:
+    def local_actions(self, s_g: np.ndarray | float, s_l: np.ndarray) -> np.ndarray:
         """a_l, s_l's shape, from s_g broadcastable to s_l (`warehouse.features_l`)."""
         return self.pi_l.act(features_l(np, self.env, s_g, s_l))
 
@@ -190,8 +190,8 @@ def n_codes(env: ContinuousWarehouse) -> int:
     return round((env.high - env.low) / S_G_RESOLUTION) + 1
 
 
-def encode_s_g(env: ContinuousWarehouse, s_g: float) -> int:
-    """s_g -> its code in [0, n_codes)."""
+def encode_s_g(env: ContinuousWarehouse, s_g: float | np.ndarray) -> int:
+    """s_g (a float or a one-element array) -> its code in [0, n_codes)."""
     return int(np.clip(round((float(s_g) - env.low) / S_G_RESOLUTION), 0, n_codes(env) - 1))
 
 
@@ -228,7 +228,8 @@ class Transition(NamedTuple):
     r_l_mean: np.ndarray  # (B,)
 
 
-def next_s_g(env: ContinuousWarehouse, rng: np.random.Generator, s_g: np.ndarray, a_g: np.ndarray) -> np.ndarray:
+def next_s_g(env: ContinuousWarehouse, rng: np.random.Generator, s_g: np.ndarray | float,
+             a_g: np.ndarray | int) -> np.ndarray:
     """s_g' = clip(s_g + steer (tau_{a_g} - s_g) + sigma_g eps)."""
     s_g = np.asarray(s_g, dtype=np.float64)
     tau = env.targets.astype(np.float64)[np.asarray(a_g)]

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from altmarl_ros.marl.continuous import compile_cache
@@ -122,7 +121,7 @@ def sweep_cells(cfg: ContinuousConfig, ks: list[int], seeds: list[int], *, with_
                     on_cell(k, seed, cell)
         return rows
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    cache = jax.config.jax_compilation_cache_dir is not None
+    cache = compile_cache.enabled()
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread, initargs=(cache,)) as pool:
         refs = dict(zip(seeds, pool.map(_reference, [cfg] * len(seeds), seeds), strict=True)) if with_reference \
             else dict.fromkeys(seeds)

@@ -83,7 +83,7 @@ class CorridorBackend(SimBackend):
         a_l = self.answers.action_from_goal(snap.s_l, goals)
         delta = np.asarray(self.env.offsets)[np.maximum(a_l, 0)]
         target = deploy.bins(self.env, np.clip(self.observed_s_l + delta, self.env.low, self.env.high))
-        return int(deploy.bins(self.env, self.observed_s_g)), np.where(a_l >= 0, target, -1)
+        return int(deploy.bins(self.env, np.asarray(self.observed_s_g))), np.where(a_l >= 0, target, -1)
 
     def step_metrics(self) -> dict[str, float]:
         return {"s_g_value": self.observed_s_g}
