@@ -24,6 +24,7 @@ from altmarl_ros.marl.artifacts import load_policies
 from altmarl_ros.marl.config import load_train_config
 from altmarl_ros.marl.experiments import evaluate_policies
 from altmarl_ros.marl.policy import TabularGlobalPolicy
+from altmarl_ros.marl.posterior import bayes_actions
 
 ROOT = Path(__file__).resolve().parent.parent
 HORIZON = 50
@@ -56,7 +57,7 @@ def action_values(game, tables, pi, t: np.ndarray, start: ps.CountState, *, seed
     return Q
 
 
-def project(game, pi, t, start: ps.CountState, Q, *, n_agents: int, seed: int) -> TabularGlobalPolicy:
+def project(game, pi, t, start: ps.CountState, Q, *, seed: int) -> TabularGlobalPolicy:
     """pi with every entry drawn from a visited histogram set to argmax_a sum_visits gamma^t L(d | h) Q."""
     k, S_l = pi.k, game.n_local_states
     all_d, table, rng = cv.enumerate_counts(k, S_l), pi.actions.copy(), np.random.default_rng([seed, 5])
@@ -65,11 +66,7 @@ def project(game, pi, t, start: ps.CountState, Q, *, n_agents: int, seed: int) -
         h, q, log_w = start.h[here], Q[here], np.log(game.gamma ** t[here])
         d = ps.sample_counts(rng.random((S_l - 1, h.shape[0] * 8)), np.repeat(h, 8, axis=0), k)
         entries = np.unique(cv.rank(d, k))
-        log_mu = np.log(np.maximum(h, 1) / n_agents) - 1e6 * (h == 0)
-        for lo in range(0, entries.size, 256):
-            log_l = all_d[entries[lo:lo + 256]] @ log_mu.T + log_w
-            log_l -= log_l.max(1, keepdims=True)
-            table[g, entries[lo:lo + 256]] = (np.exp(log_l) @ q).argmax(-1)
+        table[g, entries] = bayes_actions(all_d[entries], h, log_w, q, chunk=256)
     return TabularGlobalPolicy(table, k, S_l, game.n_global_actions)
 
 
@@ -87,7 +84,7 @@ def main() -> None:
     t, start = visits(game, tables, pi, np.random.default_rng([args.seed, 99]), n_agents=cfg.n_agents,
                       episodes=args.episodes)
     Q = action_values(game, tables, pi, t, start, seed=args.seed, rollouts=args.rollouts)
-    new = project(game, pi, t, start, Q, n_agents=cfg.n_agents, seed=args.seed)
+    new = project(game, pi, t, start, Q, seed=args.seed)
     before = evaluate_policies(cfg, game, pi, pi_l, seed=args.seed)
     after = evaluate_policies(cfg, game, new, pi_l, seed=args.seed)
     d = after.returns - before.returns

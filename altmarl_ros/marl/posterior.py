@@ -94,6 +94,21 @@ def occupancy(game: TabularGame, reference: FullInformationPolicy, pi_l: Tabular
     return out
 
 
+def bayes_actions(d: np.ndarray, h: np.ndarray, log_w: np.ndarray, q: np.ndarray, *, chunk: int = 128) -> np.ndarray:
+    """(M,) argmax_a sum_i w_i L(d | h_i) q[i, a] for M k-samples d (M, S_l), given N histograms h (N, S_l) of the
+    same n robots with log weights log_w (N,) and action values q (N, A_g); L(d | h) = prod_j (h_j / n)^d_j, the
+    k-sample with replacement. In chunks of `chunk` samples (the (chunk, N) likelihood block stays in cache)."""
+    n = h[0].sum()
+    # log(h_j / n); a state with no robot gets -1e6, so that a sample with d_j > 0 rules that h out
+    log_mu = np.log(np.maximum(h, 1) / n) - 1e6 * (h == 0)
+    out = np.empty(d.shape[0], dtype=np.int64)
+    for lo in range(0, d.shape[0], chunk):
+        log_l = d[lo:lo + chunk] @ log_mu.T + log_w  # (c, N)
+        log_l -= log_l.max(1, keepdims=True)
+        out[lo:lo + chunk] = (np.exp(log_l) @ q).argmax(-1)
+    return out
+
+
 def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.ndarray, occ: Occupancy, *,
                     k: int, chunk: int = 128) -> np.ndarray:
     """The (S_g, D_k) posterior dispatcher of the module docstring on the occupancy `occ` (drawn for this k):
@@ -113,13 +128,7 @@ def posterior_table(game: TabularGame, reference: FullInformationPolicy, Q: np.n
             return
         n = h[0].sum()
         q = Q[g, cv.rank(cv.round_to_counts(h * (K / n), K), K)]  # (N, A_g)
-        # log(h_j / n); a state with no robot gets -1e6, so that a sample with d_j > 0 rules that h out
-        log_mu = np.log(np.maximum(h, 1) / n) - 1e6 * (h == 0)
-        log_w = np.log(occ.weight[g])
-        for lo in range(0, entries.size, chunk):
-            log_l = all_d[entries[lo:lo + chunk]] @ log_mu.T + log_w  # (c, N)
-            log_l -= log_l.max(1, keepdims=True)
-            table[g, entries[lo:lo + chunk]] = (np.exp(log_l) @ q).argmax(-1)
+        table[g, entries] = bayes_actions(all_d[entries], h, np.log(occ.weight[g]), q, chunk=chunk)
 
     with ThreadPoolExecutor(max_workers=min(S_g, THREADS)) as pool:
         list(pool.map(decide, range(S_g)))  # NumPy releases the GIL in exp and the products; list() re-raises
