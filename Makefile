@@ -53,9 +53,13 @@ $(FL_STAMP): requirements-flower.txt setup.py setup.cfg
 run: setup
 	$(VENV)/bin/altmarl swarm --n-robots 50 --k 5 --steps 200 --mode model --out runs/swarm
 
+# The suite on TEST_WORKERS pytest-xdist processes: the ROS modules one after another on one of them, the others
+# beside it (test/conftest.py); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: setup launch-tools flower
 	$(FL_VENV)/bin/python -m pytest -q test/test_federated_flower.py
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(VENV)/bin/ruff check altmarl_ros launch test bench

@@ -160,16 +160,18 @@ def test_bad_config_file_names_the_file(tmp_path):
         load_config(p)
 
 
-def test_sweep_on_two_worker_processes_gives_the_same_rows():
-    """`altmarl sweep --workers 2` (spawned processes, one XLA thread each) writes the rows one process writes."""
+def test_sweep_on_two_worker_processes_gives_the_same_rows(trained):
+    """`altmarl sweep --workers 2` (spawned processes, one XLA thread each) writes the rows one process writes.
+    At the fixture's k and config, so that this process reuses the programs it compiled for `trained` (each
+    spawned worker compiles its own: its single-threaded XLA options are another cache key)."""
     from altmarl_ros.marl.continuous.experiments import sweep_cells
 
-    cfg = config_from_dict(SHORT)
+    cfg, _ = trained
     seen: list[tuple[int, int]] = []
-    one = sweep_cells(cfg, [2], [0, 1], with_reference=False, gap_seeds=0)
-    two = sweep_cells(cfg, [2], [0, 1], with_reference=False, gap_seeds=0, workers=2,
+    one = sweep_cells(cfg, [K], [0, 1], with_reference=False, gap_seeds=0)
+    two = sweep_cells(cfg, [K], [0, 1], with_reference=False, gap_seeds=0, workers=2,
                       on_cell=lambda k, seed, rows: seen.append((k, seed)))
-    assert sorted(seen) == [(2, 0), (2, 1)]
+    assert sorted(seen) == [(K, 0), (K, 1)]
     def kept(rows):  # nan stderrs compared as equal
         return [(r.k, r.seed, r.metric, r.value, None if math.isnan(r.stderr) else r.stderr) for r in rows
                 if r.metric != "train_seconds"]

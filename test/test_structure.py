@@ -42,3 +42,11 @@ def test_no_function_over_the_limit():
                 if lines > MAX_FUNCTION_LINES and key not in ALLOWED:
                     long[key] = lines
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_slow_first_order_names_existing_modules():
+    """conftest.SLOW_FIRST (the order `make test` starts modules in) names test modules that exist."""
+    from conftest import SLOW_FIRST
+
+    missing = [name for name in SLOW_FIRST if not (Path(__file__).parent / name).is_file()]
+    assert not missing, missing
