@@ -132,6 +132,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: 0 if uses_ros(item.path) else rank.get(item.path.name, len(rank) + 1))  # stable
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which .venv-fl (the Flower module's) does not have
 def pytest_xdist_make_scheduler(config, log):
     """xdist's module-by-module scheduling, with every ROS module in one unit ("ros")."""
     from xdist.scheduler import LoadScopeScheduling
