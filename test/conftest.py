@@ -123,7 +123,7 @@ SLOW_FIRST = ("test_continuous_train.py", "test_cli.py", "test_continuous_deploy
 
 @functools.cache
 def uses_ros(module: Path) -> bool:
-    """Whether the test module `module` (a path from the rootdir) requests the `ros_domain` fixture."""
+    """Whether the test module `module` (absolute, or relative to the repository) requests `ros_domain`."""
     return "ros_domain" in (Path(__file__).parents[1] / module).read_text()
 
 
