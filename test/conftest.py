@@ -111,7 +111,6 @@ def colcon_env(colcon_install) -> dict:
     return colcon_workspace.sourced_environment(colcon_install)
 
 
-
 # `make test` runs the suite on two pytest-xdist workers. The modules that use `ros_domain` (found by name in their
 # source) are one unit of work, run one after another on one worker as in a serial run: two swarm tests at once on
 # the 2-core machine dropped answers after 5 s and missed a respawned host's rejoin. Every other module is a unit of
