@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -37,7 +37,9 @@ from altmarl_ros.errors import InputError
 from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.policy import TabularLocalPolicy, dispatcher_table
-from altmarl_ros.marl.population import PopulationModel
+
+if TYPE_CHECKING:  # a type only: importing population (SciPy) would slow every node's start by ~0.3 s
+    from altmarl_ros.marl.population import PopulationModel
 
 
 class FilterState(NamedTuple):
