@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics["pooled"] = step.to_dict()
         print(f"pooled dispatcher (K={step.K}, best from start {step.start}): paired improvement "
               f"{step.improvement.mean:+.2f} +- {step.improvement.stderr:.2f} over the k-sample pair, LCB "
-              f"{step.lcb:+.2f} vs 2*eta {step.threshold:.2f}: {'kept' if step.kept else 'not kept'}")
+              f"{step.lcb:+.2f}: {'kept' if step.kept else 'not kept (not significantly better)'}")
     if not args.no_eval:
         final = evaluate_policies(config, trained.game, trained.pi_g, trained.pi_l, seed=args.seed)
         metrics.update(reward=final.reward_mean, reward_std=final.reward_std, reward_stderr=final.reward_stderr,
