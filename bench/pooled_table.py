@@ -1,9 +1,8 @@
 """Table of a pooled-dispatcher sweep (issue 15, target iv): per k, over training seeds.
 
-    .venv/bin/altmarl sweep --config config/train_warehouse_pooled.yaml --k 5,10 --seeds 5 --gap-seeds 0 \
-        --out bench/results/pooled_sweep.csv
-    .venv/bin/python bench/pooled_table.py bench/results/pooled_sweep.csv \
-        [--plain bench/results/k_sweep_refine/*.csv] [--plot ratio_vs_k.png]
+    .venv/bin/altmarl sweep --config config/train_warehouse_pooled.yaml --k 1,2,5,10,20,35,50 --seeds 5 \
+        --gap-seeds 0 --out pooled.csv
+    .venv/bin/python bench/pooled_table.py pooled.csv [--plain PLAIN.csv ...] [--plot ratio_vs_k.png]
 
 Columns: reward of the kept pair (mean over seeds, and the std of the seed means); its ratio to the
 full-information reference of the same seed on the same final episodes (paired, per seed: ratio +- delta-method
@@ -79,7 +78,7 @@ def plot(rows: list[tuple[int, tuple[float, float], tuple[float, float]]], path:
     import matplotlib.pyplot as plt
 
     k = np.array([r[0] for r in rows])
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     for i, (label, fmt) in enumerate([("plain k-sample dispatcher", "o-"), ("pooled dispatcher (filter)", "s-")]):
         mean, half = (np.array([r[1 + i][j] for r in rows]) for j in (0, 1))
         ax.errorbar(k, 100 * mean, yerr=100 * half, fmt=fmt, capsize=3, label=f"{label} (mean, 95 % CI over seeds)")
@@ -91,7 +90,7 @@ def plot(rows: list[tuple[int, tuple[float, float], tuple[float, float]]], path:
     ax.set_xlabel("k (robots sampled per step, of n = 1000)")
     ax.set_ylabel("% of full information (paired, final episodes)")
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
