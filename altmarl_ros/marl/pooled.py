@@ -38,7 +38,7 @@ from altmarl_ros.marl import counts as cv
 from altmarl_ros.marl.game import TabularGame, marginal_local
 from altmarl_ros.marl.policy import TabularLocalPolicy, dispatcher_table
 
-if TYPE_CHECKING:  # a type only: importing population (SciPy) would slow every node's start by ~0.3 s
+if TYPE_CHECKING:  # a type only: importing population (SciPy) slowed every node's start by ~0.45 s
     from altmarl_ros.marl.population import PopulationModel
 
 
