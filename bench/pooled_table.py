@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--plain", nargs="+", default=[], help="the plain k-sample sweep's CSVs")
     parser.add_argument("--plot", default=None, help="write the ratios vs k to this PNG (needs --plain)")
     args = parser.parse_args()
+    if args.plot and not args.plain:
+        parser.error("--plot draws the pooled and the plain ratios: give the plain sweep's CSVs with --plain")
     cells = {k: {metric: list(by_seed.values()) for metric, by_seed in m.items()}
              for k, m in read_cells(args.csv).items()}
     print("| k | seeds | reward (seed std) | ratio to full information: mean / smallest seed | pooled kept | "
