@@ -22,56 +22,72 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from k_sweep_report import _t_interval, _table  # metric -> k -> seed -> (value, stderr); mean and 95 % t interval
+
 from altmarl_ros.marl.experiments import read_rows
 
-Cells = dict[int, dict[str, dict[int, tuple[float, float]]]]  # k -> metric -> seed -> (value, stderr)
+Table = dict[str, dict[int, dict[int, tuple[float, float]]]]
+Ratio = tuple[float, float]  # mean over seeds and the half-width of its 95 % t interval
 
 
-def read_cells(paths: list[str]) -> Cells:
-    cells: Cells = defaultdict(lambda: defaultdict(dict))
-    for path in paths:
-        for row in read_rows(path):
-            cells[row.k][row.metric][row.seed] = (row.value, row.stderr)
-    return cells
+def read_table(paths: list[str]) -> Table:
+    return _table([row for path in paths for row in read_rows(path)])
 
 
-def t_interval(x: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % t interval over seeds."""
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+def values(table: Table, metric: str, k: int, seeds: list[int]) -> np.ndarray:
+    return np.array([table[metric][k][s][0] for s in seeds])
 
 
-def values(cells: Cells, k: int, metric: str, seeds: list[int]) -> np.ndarray:
-    return np.array([cells[k][metric][s][0] for s in seeds])
+def mean_and_half(x: np.ndarray) -> Ratio:
+    mean, _, high = _t_interval(x)
+    return mean, high - mean
 
 
-def side_by_side(pooled: Cells, plain: Cells) -> list[tuple[int, tuple[float, float], tuple[float, float]]]:
-    """Print the pooled vs plain table; return (k, plain ratio, pooled ratio) as (mean, half-width) per k."""
+def pooled_table(t: Table) -> None:
+    print("| k | seeds | reward (seed std) | ratio to full information: mean / smallest seed | pooled kept | "
+          "improvement over the k-sample pair | train s min / median / max |")
+    print("|---|---|---|---|---|---|---|")
+    for k in sorted(t["reward"]):
+        seeds = sorted(t["reward"][k])
+        reward, ratio = values(t, "reward", k, seeds), values(t, "ratio_full_information", k, seeds)
+        worst = seeds[int(ratio.argmin())]
+        kept = int(values(t, "pooled_kept", k, seeds).sum())
+        imp = np.array([t["pooled_improvement"][k][s] for s in seeds])
+        imp_se = math.sqrt(float((imp[:, 1] ** 2).sum())) / len(imp)
+        secs = values(t, "train_seconds", k, seeds)
+        print(f"| {k} | {len(seeds)} | {reward.mean():.2f} ({reward.std(ddof=1):.2f}) | {ratio.mean():.4f} / "
+              f"{ratio.min():.4f} +- {t['ratio_full_information'][k][worst][1]:.4f} | {kept} of {len(seeds)} | "
+              f"{imp[:, 0].mean():+.2f} +- {imp_se:.2f} | "
+              f"{secs.min():.0f} / {np.median(secs):.0f} / {secs.max():.0f} |")
+
+
+def side_by_side(pooled: Table, plain: Table) -> list[tuple[int, Ratio, Ratio]]:
+    """Print the pooled vs plain table; return (k, plain ratio, pooled ratio) per k."""
     print("\n| k | seeds | plain reward | pooled reward | pooled - plain [95 % CI over seeds] | ratio plain | "
           "ratio pooled | full information (plain run / pooled run) |")
     print("|---|---|---|---|---|---|---|---|")
     out = []
-    for k in sorted(set(pooled) & set(plain)):
-        seeds = sorted(set(pooled[k]["reward"]) & set(plain[k]["reward"]))
+    for k in sorted(set(pooled["reward"]) & set(plain["reward"])):
+        seeds = sorted(set(pooled["reward"][k]) & set(plain["reward"][k]))
         if len(seeds) < 2:
             continue
-        a, b = values(plain, k, "reward", seeds), values(pooled, k, "reward", seeds)
-        diff, half = t_interval(b - a)
-        ra, rb = (t_interval(values(c, k, "ratio_full_information", seeds)) for c in (plain, pooled))
-        fa, fb = (values(c, k, "reward_full_information", seeds).mean() for c in (plain, pooled))
-        print(f"| {k} | {len(seeds)} | {a.mean():.2f} | {b.mean():.2f} | {diff:+.2f} [{diff - half:+.2f}, "
-              f"{diff + half:+.2f}] | {ra[0]:.4f} +- {ra[1]:.4f} | {rb[0]:.4f} +- {rb[1]:.4f} | {fa:.2f} / {fb:.2f} |")
+        a, b = values(plain, "reward", k, seeds), values(pooled, "reward", k, seeds)
+        diff, low, high = _t_interval(b - a)
+        ra, rb = (mean_and_half(values(t, "ratio_full_information", k, seeds)) for t in (plain, pooled))
+        fa, fb = (values(t, "reward_full_information", k, seeds).mean() for t in (plain, pooled))
+        print(f"| {k} | {len(seeds)} | {a.mean():.2f} | {b.mean():.2f} | {diff:+.2f} [{low:+.2f}, {high:+.2f}] | "
+              f"{ra[0]:.4f} +- {ra[1]:.4f} | {rb[0]:.4f} +- {rb[1]:.4f} | {fa:.2f} / {fb:.2f} |")
         out.append((k, ra, rb))
     return out
 
 
-def plot(rows: list[tuple[int, tuple[float, float], tuple[float, float]]], path: str) -> None:
+def plot(rows: list[tuple[int, Ratio, Ratio]], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,26 +120,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.plot and not args.plain:
         parser.error("--plot draws the pooled and the plain ratios: give the plain sweep's CSVs with --plain")
-    cells = {k: {metric: list(by_seed.values()) for metric, by_seed in m.items()}
-             for k, m in read_cells(args.csv).items()}
-    print("| k | seeds | reward (seed std) | ratio to full information: mean / smallest seed | pooled kept | "
-          "improvement over the k-sample pair | train s min / median / max |")
-    print("|---|---|---|---|---|---|---|")
-    for k in sorted(cells):
-        m = cells[k]
-        reward = np.array([v for v, _ in m["reward"]])
-        ratio = np.array([v for v, _ in m["ratio_full_information"]])
-        worst = int(ratio.argmin())
-        kept = int(sum(v for v, _ in m["pooled_kept"]))
-        imp = np.array(m["pooled_improvement"])
-        imp_se = math.sqrt(float((imp[:, 1] ** 2).sum())) / len(imp)
-        secs = np.array([v for v, _ in m["train_seconds"]])
-        print(f"| {k} | {len(reward)} | {reward.mean():.2f} ({reward.std(ddof=1):.2f}) | {ratio.mean():.4f} / "
-              f"{ratio[worst]:.4f} +- {m['ratio_full_information'][worst][1]:.4f} | {kept} of {len(imp)} | "
-              f"{imp[:, 0].mean():+.2f} +- {imp_se:.2f} | "
-              f"{secs.min():.0f} / {np.median(secs):.0f} / {secs.max():.0f} |")
+    pooled = read_table(args.csv)
+    pooled_table(pooled)
     if args.plain:
-        rows = side_by_side(read_cells(args.csv), read_cells(args.plain))
+        rows = side_by_side(pooled, read_table(args.plain))
         if args.plot:
             plot(rows, args.plot)
 
