@@ -59,7 +59,7 @@ def table(rows: list[dict], ks: list[int]) -> str:
              "|---|---|---|---|"]
     theirs_total, ours_total = np.zeros(len(sweeps)), np.array([r["reference_s"] for r in sweeps])
     for k in ks:
-        theirs = [r["train_s"] for r in rows if r["kind"] == "authors" and r["k"] == k]
+        theirs = [r["train_s"] for r in rows if r["kind"] == "authors" and r["k"] == k and "train_s" in r]
         cell = [r["cells"][str(k)] for r in sweeps]
         ours_total += cell
         if theirs:
@@ -67,7 +67,7 @@ def table(rows: list[dict], ks: list[int]) -> str:
         speedup = f"{np.median(theirs) / np.median(cell):.1f}x" if theirs else ""
         lines.append(f"| {k} | {mmm(theirs) if theirs else ''} | {mmm(cell)} | {speedup} |")
     lines.append(f"| reference (once) | | {mmm([r['reference_s'] for r in sweeps])} | |")
-    if any(r["kind"] == "authors" for r in rows):
+    if any(r["kind"] == "authors" and "train_s" in r for r in rows):
         lines.append(f"| **the sweep** | {mmm(list(theirs_total))} | {mmm(list(ours_total))} | "
                      f"{np.median(theirs_total) / np.median(ours_total):.1f}x |")
     else:
@@ -102,6 +102,11 @@ def main() -> int:
         for k in ks if args.authors_dir else []:
             print(f"repeat {rep + 1}: the authors' code, k={k} ...", file=sys.stderr, flush=True)
             rows.append({**speed.measure("authors", k, args.authors_dir, 0), "repeat": rep})
+            if "error" in rows[-1]:
+                out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+                print(f"the authors' code failed at k={k} (is --authors-dir their scripts/ folder?): "
+                      f"{rows[-1]['error']}", file=sys.stderr)
+                return 2
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(table(rows, ks))
     return 0
