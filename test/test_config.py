@@ -48,6 +48,8 @@ def test_the_paper_and_authors_configs_differ_where_they_should():
         ({"loop": {"oracle_max_k": -1}}, r"loop\.oracle_max_k: must be >= 0"),
         ({"loop": {"oracle_max_k": 1.5}}, r"loop\.oracle_max_k: must be an integer"),
         ({"loop": {"refine_from": "all"}}, r"loop\.refine_from: must be one of \('best', 'tied'\)"),
+        ({"loop": {"posterior_only_from_k": -1}}, r"loop\.posterior_only_from_k: must be >= 0"),
+        ({"loop": {"posterior_only_from_k": "big"}}, r"loop\.posterior_only_from_k: must be an integer"),
     ],
 )
 def test_bad_values_name_the_key(data, message):

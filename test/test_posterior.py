@@ -327,3 +327,36 @@ def test_oracle_restart_begins_from_the_restricted_best_response_to_the_best_rob
     assert not np.array_equal(expected.table, best.pi_g.actions)  # else no restart would have run
     above = train_policies(replace(config, loop=replace(config.loop, oracle_max_k=1)), k=2, seed=1)
     assert [o.start for o in above.selection.outcomes] == ["constant:0"]
+
+
+def test_from_posterior_only_from_k_the_posterior_start_runs_alone_on_its_own_evaluation_seeds(monkeypatch):
+    """loop.posterior_only_from_k: at k >= it only the posterior start runs, with the in-loop evaluation seed it has
+    when every start runs (its slot in loop.starts); below it, or without a posterior start, every start runs."""
+    from dataclasses import replace
+
+    import altmarl_ros.marl.experiments as experiments
+    from altmarl_ros.marl.config import config_from_dict
+    from altmarl_ros.marl.experiments import reference_pair, train_policies
+
+    seeds: list[int] = []  # the eval_seed of every alternation run, in order
+    real_alternate = experiments.alternate
+    monkeypatch.setattr(experiments, "alternate", lambda **kw: seeds.append(kw["eval_seed"]) or real_alternate(**kw))
+    config = config_from_dict({"game": "warehouse", "n_agents": 30, "full_information": {"k": 6},
+                               "loop": {"eval_episodes": 8, "eval_horizon": 10, "max_rounds": 2,
+                                        "starts": ["constant:0", "posterior"], "posterior_only_from_k": 3},
+                               "evaluation": {"horizon": 10, "episodes": 10, "seeds": 2}})
+    reference = reference_pair(config, seed=0)
+    every = replace(config, loop=replace(config.loop, posterior_only_from_k=0))
+
+    def starts_and_seeds(cfg, k):
+        seeds.clear()
+        trained = train_policies(cfg, k=k, seed=0, reference=reference)
+        return [o.start for o in trained.selection.outcomes], list(seeds)
+
+    alone, alone_seeds = starts_and_seeds(config, 3)
+    both, both_seeds = starts_and_seeds(every, 3)
+    assert alone == ["posterior"] and both == ["constant:0", "posterior"]
+    assert alone_seeds == both_seeds[1:2]
+    assert starts_and_seeds(config, 2)[0] == ["constant:0", "posterior"]
+    no_posterior = replace(config, loop=replace(config.loop, starts=("constant:0",)))
+    assert starts_and_seeds(no_posterior, 3)[0] == ["constant:0"]

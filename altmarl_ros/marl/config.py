@@ -194,12 +194,27 @@ class LoopConfig:
     """Where the `refine` restarts begin: "best" (the best fixed point of the selection) or "tied" (also every
     other fixed point not significantly below it on the selection episodes, one-sided at `confidence`: the
     selection's noise then does not decide which robots the restarts begin from; bench/README.md 11.8)."""
+    posterior_only_from_k: int = 0
+    """At k >= posterior_only_from_k (0: never), of `starts` only the posterior start runs (then the restarts of
+    `refine`). The full-information reference's own training ran every other start; near full information the
+    k-sample dispatcher's best fixed point is the one next to the reference's, which the posterior start begins
+    from (warehouse, the 5-seed sweep with every start: the posterior start or its restart was chosen in all 15
+    cells at k = 20, 35, 50; bench/README.md 2.8). Ignored when the posterior start is not in `starts`."""
     oracle_max_k: int = 0
     """At k <= oracle_max_k (0: never), one more restart after those of `refine`: from the best fixed point's robots
     and the restricted best response to them (`restricted.restricted_best_response`, the oracle of
     gap_g_restricted, started from the best dispatcher and every constant table; beyond the paper, issue 15 item
     1a). Selection then keeps the best fixed point of all runs. Its cost grows fast with k (warehouse, a cell of a
     sweep: ~2 s instead of ~1 s at k <= 2, ~5 s at k = 5; bench/README.md 11.7, 11.8)."""
+
+    def starts_at(self, starts: Sequence[Start], k: int) -> list[tuple[int, Start]]:
+        """(slot, start) of the k-sample training's `starts` that run at budget k: all of them, or at k >=
+        posterior_only_from_k the posterior start alone when it is among them. A run's in-loop evaluation seed
+        is its slot's, so the posterior start's runs as it does when every start runs."""
+        every = list(enumerate(starts))
+        if not self.posterior_only_from_k or k < self.posterior_only_from_k:
+            return every
+        return [(i, s) for i, s in every if s.kind is StartKind.POSTERIOR] or every
 
     def validate(self, key: str) -> None:
         _check(self.rule in RULES, f"{key}.rule", f"must be one of {RULES}")
@@ -208,6 +223,8 @@ class LoopConfig:
         _check(self.rtol >= 0, f"{key}.rtol", "must be >= 0")
         _check(self.refine >= 0, f"{key}.refine", "must be >= 0")
         _check(self.oracle_max_k >= 0, f"{key}.oracle_max_k", "must be >= 0 (0: no oracle restart)")
+        _check(self.posterior_only_from_k >= 0, f"{key}.posterior_only_from_k",
+               "must be >= 0 (0: every start at every k)")
         _check(self.refine_from in REFINE_FROM, f"{key}.refine_from", f"must be one of {REFINE_FROM}")
         for name in ("max_rounds", "eval_episodes", "eval_horizon"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be >= 1")

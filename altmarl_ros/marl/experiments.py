@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import math
 import time
 import warnings
@@ -209,18 +210,20 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
     rule = UpdateRule(loop.rule, c=loop.c, confidence=loop.confidence, rtol=loop.rtol)
     names: list[str] = []
     results: list[AlternatingResult] = []
+    restart_slots = itertools.count(len(starts))  # a run's in-loop evaluation seed is its slot's, whichever ran
 
-    def run(name: str, pi_g0: Any, pi_l0: TabularLocalPolicy) -> None:
+    def run(name: str, pi_g0: Any, pi_l0: TabularLocalPolicy, slot: int | None = None) -> None:
+        slot = next(restart_slots) if slot is None else slot
         results.append(alternate(learn_global=learn_global, learn_local=learn_local, evaluate=evaluate,
                                  pi_g0=pi_g0, pi_l0=pi_l0, rule=rule, max_rounds=loop.max_rounds, k=k_learner,
-                                 value_scale=value_scale(game), eval_seed=_int_seed(seed, 10 + len(names)),
+                                 value_scale=value_scale(game), eval_seed=_int_seed(seed, 10 + slot),
                                  on_round=None if progress is None else functools.partial(progress, name)))
         names.append(name)
 
     ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values,
                                                    reference.response, reference.q, reference.responses)
-    for start in starts:
-        run(start.name, *start_pair(start, game, learn_global, learn_local, ref))
+    for slot, start in (enumerate(starts) if full_information else loop.starts_at(starts, k)):
+        run(start.name, *start_pair(start, game, learn_global, learn_local, ref), slot=slot)
     def select() -> Selection:
         return select_equilibrium(names, results, judge, _int_seed(seed, 1))
 
