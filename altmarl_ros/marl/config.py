@@ -210,7 +210,7 @@ class LoopConfig:
     def starts_at(self, starts: Sequence[Start], k: int) -> list[tuple[int, Start]]:
         """(slot, start) of the k-sample training's `starts` that run at budget k: all of them, or at k >=
         posterior_only_from_k the posterior start alone when it is among them. A run's in-loop evaluation seed
-        is its slot's, so the posterior start's runs as it does when every start runs."""
+        is its slot's, so the posterior start draws the seeds it draws when every start runs."""
         every = list(enumerate(starts))
         if not self.posterior_only_from_k or k < self.posterior_only_from_k:
             return every

@@ -195,9 +195,9 @@ def _pooled(config: TrainConfig, game: TabularGame, trained: TrainResult, *, see
 def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, seed: int, k: int,
            full_information: bool, progress: Callable[[str, RoundRecord], None] | None,
            reference: TrainResult | None = None) -> TrainResult:
-    """The alternation from each of `starts` (in order: they share G-LEARN's cache and warm start), equilibrium
-    selection, then the posterior restarts of loop.refine and the oracle restart of loop.oracle_max_k
-    (`run_learners.restart`)."""
+    """The alternation from each of `starts` that runs at k (`LoopConfig.starts_at`; in order: they share
+    G-LEARN's cache and warm start), equilibrium selection, then the posterior restarts of loop.refine and the
+    oracle restart of loop.oracle_max_k (`run_learners.restart`)."""
     loop = config.loop
     k_learner = config.full_information.k if full_information else k
     learn_global = GlobalLearner(game, config.g_learn, k=k_learner, n_agents=config.n_agents,
