@@ -94,8 +94,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():  # train_policies says which starts it skips, once
         warnings.simplefilter("ignore")
-        n_starts = len(config.loop.starts_at(training_starts(config, make_game(config.game, **config.game_options),
-                                                             full_information=False), k))
+        starts = training_starts(config, make_game(config.game, **config.game_options), full_information=False)
+    n_starts = len(config.loop.starts_at(starts, k))
+    if n_starts < len(starts):
+        print(f"k={k} >= loop.posterior_only_from_k={config.loop.posterior_only_from_k}: only the posterior start "
+              "runs (the full-information reference's training runs the others)")
     with Progress(config.loop.max_rounds * (n_starts + config.loop.refine), "rounds (at most)") as progress:
         trained = train_policies(config, k=k, seed=args.seed, progress=_round_printer(progress))
     result = trained.alternation

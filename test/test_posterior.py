@@ -360,3 +360,29 @@ def test_from_posterior_only_from_k_the_posterior_start_runs_alone_on_its_own_ev
     assert starts_and_seeds(config, 2)[0] == ["constant:0", "posterior"]
     no_posterior = replace(config, loop=replace(config.loop, starts=("constant:0",)))
     assert starts_and_seeds(no_posterior, 3)[0] == ["constant:0"]
+
+
+def test_the_cli_says_when_only_the_posterior_start_runs(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = {"game": "warehouse", "n_agents": 30, "full_information": {"k": 6},
+              "loop": {"eval_episodes": 8, "eval_horizon": 10, "max_rounds": 2,
+                       "starts": ["constant:0", "posterior"], "posterior_only_from_k": 3},
+              "evaluation": {"horizon": 10, "episodes": 10, "seeds": 2}}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+
+    def train(k):
+        cmd = [sys.executable, "-m", "altmarl_ros.cli", "train", "--config", str(tmp_path / "train.yaml"),
+               "--k", str(k), "--no-eval", "--out", str(tmp_path / f"k{k}")]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return [line.split()[1] for line in run.stdout.splitlines() if line.startswith("  start ")], run.stdout
+
+    starts, out = train(3)
+    assert starts == ["posterior"]
+    assert "k=3 >= loop.posterior_only_from_k=3: only the posterior start runs" in out
+    starts, out = train(2)
+    assert starts == ["constant:0", "posterior"] and "posterior_only_from_k" not in out
