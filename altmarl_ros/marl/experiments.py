@@ -222,7 +222,7 @@ def _train(config: TrainConfig, game: TabularGame, starts: Sequence[Start], *, s
 
     ref = None if reference is None else Reference(reference.pi_g, reference.pi_l, reference.values,
                                                    reference.response, reference.q, reference.responses)
-    for slot, start in (enumerate(starts) if full_information else loop.starts_at(starts, k)):
+    for slot, start in loop.starts_at(starts, k):  # the reference's starts hold no posterior start: all run
         run(start.name, *start_pair(start, game, learn_global, learn_local, ref), slot=slot)
     def select() -> Selection:
         return select_equilibrium(names, results, judge, _int_seed(seed, 1))
